@@ -3,11 +3,13 @@
  * The `agentgate` command: one entry point, one module per subcommand.
  */
 import { runServe } from "./serve.js";
+import { runMigrate } from "./migrate.js";
 
 type Command = (argv: string[]) => Promise<number>;
 
 const commands: Record<string, { run: Command; summary: string }> = {
   serve: { run: runServe, summary: "run the server" },
+  migrate: { run: runMigrate, summary: "apply pending database migrations" },
 };
 
 function usage(): string {

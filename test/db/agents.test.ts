@@ -1,0 +1,185 @@
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { it } from "node:test";
+import { isCheckViolation, isUniqueViolation } from "../../src/db/errors.js";
+import {
+  connectAgent,
+  disconnectAgent,
+  getAgentById,
+  getAgentByToken,
+  insertAgent,
+  listAgentOverviews,
+  listSubAgents,
+  softDeleteSubAgent,
+  updateAgentConnection,
+  updateAgentConnections,
+  updateAgentLifecycle,
+  updateAgentStartup,
+} from "../../src/db/queries/agents.js";
+import { softDeleteWorkspace } from "../../src/db/queries/workspaces.js";
+import { forEachEngine } from "../support/database.js";
+import { makeBuild, makeWorkspace } from "../support/fixtures.js";
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+forEachEngine((t) => {
+  it("token lookup returns agent, build, latest build, workspace and owner with parsed types", async () => {
+    const f = await makeWorkspace(t.db);
+    const row = await getAgentByToken(t.db, f.agents[0]!.authToken);
+    assert.ok(row);
+    assert.equal(row.agent.id, f.agents[0]!.id);
+    assert.match(row.agent.id, UUID);
+    assert.equal(row.buildId, f.build.id);
+    assert.equal(row.buildNumber, 1);
+    assert.equal(row.latestBuildId, f.build.id);
+    assert.equal(row.workspace.id, f.workspace.id);
+    assert.equal(row.owner.username, f.owner.username);
+    assert.ok(row.agent.createdAt instanceof Date);
+    assert.equal(row.agent.connectionGeneration, 0);
+    assert.deepEqual(row.agent.subsystems, []);
+    assert.deepEqual(row.agent.displayApps, ["vscode", "vscode_insiders", "web_terminal", "ssh_helper", "port_forwarding_helper"]);
+    assert.equal(row.agent.lifecycleState, "created");
+  });
+
+  it("token lookup of an agent of an outdated build names the newer latest build", async () => {
+    const f = await makeWorkspace(t.db);
+    const next = await makeBuild(t.db, f.workspace, f.owner.id);
+    const row = await getAgentByToken(t.db, f.agents[0]!.authToken);
+    assert.equal(row?.buildNumber, 1);
+    assert.equal(row?.latestBuildNumber, 2);
+    assert.equal(row?.latestBuildId, next.build.id);
+  });
+
+  it("token lookup finds nothing for a soft-deleted workspace", async () => {
+    const f = await makeWorkspace(t.db);
+    assert.equal(await softDeleteWorkspace(t.db, f.workspace.id, new Date()), true);
+    assert.equal(await getAgentByToken(t.db, f.agents[0]!.authToken), undefined);
+  });
+
+  it("a soft-deleted sub-agent is found neither by token nor by id", async () => {
+    const f = await makeWorkspace(t.db);
+    const parent = f.agents[0]!;
+    const sub = await insertAgent(t.db, {
+      id: randomUUID(), resourceId: parent.resourceId, name: "sub", authToken: randomUUID(),
+      architecture: "amd64", operatingSystem: "linux", parentId: parent.id, now: new Date(),
+    });
+    assert.deepEqual((await listSubAgents(t.db, parent.id)).map((a) => a.id), [sub.id]);
+    assert.equal(await softDeleteSubAgent(t.db, { id: sub.id, parentId: parent.id, now: new Date() }), true);
+    assert.equal(await getAgentByToken(t.db, sub.authToken), undefined);
+    assert.equal(await getAgentById(t.db, sub.id), undefined);
+  });
+
+  it("two agents with one name in one build are refused", async () => {
+    const f = await makeWorkspace(t.db, { agents: ["dev"] });
+    await assert.rejects(
+      insertAgent(t.db, {
+        id: randomUUID(), resourceId: f.agents[0]!.resourceId, name: "dev", authToken: randomUUID(),
+        architecture: "amd64", operatingSystem: "linux", now: new Date(),
+      }),
+      (err) => isUniqueViolation(err),
+    );
+  });
+
+  it("the same agent name in the next build is allowed", async () => {
+    const f = await makeWorkspace(t.db, { agents: ["dev"] });
+    const next = await makeBuild(t.db, f.workspace, f.owner.id, { agents: ["dev"] });
+    assert.equal(next.agents[0]!.name, "dev");
+  });
+
+  it("connectAgent keeps first_connected_at, keeps disconnected_at and bumps the generation", async () => {
+    const f = await makeWorkspace(t.db);
+    const id = f.agents[0]!.id;
+    const replicaId = randomUUID();
+    const t1 = new Date("2030-01-01T00:00:00Z");
+    const c1 = await connectAgent(t.db, { id, replicaId, now: t1 });
+    assert.deepEqual(c1, { connectionGeneration: 1, firstConnectedAt: t1, lastConnectedAt: t1, disconnectedAt: null });
+    const t2 = new Date("2030-01-01T00:01:00Z");
+    assert.equal(await disconnectAgent(t.db, { id, replicaId, generation: 1, disconnectedAt: t2 }), true);
+    const t3 = new Date("2030-01-01T00:02:00Z");
+    const c2 = await connectAgent(t.db, { id, replicaId, now: t3 });
+    assert.deepEqual(c2, { connectionGeneration: 2, firstConnectedAt: t1, lastConnectedAt: t3, disconnectedAt: t2 });
+  });
+
+  it("a late disconnect of an older connection does not overwrite a newer connection", async () => {
+    const f = await makeWorkspace(t.db);
+    const id = f.agents[0]!.id;
+    const replicaA = randomUUID();
+    const replicaB = randomUUID();
+    const old = await connectAgent(t.db, { id, replicaId: replicaA, now: new Date() });
+    await connectAgent(t.db, { id, replicaId: replicaA, now: new Date() });
+    assert.equal(await disconnectAgent(t.db, { id, replicaId: replicaA, generation: old!.connectionGeneration, disconnectedAt: new Date() }), false);
+    const onB = await connectAgent(t.db, { id, replicaId: replicaB, now: new Date() });
+    assert.equal(await disconnectAgent(t.db, { id, replicaId: replicaA, generation: onB!.connectionGeneration, disconnectedAt: new Date() }), false);
+    assert.equal((await getAgentById(t.db, id))?.disconnectedAt, null);
+  });
+
+  it("updateAgentConnection writes the columns and respects the generation guard", async () => {
+    const f = await makeWorkspace(t.db);
+    const id = f.agents[0]!.id;
+    const replicaId = randomUUID();
+    const now = new Date("2031-05-05T05:05:05.123Z");
+    const c = await connectAgent(t.db, { id, replicaId, now });
+    const u = { id, firstConnectedAt: now, lastConnectedAt: now, disconnectedAt: now, replicaId, updatedAt: now };
+    assert.equal(await updateAgentConnection(t.db, { ...u, generation: c!.connectionGeneration + 1 }), false);
+    assert.equal(await updateAgentConnection(t.db, { ...u, generation: c!.connectionGeneration }), true);
+    const a = await getAgentById(t.db, id);
+    assert.deepEqual([a?.disconnectedAt, a?.lastConnectedReplicaId], [now, replicaId]);
+  });
+
+  it("updateAgentConnections writes many agents in one statement, skipping stale generations", async () => {
+    const f = await makeWorkspace(t.db, { agents: ["a", "b", "c"] });
+    const replicaId = randomUUID();
+    const gens = await Promise.all(f.agents.map((a) => connectAgent(t.db, { id: a.id, replicaId, now: new Date() })));
+    const at = new Date("2032-02-02T02:02:02Z");
+    const updates = f.agents.map((a, i) => ({
+      id: a.id, firstConnectedAt: at, lastConnectedAt: at, disconnectedAt: null, replicaId, updatedAt: at,
+      generation: i === 2 ? 99 : gens[i]!.connectionGeneration,
+    }));
+    const written = await updateAgentConnections(t.db, updates);
+    assert.deepEqual(written.sort(), [f.agents[0]!.id, f.agents[1]!.id].sort());
+    assert.deepEqual((await getAgentById(t.db, f.agents[0]!.id))?.lastConnectedAt, at);
+    assert.notDeepEqual((await getAgentById(t.db, f.agents[2]!.id))?.lastConnectedAt, at);
+  });
+
+  it("updateAgentConnections keeps the last update of an id given twice", async () => {
+    const f = await makeWorkspace(t.db);
+    const id = f.agents[0]!.id;
+    const replicaId = randomUUID();
+    const first = new Date("2033-01-01T00:00:00Z");
+    const second = new Date("2033-01-01T00:00:15Z");
+    const base = { id, firstConnectedAt: first, disconnectedAt: null, replicaId };
+    await updateAgentConnections(t.db, [
+      { ...base, lastConnectedAt: first, updatedAt: first },
+      { ...base, lastConnectedAt: second, updatedAt: second },
+    ]);
+    assert.deepEqual((await getAgentById(t.db, id))?.lastConnectedAt, second);
+  });
+
+  it("lifecycle and startup updates are stored", async () => {
+    const f = await makeWorkspace(t.db);
+    const id = f.agents[0]!.id;
+    const at = new Date("2034-03-03T03:03:03Z");
+    await updateAgentLifecycle(t.db, { id, lifecycleState: "ready", startedAt: at, readyAt: at });
+    await updateAgentStartup(t.db, { id, version: "v2.13.0", expandedDirectory: "/home/coder", subsystems: ["envbox", "exectrace"], apiVersion: "2.13" });
+    const a = await getAgentById(t.db, id);
+    assert.deepEqual(
+      [a?.lifecycleState, a?.startedAt, a?.readyAt, a?.version, a?.expandedDirectory, a?.subsystems, a?.apiVersion],
+      ["ready", at, at, "v2.13.0", "/home/coder", ["envbox", "exectrace"], "2.13"],
+    );
+  });
+
+  it("the subsystem 'none' is refused by the CHECK", async () => {
+    const f = await makeWorkspace(t.db);
+    await assert.rejects(
+      updateAgentStartup(t.db, { id: f.agents[0]!.id, version: "v1.0.0", expandedDirectory: "", subsystems: ["none"], apiVersion: "2.0" }),
+      (err) => isCheckViolation(err, "subsystems_not_none"),
+    );
+  });
+
+  it("listAgentOverviews lists agents of the latest build only", async () => {
+    const f = await makeWorkspace(t.db, { agents: ["old"] });
+    await makeBuild(t.db, f.workspace, f.owner.id, { agents: ["new"] });
+    const mine = (await listAgentOverviews(t.db)).filter((o) => o.workspaceId === f.workspace.id);
+    assert.deepEqual(mine.map((o) => [o.agent.name, o.buildNumber, o.ownerUsername]), [["new", 2, f.owner.username]]);
+  });
+});
