@@ -1,0 +1,134 @@
+import type { Duplex } from "node:stream";
+import { encodeHeader, HEADER_SIZE, type FrameType } from "./frame.js";
+
+/** Numbers kept per queued frame in `FrameWriter.meta`: type, flags, stream id, length. */
+const META_PER_FRAME = 4;
+
+/**
+ * Queues outgoing frames and writes them to the transport once per event-loop turn.
+ *
+ * Frames are kept as numbers plus a payload reference until the flush, so queuing a frame
+ * allocates nothing. The flush encodes all headers into one buffer; on a transport that can
+ * gather writes (`_writev`, e.g. a socket) header runs and payloads are written corked, on any
+ * other (e.g. a WebSocket adapter, where each write is a message) everything is copied into
+ * one buffer and written once. Internal to the yamux package.
+ */
+export class FrameWriter {
+  private readonly transport: Duplex;
+  private readonly gathers: boolean;
+  private readonly highWaterMark: number;
+  private meta: number[] = [];
+  private payloads: (Buffer | undefined)[] = [];
+  private queuedBytes = 0;
+  private scheduled: NodeJS.Immediate | undefined;
+  private waiters: (() => void)[] = [];
+  private waitingForDrain = false;
+  private closed = false;
+  private readonly onDrain = (): void => {
+    this.waitingForDrain = false;
+    this.drainListener?.();
+    this.releaseWaiters();
+  };
+  /** Called when the transport drained after a flush had to wait for it. */
+  drainListener: (() => void) | undefined;
+
+  /** @param highWaterMark bytes queued here before `whenWritable` makes writers wait. */
+  constructor(transport: Duplex, highWaterMark: number) {
+    this.transport = transport;
+    this.highWaterMark = highWaterMark;
+    this.gathers = typeof (transport as { _writev?: unknown })._writev === "function";
+  }
+
+  /** True while the transport holds more than its high-water mark (we wait for 'drain'). */
+  get blocked(): boolean {
+    return this.waitingForDrain;
+  }
+
+  /** Queues a frame. The payload (Data frames only) is referenced, not copied, until the flush. */
+  frame(type: FrameType, flags: number, streamId: number, length: number, payload?: Buffer): void {
+    if (this.closed) return;
+    this.meta.push(type, flags, streamId, length);
+    this.payloads.push(payload);
+    this.queuedBytes += HEADER_SIZE + (payload === undefined ? 0 : payload.length);
+    this.scheduled ??= setImmediate(this.flush);
+  }
+
+  /** Calls `callback` now if there is room, else once queued bytes are written and drained. */
+  whenWritable(callback: () => void): void {
+    if (!this.waitingForDrain && this.queuedBytes < this.highWaterMark) callback();
+    else this.waiters.push(callback);
+  }
+
+  /** Writes everything queued now. */
+  readonly flush = (): void => {
+    if (this.scheduled !== undefined) {
+      clearImmediate(this.scheduled);
+      this.scheduled = undefined;
+    }
+    const count = this.payloads.length;
+    if (this.closed || count === 0) return;
+    const { meta, payloads, queuedBytes } = this;
+    this.meta = [];
+    this.payloads = [];
+    this.queuedBytes = 0;
+    const hasRoom = this.gathers ? this.writeGathered(meta, payloads) : this.writeCopied(meta, payloads, queuedBytes);
+    if (hasRoom) this.releaseWaiters();
+    else if (!this.waitingForDrain) {
+      this.waitingForDrain = true;
+      this.transport.once("drain", this.onDrain);
+    }
+  };
+
+  /** Drops everything queued and stops writing; waiters are never called (their streams are gone). */
+  close(): void {
+    this.closed = true;
+    if (this.scheduled !== undefined) clearImmediate(this.scheduled);
+    this.scheduled = undefined;
+    this.meta = [];
+    this.payloads = [];
+    this.waiters = [];
+    this.transport.off("drain", this.onDrain);
+  }
+
+  private writeCopied(meta: number[], payloads: (Buffer | undefined)[], total: number): boolean {
+    const out = Buffer.allocUnsafe(total);
+    let offset = 0;
+    for (let i = 0; i < payloads.length; i++) {
+      const m = i * META_PER_FRAME;
+      encodeHeader(out, offset, meta[m] as FrameType, meta[m + 1]!, meta[m + 2]!, meta[m + 3]!);
+      offset += HEADER_SIZE;
+      const payload = payloads[i];
+      if (payload !== undefined) offset += payload.copy(out, offset);
+    }
+    return this.transport.write(out);
+  }
+
+  private writeGathered(meta: number[], payloads: (Buffer | undefined)[]): boolean {
+    const headers = Buffer.allocUnsafe(payloads.length * HEADER_SIZE);
+    const transport = this.transport;
+    transport.cork();
+    let runStart = 0;
+    let hasRoom = true;
+    for (let i = 0; i < payloads.length; i++) {
+      const m = i * META_PER_FRAME;
+      encodeHeader(headers, i * HEADER_SIZE, meta[m] as FrameType, meta[m + 1]!, meta[m + 2]!, meta[m + 3]!);
+      const payload = payloads[i];
+      if (payload !== undefined && payload.length > 0) {
+        // A run of headers goes out as one piece, then the payload by reference.
+        hasRoom = transport.write(headers.subarray(runStart, (i + 1) * HEADER_SIZE)) && hasRoom;
+        hasRoom = transport.write(payload) && hasRoom;
+        runStart = (i + 1) * HEADER_SIZE;
+      }
+    }
+    if (runStart < headers.length) hasRoom = transport.write(headers.subarray(runStart)) && hasRoom;
+    transport.uncork();
+    return hasRoom;
+  }
+
+  private releaseWaiters(): void {
+    const waiters = this.waiters;
+    if (waiters.length === 0) return;
+    this.waiters = [];
+    for (const waiter of waiters) waiter();
+  }
+}

@@ -1,0 +1,489 @@
+import { EventEmitter } from "node:events";
+import type { Duplex } from "node:stream";
+import {
+  Flag,
+  FrameType,
+  GoAwayCode,
+  INITIAL_STREAM_WINDOW,
+  MAX_UINT32,
+  SESSION_STREAM_ID,
+  type FrameHeader,
+} from "./frame.js";
+import { FrameDecoder, type FrameHandler } from "./frame-decoder.js";
+import { FrameWriter } from "./frame-writer.js";
+import { YamuxError, YamuxErrorCode } from "./errors.js";
+import { Stream, type StreamHost } from "./stream.js";
+
+/** Options of a `Session`. Durations are in milliseconds. */
+export interface SessionOptions {
+  /** "server" accepts the client's odd-numbered streams; "client" opens them. */
+  role: "client" | "server";
+  /** Streams open at once (both directions); SYNs beyond it are refused with RST. Default 1024. */
+  maxStreams?: number;
+  /** Receive window per stream at open; at least the spec's 256 KiB, which is the default. */
+  initialWindow?: number;
+  /**
+   * The receive window doubles up to this while a reader keeps up with a window-limited sender.
+   * It bounds memory a stream can buffer: maxStreams × maxWindow per session. Default 1 MiB.
+   */
+  maxWindow?: number;
+  /** Send a ping this often; 0 turns keepalive off. Default 0 (the server's tracker pings). */
+  keepaliveIntervalMs?: number;
+  /** Close the session when a keepalive ping is not answered in this time. Default 30 s. */
+  keepaliveTimeoutMs?: number;
+  /** close() lets open streams finish for this long, then destroys them. Default 5 s. */
+  closeTimeoutMs?: number;
+  /** Outgoing bytes queued before stream writes wait (write backpressure). Default 1 MiB. */
+  writeHighWaterMark?: number;
+}
+
+/** Counters for logs and metrics; read them, don't write them. */
+export interface SessionCounters {
+  streamsOpened: number;
+  streamsAccepted: number;
+  /** Peer SYNs answered with RST: stream limit reached or closing. */
+  streamsRefused: number;
+  framesIn: FrameCounts;
+  framesOut: FrameCounts;
+  /** Data payload bytes. */
+  bytesIn: number;
+  bytesOut: number;
+  /** Protocol violations by the peer, session- or stream-level. */
+  protocolErrors: number;
+  pingsSent: number;
+  pingsReceived: number;
+}
+
+/** Frames counted by type. */
+export interface FrameCounts {
+  data: number;
+  windowUpdate: number;
+  ping: number;
+  goAway: number;
+}
+
+const DEFAULT_MAX_STREAMS = 1024;
+/** Four doublings of the spec window: ~4× the throughput on high-latency links, bounded memory. */
+const DEFAULT_MAX_WINDOW = 1024 * 1024;
+const DEFAULT_KEEPALIVE_TIMEOUT_MS = 30_000;
+const DEFAULT_CLOSE_TIMEOUT_MS = 5_000;
+const DEFAULT_WRITE_HIGH_WATER_MARK = 1024 * 1024;
+/**
+ * Replies (pongs, RSTs) we write while the peer is not reading ours before we stop reading its
+ * input: a peer flooding pings or SYNs without reading cannot grow our memory past this.
+ */
+const MAX_UNREAD_REPLY_BYTES = 1024 * 1024;
+const FRAME_KEYS = ["data", "windowUpdate", "ping", "goAway"] as const;
+
+interface PendingPing {
+  started: number;
+  resolve: (rttMs: number) => void;
+  reject: (error: Error) => void;
+}
+
+/**
+ * A yamux session (hashicorp/yamux compatible) over any Node Duplex.
+ *
+ * Events:
+ * - `'stream'` (stream: Stream): the peer opened a stream; it is already ACKed.
+ * - `'error'` (error: YamuxError): the session failed (protocol error, keepalive timeout,
+ *   transport error, peer's GoAway with an error code). Emitted only when listened to, so an
+ *   untrusted peer can never turn it into an uncaught exception; see also `error`.
+ * - `'close'` (): the session is over and every stream is destroyed. Emitted once.
+ *
+ * No logging happens here: errors and `counters` are for the owner to log and export.
+ */
+export class Session extends EventEmitter {
+  /** Counters for logs and metrics. */
+  readonly counters: SessionCounters = {
+    streamsOpened: 0,
+    streamsAccepted: 0,
+    streamsRefused: 0,
+    framesIn: { data: 0, windowUpdate: 0, ping: 0, goAway: 0 },
+    framesOut: { data: 0, windowUpdate: 0, ping: 0, goAway: 0 },
+    bytesIn: 0,
+    bytesOut: 0,
+    protocolErrors: 0,
+    pingsSent: 0,
+    pingsReceived: 0,
+  };
+  private readonly transport: Duplex;
+  private readonly isClient: boolean;
+  private readonly maxStreams: number;
+  private readonly initialWindow: number;
+  private readonly maxWindow: number;
+  private readonly keepaliveIntervalMs: number;
+  private readonly keepaliveTimeoutMs: number;
+  private readonly closeTimeoutMs: number;
+  private readonly streams = new Map<number, Stream>();
+  private readonly decoder: FrameDecoder;
+  private readonly writer: FrameWriter;
+  private readonly host: StreamHost;
+  private nextLocalId: number;
+  private highestRemoteId = 0;
+  /** Where the body of the Data frame being decoded goes (undefined: discarded). */
+  private payloadStream: Stream | undefined;
+  private payloadLeft = 0;
+  private payloadFlags = 0;
+  private pings: Map<number, PendingPing> | undefined;
+  private nextPingId = 0;
+  private keepaliveTimer: NodeJS.Timeout | undefined;
+  private closing: Promise<void> | undefined;
+  private drained: (() => void) | undefined;
+  private remoteGoAway = false;
+  private unreadReplyBytes = 0;
+  private inputPaused = false;
+  private _closed = false;
+  private _error: YamuxError | undefined;
+
+  /** Runs a session over `transport`, which it owns from now on. */
+  constructor(transport: Duplex, options: SessionOptions) {
+    super();
+    this.transport = transport;
+    this.isClient = options.role === "client";
+    this.nextLocalId = this.isClient ? 1 : 2;
+    this.maxStreams = options.maxStreams ?? DEFAULT_MAX_STREAMS;
+    this.initialWindow = Math.max(options.initialWindow ?? INITIAL_STREAM_WINDOW, INITIAL_STREAM_WINDOW);
+    this.maxWindow = Math.min(Math.max(options.maxWindow ?? DEFAULT_MAX_WINDOW, this.initialWindow), MAX_UINT32);
+    this.keepaliveIntervalMs = options.keepaliveIntervalMs ?? 0;
+    this.keepaliveTimeoutMs = options.keepaliveTimeoutMs ?? DEFAULT_KEEPALIVE_TIMEOUT_MS;
+    this.closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
+    this.writer = new FrameWriter(transport, options.writeHighWaterMark ?? DEFAULT_WRITE_HIGH_WATER_MARK);
+    this.writer.drainListener = this.onTransportDrain;
+    this.decoder = new FrameDecoder(this.handler);
+    this.host = {
+      sendFrame: (type, flags, id, length, payload) => this.send(type, flags, id, length, payload),
+      whenWritable: (callback) => this.writer.whenWritable(callback),
+      forget: (stream) => this.forget(stream),
+    };
+    transport.on("data", this.onTransportData);
+    transport.on("end", this.onTransportEnd);
+    transport.on("close", this.onTransportEnd);
+    transport.on("error", this.onTransportError);
+    if (this.keepaliveIntervalMs > 0) this.scheduleKeepalive();
+  }
+
+  /** Streams in the table: open, or half-closed with the other side still to finish. */
+  get streamCount(): number {
+    return this.streams.size;
+  }
+
+  /** True once the session is closed or closing (no new streams either way). */
+  get closed(): boolean {
+    return this._closed || this.closing !== undefined;
+  }
+
+  /** Why the session failed, if it did. */
+  get error(): YamuxError | undefined {
+    return this._error;
+  }
+
+  /**
+   * Opens a stream (SYN goes out with the next flush). Returns at once: writes up to the spec's
+   * initial window go out before the ACK. Throws a `YamuxError` after close or the peer's GoAway,
+   * at the stream limit, or when stream ids are used up.
+   */
+  open(): Stream {
+    if (this.closed) throw new YamuxError(YamuxErrorCode.SessionClosed, "yamux session is closed");
+    if (this.remoteGoAway) {
+      throw new YamuxError(YamuxErrorCode.RemoteGoAway, "peer sent GoAway: not accepting new streams");
+    }
+    if (this.streams.size >= this.maxStreams) {
+      throw new YamuxError(YamuxErrorCode.StreamsExhausted, `stream limit reached (${this.maxStreams})`);
+    }
+    const id = this.nextLocalId;
+    if (id > MAX_UINT32) throw new YamuxError(YamuxErrorCode.StreamsExhausted, "stream ids exhausted");
+    this.nextLocalId += 2;
+    const stream = this.createStream(id, true);
+    this.counters.streamsOpened++;
+    this.send(FrameType.WindowUpdate, Flag.SYN, id, this.initialWindow - INITIAL_STREAM_WINDOW);
+    return stream;
+  }
+
+  /** Sends a ping and resolves with the round trip in milliseconds; rejects if the session ends. */
+  ping(): Promise<number> {
+    if (this._closed) return Promise.reject(new YamuxError(YamuxErrorCode.SessionClosed, "yamux session is closed"));
+    const id = this.nextPingId;
+    this.nextPingId = (id + 1) % (MAX_UINT32 + 1);
+    this.counters.pingsSent++;
+    return new Promise((resolve, reject) => {
+      (this.pings ??= new Map()).set(id, { started: performance.now(), resolve, reject });
+      this.send(FrameType.Ping, Flag.SYN, SESSION_STREAM_ID, id);
+    });
+  }
+
+  /**
+   * Sends GoAway with `code`, refuses new streams, lets open streams finish for up to
+   * `closeTimeoutMs`, then destroys the rest (with `ERR_YAMUX_CLOSE_TIMEOUT`) and ends the
+   * transport. Resolves when the session is closed; calling it again returns the same promise.
+   */
+  close(code: GoAwayCode = GoAwayCode.Normal): Promise<void> {
+    if (this.closing !== undefined) return this.closing;
+    if (this._closed) return Promise.resolve();
+    this.send(FrameType.GoAway, 0, SESSION_STREAM_ID, code);
+    this.closing = new Promise<void>((resolve) => {
+      const finish = (): void => {
+        clearTimeout(timer);
+        this.drained = undefined;
+        this.terminate(undefined, new YamuxError(YamuxErrorCode.CloseTimeout, "yamux session closed before the stream finished"));
+        resolve();
+      };
+      const timer = setTimeout(finish, this.closeTimeoutMs);
+      this.drained = finish;
+      if (this.streams.size === 0) finish();
+    });
+    return this.closing;
+  }
+
+  /**
+   * Destroys every stream at once and ends the transport. With `error`, streams are destroyed
+   * with it (wrapped as `ERR_YAMUX_SESSION_CLOSED` unless it is a `YamuxError`) and 'error' is
+   * emitted; without, they just close, as sockets do on `destroy()`.
+   */
+  destroy(error?: Error): void {
+    const cause = error === undefined || error instanceof YamuxError ? error : toSessionError(error);
+    this.terminate(cause, cause);
+  }
+
+  // ---- receiving ----
+
+  private readonly handler: FrameHandler = {
+    onFrame: (header) => this.onFrame(header),
+    onPayload: (piece) => this.onPayload(piece),
+    onDecodeError: (message) => this.protocolError(message),
+  };
+
+  private readonly onTransportData = (chunk: Buffer | string): void => {
+    if (this._closed) return;
+    this.decoder.push(typeof chunk === "string" ? Buffer.from(chunk) : chunk);
+    if (this.unreadReplyBytes > MAX_UNREAD_REPLY_BYTES && !this.inputPaused && !this._closed) {
+      this.inputPaused = true;
+      this.transport.pause();
+    }
+  };
+
+  private readonly onTransportDrain = (): void => {
+    this.unreadReplyBytes = 0;
+    if (this.inputPaused) {
+      this.inputPaused = false;
+      this.transport.resume();
+    }
+  };
+
+  private readonly onTransportEnd = (): void => {
+    if (!this._closed) this.destroy(new YamuxError(YamuxErrorCode.SessionClosed, "yamux transport closed"));
+  };
+
+  private readonly onTransportError = (error: Error): void => {
+    if (!this._closed) this.destroy(new YamuxError(YamuxErrorCode.SessionClosed, `yamux transport failed: ${error.message}`, { cause: error }));
+  };
+
+  private onFrame(header: Readonly<FrameHeader>): void {
+    const { type, flags, streamId, length } = header;
+    this.counters.framesIn[FRAME_KEYS[type]!]++;
+    if (type === FrameType.Ping || type === FrameType.GoAway) {
+      if (streamId !== SESSION_STREAM_ID) return this.protocolError(`${FRAME_KEYS[type]} frame on stream ${streamId}`);
+      return type === FrameType.Ping ? this.onPing(flags, length) : this.onGoAway(length);
+    }
+    if (streamId === SESSION_STREAM_ID) return this.protocolError("stream frame on stream 0");
+    let stream = this.streams.get(streamId);
+    if (flags & Flag.SYN) {
+      if (!this.acceptStream(streamId)) {
+        if (!this._closed && type === FrameType.Data) this.expectPayload(undefined, length, 0);
+        return;
+      }
+      stream = this.streams.get(streamId);
+    } else if (stream === undefined && this.neverOpened(streamId)) {
+      return this.protocolError(`frame for stream ${streamId}, which was never opened`);
+    }
+    if (type === FrameType.WindowUpdate) {
+      if (stream === undefined) return; // closed or reset here; the peer had not seen it yet
+      if (stream.peerWindow + length > MAX_UINT32) {
+        return this.protocolError(`window update overflows the send window of stream ${streamId}`);
+      }
+      stream.growSendWindow(length);
+      stream.applyFlags(flags);
+      return;
+    }
+    // Data: check the header before a single body byte is accepted.
+    if (stream === undefined) {
+      if (length > this.maxWindow) return this.protocolError(`data frame of ${length} bytes exceeds any window`);
+      return this.expectPayload(undefined, length, 0);
+    }
+    if (!stream.admitData(length)) {
+      return this.protocolError(`data frame of ${length} bytes exceeds the window of stream ${streamId}`);
+    }
+    if (length > 0 && stream.remoteEnded) {
+      this.counters.protocolErrors++;
+      stream.fail(`data after FIN on stream ${streamId}`);
+      return this.expectPayload(undefined, length, 0);
+    }
+    this.expectPayload(stream, length, flags);
+  }
+
+  private expectPayload(stream: Stream | undefined, length: number, flags: number): void {
+    if (length === 0) {
+      stream?.applyFlags(flags);
+      return;
+    }
+    this.payloadStream = stream;
+    this.payloadLeft = length;
+    this.payloadFlags = flags;
+  }
+
+  private onPayload(piece: Buffer): void {
+    this.counters.bytesIn += piece.length;
+    this.payloadLeft -= piece.length;
+    const stream = this.payloadStream;
+    if (stream === undefined) return;
+    stream.deliver(piece);
+    if (this.payloadLeft === 0) {
+      this.payloadStream = undefined;
+      stream.applyFlags(this.payloadFlags);
+    }
+  }
+
+  /** Handles a SYN; returns true if the stream is now in the table. */
+  private acceptStream(id: number): boolean {
+    const remoteParity = this.isClient ? 0 : 1;
+    if (id % 2 !== remoteParity) {
+      this.protocolError(`peer opened stream ${id} with our parity`);
+      return false;
+    }
+    if (this.streams.has(id)) {
+      this.protocolError(`peer opened stream ${id} twice`);
+      return false;
+    }
+    if (id > this.highestRemoteId) this.highestRemoteId = id;
+    if (this.closed || this.streams.size >= this.maxStreams) {
+      this.counters.streamsRefused++;
+      this.reply(FrameType.WindowUpdate, Flag.RST, id, 0);
+      return false;
+    }
+    const stream = this.createStream(id, false);
+    this.counters.streamsAccepted++;
+    this.send(FrameType.WindowUpdate, Flag.ACK, id, this.initialWindow - INITIAL_STREAM_WINDOW);
+    this.emit("stream", stream);
+    return !stream.destroyed;
+  }
+
+  /** True if no SYN ever announced this id (ids only grow, hashicorp and libp2p alike). */
+  private neverOpened(id: number): boolean {
+    const local = id % 2 === (this.isClient ? 1 : 0);
+    return local ? id >= this.nextLocalId : id > this.highestRemoteId;
+  }
+
+  private onPing(flags: number, opaque: number): void {
+    if (flags & Flag.SYN) {
+      this.counters.pingsReceived++;
+      this.reply(FrameType.Ping, Flag.ACK, SESSION_STREAM_ID, opaque);
+      return;
+    }
+    if (!(flags & Flag.ACK)) return;
+    const pending = this.pings?.get(opaque);
+    if (pending === undefined) return;
+    this.pings!.delete(opaque);
+    pending.resolve(performance.now() - pending.started);
+  }
+
+  private onGoAway(code: number): void {
+    if (code === GoAwayCode.Normal) {
+      this.remoteGoAway = true;
+      return;
+    }
+    if (code === GoAwayCode.ProtocolError || code === GoAwayCode.InternalError) {
+      const what = code === GoAwayCode.ProtocolError ? "protocol error" : "internal error";
+      this.destroy(new YamuxError(YamuxErrorCode.RemoteError, `peer went away: ${what}`));
+      return;
+    }
+    this.protocolError(`GoAway with unknown code ${code}`);
+  }
+
+  /** Session-level protocol error: GoAway(protocol error), then close. */
+  private protocolError(message: string): void {
+    if (this._closed) return;
+    this.counters.protocolErrors++;
+    this.send(FrameType.GoAway, 0, SESSION_STREAM_ID, GoAwayCode.ProtocolError);
+    this.destroy(new YamuxError(YamuxErrorCode.Protocol, message));
+  }
+
+  // ---- sending ----
+
+  private send(type: FrameType, flags: number, id: number, length: number, payload?: Buffer): void {
+    if (this._closed) return;
+    this.counters.framesOut[FRAME_KEYS[type]]++;
+    if (payload !== undefined) this.counters.bytesOut += payload.length;
+    this.writer.frame(type, flags, id, length, payload);
+  }
+
+  /** A frame the peer's input caused (pong, refusal); counted against MAX_UNREAD_REPLY_BYTES. */
+  private reply(type: FrameType, flags: number, id: number, length: number): void {
+    if (this.writer.blocked) this.unreadReplyBytes += 12;
+    this.send(type, flags, id, length);
+  }
+
+  // ---- lifecycle ----
+
+  private createStream(id: number, outbound: boolean): Stream {
+    const stream = new Stream(this.host, id, {
+      outbound,
+      receiveWindow: this.initialWindow,
+      maxReceiveWindow: this.maxWindow,
+    });
+    this.streams.set(id, stream);
+    return stream;
+  }
+
+  private forget(stream: Stream): void {
+    if (this.streams.get(stream.id) !== stream) return;
+    this.streams.delete(stream.id);
+    if (this.streams.size === 0) this.drained?.();
+  }
+
+  private scheduleKeepalive(): void {
+    this.keepaliveTimer = setTimeout(() => {
+      const timeout = setTimeout(() => {
+        this.destroy(new YamuxError(YamuxErrorCode.KeepaliveTimeout, `keepalive ping not answered in ${this.keepaliveTimeoutMs} ms`));
+      }, this.keepaliveTimeoutMs);
+      this.keepaliveTimer = timeout;
+      this.ping().then(
+        () => {
+          clearTimeout(timeout);
+          if (!this._closed) this.scheduleKeepalive();
+        },
+        () => clearTimeout(timeout),
+      );
+    }, this.keepaliveIntervalMs);
+  }
+
+  /**
+   * Ends the session once: flushes what is queued (a GoAway among it), ends the transport,
+   * destroys the streams left with `streamError`, fails pending pings, emits 'error' (if
+   * `cause` and listened to) and 'close'.
+   */
+  private terminate(cause: YamuxError | undefined, streamError: YamuxError | undefined): void {
+    if (this._closed) return;
+    this._closed = true;
+    this._error = cause;
+    this.decoder.stop();
+    clearTimeout(this.keepaliveTimer);
+    this.writer.flush();
+    this.writer.close();
+    this.drained = undefined;
+    const transport = this.transport;
+    if (!transport.destroyed && !transport.writableEnded) transport.end();
+    if (this.inputPaused) transport.resume(); // keep discarding input so nothing piles up
+    for (const stream of [...this.streams.values()]) stream.abort(streamError);
+    this.streams.clear();
+    const pings = this.pings;
+    this.pings = undefined;
+    const pingError = streamError ?? new YamuxError(YamuxErrorCode.SessionClosed, "yamux session closed");
+    for (const ping of pings?.values() ?? []) ping.reject(pingError);
+    if (cause !== undefined && this.listenerCount("error") > 0) this.emit("error", cause);
+    this.emit("close");
+  }
+}
+
+function toSessionError(error: Error): YamuxError {
+  return new YamuxError(YamuxErrorCode.SessionClosed, error.message, { cause: error });
+}
