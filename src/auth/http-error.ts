@@ -1,0 +1,33 @@
+import type { ServerResponse } from "node:http";
+
+/** One entry of a response's `validations`: which input was wrong and why. */
+export interface Validation {
+  field: string;
+  detail: string;
+}
+
+/** The JSON body of every error answered before the upgrade (agent-api.md §1.2). */
+export interface ErrorBody {
+  message: string;
+  detail?: string;
+  validations?: Validation[];
+}
+
+/** An HTTP error with the status and body to answer; thrown by auth and route code, written once at the edge. */
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: ErrorBody,
+  ) {
+    super(body.detail ? `${body.message} ${body.detail}` : body.message);
+    this.name = "HttpError";
+  }
+}
+
+/** Writes `{message, detail?, validations?}` with the status; a no-op if headers already went out. */
+export function writeError(res: ServerResponse, status: number, body: ErrorBody): void {
+  if (res.headersSent) return;
+  const json = JSON.stringify(body);
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(json) });
+  res.end(json);
+}

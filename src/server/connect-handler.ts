@@ -1,0 +1,95 @@
+import { Code, ConnectError, createContextValues, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { agentIdentityKey, type AgentIdentity } from "../auth/agent-identity.js";
+import type { ServerMetrics } from "./metrics.js";
+
+/** The handler connect-node builds: it serves http.Server and http2 servers alike. */
+export type NodeHandler = ReturnType<typeof connectNodeAdapter>;
+type NodeServerRequest = Parameters<NodeHandler>[0];
+type NodeServerResponse = Parameters<NodeHandler>[1];
+
+/** One RPC message, either way, at most 4 MiB (contract C11): a manifest with a 512,000-byte script fits with room. */
+export const MAX_RPC_MESSAGE_BYTES = 4 * 1024 * 1024;
+
+/** Where a tunnel's stream carries its identity, so the handler knows the caller without a token. */
+export const tunnelIdentity: unique symbol = Symbol("agentgate.tunnelIdentity");
+
+/** A socket-like object (a yamux stream, or HTTP/2's proxy of it) that may carry a tunnel identity. */
+interface IdentifiedSocket {
+  [tunnelIdentity]?: AgentIdentity;
+}
+
+/** Resolves a plain-port caller from its request headers; throws a ConnectError when it can't. */
+export type ResolveCallerIdentity = (header: Headers) => Promise<AgentIdentity>;
+
+export interface ConnectHandlerOptions {
+  routes: (router: ConnectRouter) => void;
+  metrics: ServerMetrics;
+  resolveCaller: ResolveCallerIdentity;
+  /** Aborted at shutdown so streaming handlers end. */
+  shutdownSignal?: AbortSignal;
+}
+
+
+/**
+ * The Connect router for the Agent and Tailnet services, as one Node request handler for
+ * HTTP/1.1 and HTTP/2, in tunnels and on the plain port alike. A tunnel's requests carry the
+ * identity fixed at the upgrade; plain-port requests are authenticated per call by token.
+ */
+export function createConnectHandler(options: ConnectHandlerOptions): NodeHandler {
+  const { metrics } = options;
+  const observe: Interceptor = (next) => async (req) => {
+    const method = req.method.name;
+    const stop = metrics.rpcSeconds.startTimer({ method });
+    try {
+      if (req.contextValues.get(agentIdentityKey) === undefined) {
+        req.contextValues.set(agentIdentityKey, await options.resolveCaller(req.header));
+      }
+      const res = await next(req);
+      metrics.rpcs.inc({ method, code: "ok" });
+      return res;
+    } catch (err) {
+      const connectErr = ConnectError.from(err);
+      metrics.rpcs.inc({ method, code: Code[connectErr.code] ?? "unknown" });
+      throw connectErr;
+    } finally {
+      stop();
+    }
+  };
+  return connectNodeAdapter({
+    routes: options.routes,
+    interceptors: [observe],
+    readMaxBytes: MAX_RPC_MESSAGE_BYTES,
+    writeMaxBytes: MAX_RPC_MESSAGE_BYTES,
+    shutdownSignal: options.shutdownSignal,
+    contextValues(req) {
+      const values = createContextValues();
+      const identity = (req.socket as unknown as IdentifiedSocket | null)?.[tunnelIdentity];
+      if (identity !== undefined) values.set(agentIdentityKey, identity);
+      return values;
+    },
+    fallback: answerUnknownRoute,
+  });
+}
+
+/**
+ * An unknown path: gRPC clients get status 12 (Unimplemented) in a trailers-only response,
+ * everyone else a 404, which Connect clients also read as Unimplemented.
+ */
+function answerUnknownRoute(req: NodeServerRequest, res: NodeServerResponse): void {
+  const contentType = req.headers["content-type"] ?? "";
+  // Drain the body so the connection stays usable.
+  req.resume();
+  if (contentType.startsWith("application/grpc")) {
+    res.writeHead(200, {
+      "content-type": contentType,
+      "grpc-status": String(Code.Unimplemented),
+      "grpc-message": encodeURIComponent(`unknown method ${req.url ?? ""}`),
+    });
+    res.end();
+    return;
+  }
+  const body = JSON.stringify({ code: "unimplemented", message: `unknown method ${req.url ?? ""}` });
+  res.writeHead(404, { "content-type": "application/json" });
+  res.end(body);
+}

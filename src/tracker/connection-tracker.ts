@@ -1,0 +1,156 @@
+import type { Logger } from "../log.js";
+
+/** WebSocket close code for every eviction the tracker decides (RFC 6455 going away, contract C8). */
+export const CLOSE_GOING_AWAY = 1001;
+
+/** A recorded connection: its generation guards every later write of it. */
+export interface RecordedConnection {
+  generation: number;
+  firstConnectedAt: Date;
+}
+
+/** The database side of connection tracking, handed in so the tracker stays testable alone. */
+export interface ConnectionStore {
+  /** Marks the agent connected now (first/last connected, this replica) as a new connection generation. */
+  connect(agentId: string, at: Date): Promise<RecordedConnection>;
+  /** Queues a refresh of last_connected_at (and disconnected_at = null) for a later batched write; never throws. */
+  refresh(agentId: string, connection: RecordedConnection, at: Date): void;
+  /** Sets disconnected_at, unless a newer connection of the agent has been recorded since (then false). */
+  disconnect(agentId: string, connection: RecordedConnection, at: Date): Promise<boolean>;
+  /** The id of the workspace's latest build. */
+  latestBuildId(workspaceId: string): Promise<string | undefined>;
+}
+
+/** The part of a WebSocket the tracker drives: pings out, pongs in, close with a code. */
+export interface PingableSocket {
+  ping(): void;
+  on(event: "pong", listener: () => void): unknown;
+  off(event: "pong", listener: () => void): unknown;
+}
+
+export interface ConnectionTrackerOptions {
+  agentId: string;
+  workspaceId: string;
+  buildId: string;
+  socket: PingableSocket;
+  store: ConnectionStore;
+  /** Publishes `agt_connection_update` for this agent; must not throw. */
+  publishConnectionUpdate: () => void;
+  /** Ends the tunnel: called once, with the WebSocket close code and reason. */
+  evict: (code: number, reason: string) => void;
+  /** Ping and re-check period (`--agent-update-interval`). */
+  updateIntervalMs: number;
+  /** No pong for this long ends the connection (`--agent-inactive-timeout`). */
+  inactiveTimeoutMs: number;
+  /** Bound on the final disconnect write; defaults to the inactive timeout, as in agent-api.md §1.8. */
+  disconnectWriteTimeoutMs?: number;
+  logger: Logger;
+  onPing?: () => void;
+}
+
+/**
+ * Watches one agent connection (agent-api.md §1.8, contract C8–C10): records it as connected,
+ * pings it every interval, refreshes its connection time, re-checks that its build is still
+ * the latest, and evicts it on a ping timeout or an outdated build. `stop()` writes the
+ * disconnect when the tunnel ends, whatever ended it.
+ */
+export class ConnectionTracker {
+  private lastPong = Date.now();
+  private connection: RecordedConnection | undefined;
+  private connecting: Promise<unknown> = Promise.resolve();
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private evicted = false;
+  private ticking = false;
+  private readonly onPong = () => {
+    this.lastPong = Date.now();
+  };
+
+  constructor(private readonly options: ConnectionTrackerOptions) {}
+
+  /** Records the connection and starts the ping loop. Rejects (and evicts) if the first write fails. */
+  async start(): Promise<void> {
+    const { socket, store, agentId } = this.options;
+    socket.on("pong", this.onPong);
+    try {
+      const connecting = store.connect(agentId, new Date());
+      this.connecting = connecting.catch(() => undefined);
+      this.connection = await connecting;
+    } catch (err) {
+      this.evictOnce(CLOSE_GOING_AWAY, errorText(err));
+      throw err;
+    }
+    this.options.publishConnectionUpdate();
+    if (this.stopped) return;
+    this.timer = setInterval(() => void this.tick(), this.options.updateIntervalMs);
+  }
+
+  private async tick(): Promise<void> {
+    if (this.stopped || this.ticking || this.connection === undefined) return;
+    this.ticking = true;
+    const { options } = this;
+    try {
+      const now = Date.now();
+      if (now - this.lastPong > options.inactiveTimeoutMs) {
+        this.evictOnce(CLOSE_GOING_AWAY, "ping timeout");
+        return;
+      }
+      options.socket.ping();
+      options.onPing?.();
+      options.store.refresh(options.agentId, this.connection, new Date(now));
+      let latest: string | undefined;
+      try {
+        latest = await options.store.latestBuildId(options.workspaceId);
+      } catch (err) {
+        this.evictOnce(CLOSE_GOING_AWAY, errorText(err));
+        return;
+      }
+      if (latest !== options.buildId) this.evictOnce(CLOSE_GOING_AWAY, "build is outdated");
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  private evictOnce(code: number, reason: string): void {
+    if (this.evicted || this.stopped) return;
+    this.evicted = true;
+    this.options.logger.info({ reason }, "closing agent connection");
+    this.options.evict(code, reason);
+  }
+
+  /**
+   * Stops the loop and records the disconnect, bounded by its own timeout so a slow database
+   * cannot hold shutdown. Safe to call more than once; later calls resolve at once.
+   */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearInterval(this.timer);
+    const { options } = this;
+    options.socket.off("pong", this.onPong);
+    // A connect write still in flight would land after the disconnect: let it finish first.
+    await this.connecting;
+    const { connection } = this;
+    // Never recorded as connected: there is nothing to undo.
+    if (connection === undefined) return;
+    const timeoutMs = options.disconnectWriteTimeoutMs ?? options.inactiveTimeoutMs;
+    let timeout: NodeJS.Timeout | undefined;
+    try {
+      const wrote = await Promise.race([
+        options.store.disconnect(options.agentId, connection, new Date()),
+        new Promise<never>((_, reject) => {
+          timeout = setTimeout(() => reject(new Error(`disconnect write timed out after ${timeoutMs} ms`)), timeoutMs);
+        }),
+      ]);
+      if (wrote) options.publishConnectionUpdate();
+    } catch (err) {
+      options.logger.error({ err }, "recording agent disconnect failed");
+    } finally {
+      clearTimeout(timeout);
+    }
+  }
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

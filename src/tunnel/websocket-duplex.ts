@@ -1,0 +1,82 @@
+import { Duplex } from "node:stream";
+import type { RawData, WebSocket } from "ws";
+
+/** Close code for a text message: the tunnel carries bytes only (RFC 6455 §7.4.1, 1003 unsupported data). */
+const CLOSE_UNSUPPORTED_DATA = 1003;
+
+/**
+ * Turns a WebSocket into a byte-stream Duplex: binary messages in, in order, with no meaning
+ * to their boundaries; every write goes out as one binary message.
+ *
+ * Three things ws's own `createWebSocketStream` gets wrong for a tunnel are handled here:
+ * the `message` listener is attached synchronously (a first message can arrive in the same
+ * tick as the upgrade), a full read buffer pauses the socket (so a fast agent cannot grow
+ * our memory), and the Duplex is destroyed as soon as the socket closes (instead of hanging
+ * until a timeout, leaving every RPC on it in flight).
+ */
+export function webSocketDuplex(ws: WebSocket, options: { readableHighWaterMark?: number } = {}): Duplex {
+  let paused = false;
+  const duplex = new Duplex({
+    readableHighWaterMark: options.readableHighWaterMark ?? 256 * 1024,
+    read() {
+      if (paused) {
+        paused = false;
+        ws.resume();
+      }
+    },
+    write(chunk: Buffer, _encoding, callback) {
+      if (ws.readyState !== ws.OPEN) {
+        callback(new Error("websocket is not open"));
+        return;
+      }
+      ws.send(chunk, { binary: true }, (err) => callback(err ?? null));
+    },
+    writev(chunks, callback) {
+      if (ws.readyState !== ws.OPEN) {
+        callback(new Error("websocket is not open"));
+        return;
+      }
+      const buffers = chunks.map((c) => c.chunk as Buffer);
+      ws.send(buffers.length === 1 ? buffers[0]! : Buffer.concat(buffers), { binary: true }, (err) => callback(err ?? null));
+    },
+    final(callback) {
+      if (ws.readyState === ws.OPEN) ws.close(1000);
+      callback();
+    },
+    destroy(err, callback) {
+      ws.off("message", onMessage);
+      if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) {
+        if (err) ws.terminate();
+        else ws.close(1000);
+      }
+      callback(err);
+    },
+  });
+
+  const onMessage = (data: RawData, isBinary: boolean) => {
+    if (!isBinary) {
+      ws.close(CLOSE_UNSUPPORTED_DATA, "binary messages only");
+      return;
+    }
+    const chunks = Array.isArray(data) ? data : [data instanceof ArrayBuffer ? Buffer.from(data) : data];
+    let more = true;
+    for (const chunk of chunks) more = duplex.push(chunk);
+    if (!more && !paused) {
+      paused = true;
+      ws.pause();
+    }
+  };
+  ws.on("message", onMessage);
+  ws.once("close", (code: number, reason: Buffer) => {
+    if (duplex.destroyed) return;
+    // A clean close ends the byte stream; anything else is an error for whoever reads it.
+    if (code === 1000 || code === 1001) {
+      duplex.push(null);
+      duplex.destroy();
+    } else {
+      duplex.destroy(new Error(`websocket closed: ${code}${reason.length ? ` ${reason.toString()}` : ""}`));
+    }
+  });
+  ws.on("error", (err) => duplex.destroy(err));
+  return duplex;
+}
