@@ -162,6 +162,11 @@ export class AgentServer {
     return server;
   }
 
+  /** This process's replica id, recorded as `last_connected_replica_id`. */
+  get replicaId(): string {
+    return this.options.replicaId;
+  }
+
   get address(): AddressInfo {
     return this.net.address() as AddressInfo;
   }

@@ -1,0 +1,83 @@
+import { WebSocket } from "ws";
+import { webSocketDuplex } from "../tunnel/websocket-duplex.js";
+import { Session } from "../yamux/index.js";
+
+/** The endpoint path agents dial. */
+export const AGENT_RPC_PATH = "/api/v2/workspaceagents/me/rpc";
+
+/** The largest WebSocket message accepted from the server: a full yamux window plus headers. */
+const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+
+/** A dial the server refused with an HTTP status; 401 and 403 are final, others may be retried. */
+export class DialRefusedError extends Error {
+  override name = "DialRefusedError";
+  constructor(
+    readonly status: number,
+    readonly body: { message?: string; detail?: string } | undefined,
+  ) {
+    super(`agent endpoint refused the connection: ${status}${body?.message ? ` ${body.message}` : ""}${body?.detail ? ` (${body.detail})` : ""}`);
+  }
+
+  /** A refusal that retrying cannot fix: a bad token or an outdated build. */
+  get final(): boolean {
+    return this.status === 401 || this.status === 403;
+  }
+}
+
+export interface DialOptions {
+  url: URL;
+  token: string;
+  version: string;
+  /** yamux keepalive: ping the server this often, and give up on it when a ping goes unanswered. */
+  keepaliveIntervalMs: number;
+  signal?: AbortSignal;
+}
+
+/** One dialled tunnel: the WebSocket and the yamux client session on it. */
+export interface Tunnel {
+  ws: WebSocket;
+  session: Session;
+}
+
+/** Dials the agent endpoint and starts a yamux client session over the WebSocket. */
+export function dialTunnel(options: DialOptions): Promise<Tunnel> {
+  const url = new URL(options.url);
+  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  if (url.pathname === "/" || url.pathname === "") url.pathname = AGENT_RPC_PATH;
+  url.searchParams.set("version", options.version);
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, {
+      headers: { "Coder-Session-Token": options.token },
+      perMessageDeflate: false,
+      maxPayload: MAX_MESSAGE_BYTES,
+    });
+    const onAbort = () => ws.terminate();
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    const settle = () => options.signal?.removeEventListener("abort", onAbort);
+    ws.once("unexpected-response", (_req, res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => {
+        settle();
+        let body: DialRefusedError["body"];
+        try {
+          body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as DialRefusedError["body"];
+        } catch {
+          body = undefined;
+        }
+        reject(new DialRefusedError(res.statusCode ?? 0, body));
+        ws.terminate();
+      });
+    });
+    ws.once("error", (err) => {
+      settle();
+      reject(err);
+    });
+    // The session must exist before the first message can arrive: create it in 'open' itself.
+    ws.once("open", () => {
+      settle();
+      const session = new Session(webSocketDuplex(ws), { role: "client", keepaliveIntervalMs: options.keepaliveIntervalMs });
+      resolve({ ws, session });
+    });
+  });
+}

@@ -1,0 +1,57 @@
+import { randomUUID } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { Agent } from "../../gen/coder/agent/v2/agent_pb.js";
+import { Tailnet } from "../../gen/coder/tailnet/v2/tailnet_pb.js";
+import { agentService } from "../agentapi/api.js";
+import type { BannerSettings } from "../agentapi/banners.js";
+import type { ServerConfig } from "../config.js";
+import type { Database } from "../db/database.js";
+import { publishWorkspaceEvent } from "../db/events.js";
+import type { Logger } from "../log.js";
+import { emptyDerpMapSource, fileDerpMapSource } from "../tailnet/derp-map-source.js";
+import { tailnetService } from "../tailnet/tailnet-service.js";
+import { AgentServer } from "./agent-server.js";
+import { agentServerStore } from "./agent-store.js";
+
+/** How often StreamDERPMaps looks for a changed map (agent-api.md §3.2). */
+const DERP_MAP_POLL_MS = 5_000;
+
+/**
+ * Wires a complete agentgate server on an open, migrated database: the services, the store,
+ * the events, a fresh replica id. `serve` and the tests start servers through this alone.
+ */
+export async function startAgentgate(config: ServerConfig, db: Database, logger: Logger): Promise<AgentServer> {
+  const replicaId = randomUUID();
+  const banners = await readBanners(config.bannersFile);
+  const derpMaps = config.derpMapFile
+    ? fileDerpMapSource(config.derpMapFile, (err) => logger.warn({ err }, "DERP map file unreadable; keeping the last good map"))
+    : emptyDerpMapSource();
+  // A bad --derp-map fails the start, not the first agent.
+  await derpMaps.current();
+  return AgentServer.start({
+    config,
+    logger,
+    replicaId,
+    store: agentServerStore(db, replicaId),
+    routes(router) {
+      router.service(Agent, agentService({ banners }));
+      router.service(Tailnet, tailnetService({ derpMaps, derpMapPollMs: DERP_MAP_POLL_MS }));
+    },
+    publishConnectionUpdate: (identity) =>
+      void publishWorkspaceEvent(
+        db.pubsub,
+        identity.ownerId,
+        { kind: "agt_connection_update", workspace_id: identity.workspaceId, agent_id: identity.agentId },
+        logger,
+      ),
+  });
+}
+
+async function readBanners(file: string | undefined): Promise<BannerSettings> {
+  if (!file) return {};
+  try {
+    return JSON.parse(await readFile(file, "utf8")) as BannerSettings;
+  } catch (err) {
+    throw new Error(`--banners ${file}: ${(err as Error).message}`);
+  }
+}
