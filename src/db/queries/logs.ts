@@ -1,0 +1,74 @@
+import type { Queryable } from "../database.js";
+import type { LogLevel } from "../enums.js";
+import { isCheckViolation } from "../errors.js";
+
+/** Per-agent cap on the bytes of log output (`max_logs_length`, agent-api.md §2.8). */
+export const MAX_LOGS_LENGTH = 1_048_576;
+
+/** A `workspace_agent_logs` row. */
+export interface AgentLog {
+  /** int8, as number. */
+  id: number;
+  agentId: string;
+  createdAt: Date;
+  output: string;
+  level: LogLevel;
+  logSourceId: string;
+}
+
+/** Result of {@link insertLogs}. */
+export type InsertLogsResult =
+  | { overflowed: false; logs: AgentLog[]; /** logs_length before this insert (0: these are the agent's first logs). */ previousLength: number }
+  | { overflowed: true };
+
+/**
+ * Inserts a batch of log lines in one statement that also adds their byte length to the agent's
+ * logs_length. If that would pass {@link MAX_LOGS_LENGTH}, nothing is written and the result says
+ * `overflowed` (the caller then calls {@link setLogsOverflowed}). A line over 1024 characters is an
+ * error, as in Coder. Every row gets `createdAt` (server time).
+ */
+export async function insertLogs(
+  q: Queryable,
+  p: { agentId: string; logSourceId: string; createdAt: Date; lines: { output: string; level: LogLevel }[] },
+): Promise<InsertLogsResult> {
+  if (p.lines.length === 0) return { overflowed: false, logs: [], previousLength: -1 };
+  const outputs = p.lines.map((l) => l.output);
+  const length = outputs.reduce((n, o) => n + Buffer.byteLength(o), 0);
+  try {
+    const { rows } = await q.query<AgentLog & { newLength: number }>(
+      `WITH new_length AS (
+         UPDATE workspace_agents SET logs_length = logs_length + $2 WHERE id = $1 RETURNING logs_length
+       ), inserted AS (
+         INSERT INTO workspace_agent_logs (agent_id, created_at, output, level, log_source_id)
+         SELECT $1::uuid, $3::timestamptz, u.output, u.level, $6::uuid
+         FROM unnest($4::text[], $5::log_level[]) WITH ORDINALITY AS u(output, level, n)
+         ORDER BY u.n
+         RETURNING id, agent_id, created_at, output, level, log_source_id
+       )
+       SELECT i.id, i.agent_id AS "agentId", i.created_at AS "createdAt", i.output, i.level,
+              i.log_source_id AS "logSourceId", (SELECT logs_length FROM new_length) AS "newLength"
+       FROM inserted i ORDER BY i.id`,
+      [p.agentId, length, p.createdAt, outputs, p.lines.map((l) => l.level), p.logSourceId],
+    );
+    const previousLength = (rows[0]?.newLength ?? length) - length;
+    return { overflowed: false, logs: rows.map(({ newLength: _, ...log }) => log), previousLength };
+  } catch (err) {
+    if (isCheckViolation(err, "max_logs_length")) return { overflowed: true };
+    throw err;
+  }
+}
+
+/** `UpdateWorkspaceAgentLogOverflowByID`. */
+export async function setLogsOverflowed(q: Queryable, agentId: string, overflowed: boolean): Promise<void> {
+  await q.query("UPDATE workspace_agents SET logs_overflowed = $2 WHERE id = $1", [agentId, overflowed]);
+}
+
+/** An agent's logs with id greater than `afterId`, oldest first, at most `limit`. */
+export async function listLogsAfter(q: Queryable, p: { agentId: string; afterId: number; limit?: number }): Promise<AgentLog[]> {
+  const { rows } = await q.query<AgentLog>(
+    `SELECT id, agent_id AS "agentId", created_at AS "createdAt", output, level, log_source_id AS "logSourceId"
+     FROM workspace_agent_logs WHERE agent_id = $1 AND id > $2 ORDER BY id LIMIT $3`,
+    [p.agentId, p.afterId, p.limit ?? 10_000],
+  );
+  return rows;
+}
