@@ -14,9 +14,13 @@ export const MAX_RPC_MESSAGE_BYTES = 4 * 1024 * 1024;
 /** Where a tunnel's stream carries its identity, so the handler knows the caller without a token. */
 export const tunnelIdentity: unique symbol = Symbol("agentgate.tunnelIdentity");
 
-/** A socket-like object (a yamux stream, or HTTP/2's proxy of it) that may carry a tunnel identity. */
+/**
+ * A socket-like object that may carry a tunnel identity: the yamux stream itself (HTTP/1.1), or
+ * for HTTP/2 a proxy of Node's JSStreamSocket, which wraps the yamux stream as `stream`.
+ */
 interface IdentifiedSocket {
   [tunnelIdentity]?: AgentIdentity;
+  stream?: { [tunnelIdentity]?: AgentIdentity };
 }
 
 /** Resolves a plain-port caller from its request headers; throws a ConnectError when it can't. */
@@ -64,7 +68,8 @@ export function createConnectHandler(options: ConnectHandlerOptions): NodeHandle
     shutdownSignal: options.shutdownSignal,
     contextValues(req) {
       const values = createContextValues();
-      const identity = (req.socket as unknown as IdentifiedSocket | null)?.[tunnelIdentity];
+      const socket = req.socket as unknown as IdentifiedSocket | null;
+      const identity = socket?.[tunnelIdentity] ?? socket?.stream?.[tunnelIdentity];
       if (identity !== undefined) values.set(agentIdentityKey, identity);
       return values;
     },

@@ -1,6 +1,9 @@
 import { Duplex } from "node:stream";
 import type { RawData, WebSocket } from "ws";
 
+/** Normal closure, going away, and a close frame without a code (RFC 6455 §7.4.1). */
+const CLEAN_CLOSE_CODES = new Set([1000, 1001, 1005]);
+
 /** Close code for a text message: the tunnel carries bytes only (RFC 6455 §7.4.1, 1003 unsupported data). */
 const CLOSE_UNSUPPORTED_DATA = 1003;
 
@@ -70,7 +73,7 @@ export function webSocketDuplex(ws: WebSocket, options: { readableHighWaterMark?
   ws.once("close", (code: number, reason: Buffer) => {
     if (duplex.destroyed) return;
     // A clean close ends the byte stream; anything else is an error for whoever reads it.
-    if (code === 1000 || code === 1001) {
+    if (CLEAN_CLOSE_CODES.has(code)) {
       duplex.push(null);
       duplex.destroy();
     } else {
