@@ -11,7 +11,7 @@ import { HttpError, writeError } from "../auth/http-error.js";
 import { extractToken } from "../auth/token.js";
 import type { ServerConfig } from "../config.js";
 import type { Logger } from "../log.js";
-import { ConnectionTracker, type ConnectionStore } from "../tracker/connection-tracker.js";
+import { CLOSE_GOING_AWAY, ConnectionTracker, type ConnectionStore } from "../tracker/connection-tracker.js";
 import { HeartbeatBatcher, type Heartbeat } from "../tracker/heartbeat-batcher.js";
 import { dispatchHttpConnection, type HttpServers } from "../tunnel/http-dispatch.js";
 import { webSocketDuplex } from "../tunnel/websocket-duplex.js";
@@ -249,7 +249,10 @@ export class AgentServer {
     };
     ws.once("close", end);
     session.once("close", () => {
-      if (ws.readyState === ws.OPEN) ws.close(1000);
+      if (ws.readyState === ws.OPEN) {
+        if (this.shuttingDown) ws.close(CLOSE_GOING_AWAY, "server shutting down");
+        else ws.close(1000);
+      }
       end();
     });
     tracker.start().catch((err: unknown) => logger.error({ err }, "recording agent connection failed"));
@@ -277,7 +280,7 @@ export class AgentServer {
     await Promise.all(
       tunnels.map(async (t) => {
         await t.session.close(GoAwayCode.Normal).catch(() => undefined);
-        t.ws.close(1001, "server shutting down");
+        t.ws.close(CLOSE_GOING_AWAY, "server shutting down");
         t.session.destroy();
         await t.done;
       }),
