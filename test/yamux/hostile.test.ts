@@ -157,7 +157,7 @@ describe("hostile input", () => {
     ["a Data frame on stream 0", [FrameType.Data, 0, 0, 0]],
     ["a Ping on stream 3", [FrameType.Ping, Flag.SYN, 3, 0]],
     ["a GoAway with an unknown code", [FrameType.GoAway, 0, 0, 7]],
-  ] as const) {
+  ] as [string, [FrameTypeValue, number, number, number]][]) {
     it(`${name} gets GoAway(protocol error)`, async () => {
       const peer = rawPeer();
       peer.send(...frame);
