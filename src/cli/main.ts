@@ -4,12 +4,16 @@
  */
 import { runServe } from "./serve.js";
 import { runMigrate } from "./migrate.js";
+import { runStatus } from "./status.js";
+import { runWorkspace } from "./workspace.js";
 
 type Command = (argv: string[]) => Promise<number>;
 
 const commands: Record<string, { run: Command; summary: string }> = {
   serve: { run: runServe, summary: "run the server" },
   migrate: { run: runMigrate, summary: "apply pending database migrations" },
+  workspace: { run: runWorkspace, summary: "create, build or delete a workspace (provisioning)" },
+  status: { run: runStatus, summary: "list agents and their status" },
 };
 
 function usage(): string {
