@@ -163,7 +163,10 @@ CREATE TABLE workspace_agents (
   -- BatchCreateLogs relies on this check to detect overflow (agent-api.md §2.8).
   CONSTRAINT max_logs_length CHECK (logs_length <= 1048576),
   CONSTRAINT subsystems_not_none CHECK (NOT ('none'::workspace_agent_subsystem = ANY (subsystems)))
-);
+)
+-- Every connected agent's row is rewritten each heartbeat. Free room on each page lets those
+-- updates (of unindexed columns) be HOT: no index writes, about half the cost per row.
+WITH (fillfactor = 80);
 CREATE UNIQUE INDEX workspace_agents_auth_token_idx ON workspace_agents (auth_token);
 CREATE INDEX workspace_agents_resource_id_idx ON workspace_agents (resource_id);
 CREATE INDEX workspace_agents_parent_id_idx ON workspace_agents (parent_id);

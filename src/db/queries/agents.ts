@@ -1,6 +1,6 @@
 import type { Queryable } from "../database.js";
 import type { AgentKeyScope, AgentSubsystem, DisplayApp, LifecycleState } from "../enums.js";
-import { pickPrefixed, selectList, type ColumnList } from "./columns.js";
+import { isoOrNull, pickPrefixed, selectList, type ColumnList } from "./columns.js";
 import { USER_COLUMNS, type User } from "./users.js";
 import { WORKSPACE_COLUMNS, type Workspace } from "./workspaces.js";
 
@@ -292,8 +292,8 @@ export async function updateAgentConnections(q: Queryable, updates: AgentConnect
      WHERE a.id = u.id AND (u.generation IS NULL OR a.connection_generation = u.generation)
      RETURNING a.id`,
     [
-      list.map((u) => u.id), list.map((u) => u.firstConnectedAt), list.map((u) => u.lastConnectedAt),
-      list.map((u) => u.disconnectedAt), list.map((u) => u.replicaId), list.map((u) => u.updatedAt),
+      list.map((u) => u.id), list.map((u) => isoOrNull(u.firstConnectedAt)), list.map((u) => isoOrNull(u.lastConnectedAt)),
+      list.map((u) => isoOrNull(u.disconnectedAt)), list.map((u) => u.replicaId), list.map((u) => isoOrNull(u.updatedAt)),
       list.map((u) => u.generation ?? null),
     ],
   );

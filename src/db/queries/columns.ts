@@ -26,3 +26,12 @@ export function pickPrefixed<T>(row: Record<string, unknown>, prefix: string, co
   for (const [, ts] of columns) out[ts] = row[prefix + ts];
   return out as T;
 }
+
+/**
+ * @internal A timestamp parameter inside an array, as ISO 8601 text. pg formats each Date of an
+ * array parameter in local time with string padding, which costs more than the UPDATE itself for
+ * 10,000-row batches; Postgres reads the ISO form directly.
+ */
+export function isoOrNull(d: Date | null): string | null {
+  return d === null ? null : d.toISOString();
+}

@@ -1,4 +1,5 @@
 import type { Queryable } from "../database.js";
+import { isoOrNull } from "./columns.js";
 
 /** A `workspace_agent_metadata` row: a description from the provisioner plus the latest result. */
 export interface AgentMetadata {
@@ -79,7 +80,7 @@ export async function updateMetadata(q: Queryable, updates: MetadataUpdate[]): P
     `UPDATE workspace_agent_metadata m SET value = u.value, error = u.error, collected_at = u.collected_at
      FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[]) AS u(agent_id, key, value, error, collected_at)
      WHERE m.workspace_agent_id = u.agent_id AND m.key = u.key`,
-    [list.map((u) => u.agentId), list.map((u) => u.key), list.map((u) => u.value), list.map((u) => u.error), list.map((u) => u.collectedAt)],
+    [list.map((u) => u.agentId), list.map((u) => u.key), list.map((u) => u.value), list.map((u) => u.error), list.map((u) => isoOrNull(u.collectedAt))],
   );
   return rowCount;
 }

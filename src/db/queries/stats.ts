@@ -1,4 +1,5 @@
 import type { Queryable } from "../database.js";
+import { isoOrNull } from "./columns.js";
 
 /** One `workspace_agent_stats` row to insert. */
 export interface AgentStatsRow {
@@ -36,7 +37,7 @@ export async function insertStats(q: Queryable, rows: AgentStatsRow[]): Promise<
        $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::float8[], $14::bigint[],
        $15::bigint[], $16::bigint[], $17::bigint[], $18::boolean[], $19::jsonb[])`,
     [
-      col("id"), col("createdAt"), col("userId"), col("agentId"), col("workspaceId"), col("templateId"),
+      col("id"), rows.map((r) => isoOrNull(r.createdAt)), col("userId"), col("agentId"), col("workspaceId"), col("templateId"),
       rows.map((r) => JSON.stringify(r.connectionsByProto)), col("connectionCount"), col("rxPackets"), col("rxBytes"),
       col("txPackets"), col("txBytes"), col("connectionMedianLatencyMs"), col("sessionCountVscode"),
       col("sessionCountJetbrains"), col("sessionCountReconnectingPty"), col("sessionCountSsh"), col("usage"),
