@@ -41,11 +41,13 @@ export function dispatchHttpConnection(stream: Duplex, servers: HttpServers, sni
       stream.destroy(err);
       return;
     }
+    // Paused, the bytes read so far wait in the stream's buffer for the chosen server: HTTP/2
+    // reads them from there itself (socket.read() on the next tick); the HTTP/1.1 server reads
+    // through 'data' events, which a paused stream only emits once resumed.
     stream.pause();
     stream.unshift(seen);
     server.emit("connection", stream);
-    // The HTTP/1.1 server reads through 'data' events on a socket without a native handle: resume it.
-    stream.resume();
+    if (server === servers.http1) stream.resume();
   }
 
   stream.on("data", onData);

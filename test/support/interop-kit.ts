@@ -1,0 +1,77 @@
+/**
+ * The interop kit: clients written outside this codebase (a Go agent probe on hashicorp/yamux and
+ * grpc-go, buf curl, Python grpcio). `.ci/run` builds it and sets AGENTGATE_INTEROP_KIT; without
+ * that, the kit is built once into node_modules/.cache from ../shared/interop (Debian packages,
+ * about a minute, needs root), so `npm test` on a fresh machine runs these tests too.
+ */
+import { execFile, spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { promisify } from "node:util";
+
+const run = promisify(execFile);
+const ROOT = resolve(import.meta.dirname, "..", "..");
+
+export interface InteropKit {
+  /** The Go probe: websocket → hashicorp yamux → grpc-go. */
+  agentprobe: string;
+  /** buf, from this project's own dev dependencies. */
+  buf: string;
+  /** The kit's sources (pyprobe.py lives there). */
+  src: string;
+  /** A descriptor set of proto/ with imports, for the probes. */
+  descriptorSet: string;
+  cleanup(): Promise<void>;
+}
+
+function kitSource(): string {
+  return process.env.AGENTGATE_INTEROP_SRC ?? resolve(ROOT, "..", "shared", "interop");
+}
+
+/** Finds or builds the kit. Throws with the reason when it can't be had. */
+export async function interopKit(): Promise<InteropKit> {
+  let dir = process.env.AGENTGATE_INTEROP_KIT;
+  if (!dir) {
+    dir = join(ROOT, "node_modules", ".cache", "agentgate-interop-kit");
+    if (!existsSync(join(dir, "bin", "agentprobe"))) {
+      await mkdir(dir, { recursive: true });
+      const hasGo = spawnSync("go", ["version"]).status === 0;
+      const built = spawnSync("bash", [join(kitSource(), "build.sh"), dir], {
+        env: { ...process.env, ...(hasGo ? { SKIP_APT: "1" } : {}) },
+        encoding: "utf8",
+      });
+      if (built.status !== 0) throw new Error(`building the interop kit failed:\n${built.stdout}\n${built.stderr}`);
+    }
+  }
+  const agentprobe = join(dir, "bin", "agentprobe");
+  if (!existsSync(agentprobe)) throw new Error(`no agentprobe in ${dir}: run ${join(kitSource(), "build.sh")} ${dir}`);
+  const work = await mkdtemp(join(tmpdir(), "agentgate-interop-"));
+  const descriptorSet = join(work, "agent.binpb");
+  await run("npx", ["--no-install", "buf", "build", "-o", descriptorSet], { cwd: ROOT });
+  return {
+    agentprobe,
+    buf: join(ROOT, "node_modules", ".bin", "buf"),
+    src: kitSource(),
+    descriptorSet,
+    cleanup: () => rm(work, { recursive: true, force: true }),
+  };
+}
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a kit binary to completion; never throws on a non-zero exit (tests assert the code). */
+export async function runTool(file: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<RunResult> {
+  try {
+    const { stdout, stderr } = await run(file, args, { env: { ...process.env, ...opts.env }, timeout: opts.timeoutMs ?? 60_000, maxBuffer: 16 * 1024 * 1024 });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code?: number | string; stdout?: string; stderr?: string };
+    return { code: typeof e.code === "number" ? e.code : -1, stdout: e.stdout ?? "", stderr: e.stderr ?? String(err) };
+  }
+}
