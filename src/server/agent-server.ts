@@ -53,6 +53,11 @@ export interface AgentServerOptions {
   /** Publishes `agt_connection_update` for an agent; must not throw. */
   publishConnectionUpdate: (identity: AgentIdentity) => void;
   metrics?: ServerMetrics;
+  /**
+   * Things to close at shutdown once every tunnel has drained (batchers' final flushes), in
+   * order. The database itself is the caller's to close afterwards.
+   */
+  closeOnShutdown?: { close(): Promise<void> }[];
 }
 
 /** One live agent tunnel. */
@@ -290,6 +295,7 @@ export class AgentServer {
     this.servers.http2.close();
     this.wss.close();
     await this.heartbeats.close();
+    for (const closeable of this.options.closeOnShutdown ?? []) await closeable.close();
     await listening;
   }
 }
