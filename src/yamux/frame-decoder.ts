@@ -22,8 +22,8 @@ export interface FrameHandler {
  */
 export class FrameDecoder {
   private readonly handler: FrameHandler;
-  /** Holds a header split across chunks. */
-  private readonly partial = Buffer.alloc(HEADER_SIZE);
+  /** Holds a header split across chunks; allocated the first time one is (from the shared pool). */
+  private partial: Buffer | undefined;
   private partialLength = 0;
   private payloadLeft = 0;
   private stopped = false;
@@ -56,12 +56,13 @@ export class FrameDecoder {
         offset += HEADER_SIZE;
       } else {
         const n = Math.min(HEADER_SIZE - this.partialLength, end - offset);
-        chunk.copy(this.partial, this.partialLength, offset, offset + n);
+        const partial = (this.partial ??= Buffer.allocUnsafe(HEADER_SIZE));
+        chunk.copy(partial, this.partialLength, offset, offset + n);
         this.partialLength += n;
         offset += n;
         if (this.partialLength < HEADER_SIZE) return;
         this.partialLength = 0;
-        header = decodeHeader(this.partial, 0, this.header);
+        header = decodeHeader(partial, 0, this.header);
       }
       if (header.version !== PROTOCOL_VERSION) {
         this.fail(`unsupported protocol version ${header.version}`);

@@ -1,6 +1,11 @@
 import type { Duplex } from "node:stream";
 import { encodeHeader, HEADER_SIZE, type FrameType } from "./frame.js";
 
+/** Told when the transport drained after a flush had to wait for it. Internal. */
+export interface WriterOwner {
+  onWriterDrain(): void;
+}
+
 /** Numbers kept per queued frame in `FrameWriter.meta`: type, flags, stream id, length. */
 const META_PER_FRAME = 4;
 
@@ -17,77 +22,76 @@ export class FrameWriter {
   private readonly transport: Duplex;
   private readonly gathers: boolean;
   private readonly highWaterMark: number;
-  private meta: number[] = [];
-  private payloads: (Buffer | undefined)[] = [];
+  // Queues are allocated on first use: an idle session should cost little.
+  private meta: number[] | undefined;
+  private payloads: (Buffer | undefined)[] | undefined;
   private queuedBytes = 0;
   private scheduled: NodeJS.Immediate | undefined;
-  private waiters: (() => void)[] = [];
-  private waitingForDrain = false;
+  private waiters: (() => void)[] | undefined;
+  private onDrain: (() => void) | undefined;
   private closed = false;
-  private readonly onDrain = (): void => {
-    this.waitingForDrain = false;
-    this.drainListener?.();
-    this.releaseWaiters();
-  };
-  /** Called when the transport drained after a flush had to wait for it. */
-  drainListener: (() => void) | undefined;
+  private readonly owner: WriterOwner;
 
   /** @param highWaterMark bytes queued here before `whenWritable` makes writers wait. */
-  constructor(transport: Duplex, highWaterMark: number) {
+  constructor(transport: Duplex, highWaterMark: number, owner: WriterOwner) {
     this.transport = transport;
+    this.owner = owner;
     this.highWaterMark = highWaterMark;
     this.gathers = typeof (transport as { _writev?: unknown })._writev === "function";
   }
 
   /** True while the transport holds more than its high-water mark (we wait for 'drain'). */
   get blocked(): boolean {
-    return this.waitingForDrain;
+    return this.onDrain !== undefined;
   }
 
   /** Queues a frame. The payload (Data frames only) is referenced, not copied, until the flush. */
   frame(type: FrameType, flags: number, streamId: number, length: number, payload?: Buffer): void {
     if (this.closed) return;
-    this.meta.push(type, flags, streamId, length);
-    this.payloads.push(payload);
+    (this.meta ??= []).push(type, flags, streamId, length);
+    (this.payloads ??= []).push(payload);
     this.queuedBytes += HEADER_SIZE + (payload === undefined ? 0 : payload.length);
-    this.scheduled ??= setImmediate(this.flush);
+    this.scheduled ??= setImmediate(flushWriter, this);
   }
 
   /** Calls `callback` now if there is room, else once queued bytes are written and drained. */
   whenWritable(callback: () => void): void {
-    if (!this.waitingForDrain && this.queuedBytes < this.highWaterMark) callback();
-    else this.waiters.push(callback);
+    if (this.onDrain === undefined && this.queuedBytes < this.highWaterMark) callback();
+    else (this.waiters ??= []).push(callback);
   }
 
   /** Writes everything queued now. */
-  readonly flush = (): void => {
+  flush(): void {
     if (this.scheduled !== undefined) {
       clearImmediate(this.scheduled);
       this.scheduled = undefined;
     }
-    const count = this.payloads.length;
-    if (this.closed || count === 0) return;
     const { meta, payloads, queuedBytes } = this;
-    this.meta = [];
-    this.payloads = [];
+    if (this.closed || meta === undefined || payloads === undefined || payloads.length === 0) return;
+    this.meta = undefined;
+    this.payloads = undefined;
     this.queuedBytes = 0;
     const hasRoom = this.gathers ? this.writeGathered(meta, payloads) : this.writeCopied(meta, payloads, queuedBytes);
     if (hasRoom) this.releaseWaiters();
-    else if (!this.waitingForDrain) {
-      this.waitingForDrain = true;
+    else if (this.onDrain === undefined) {
+      this.onDrain = () => {
+        this.onDrain = undefined;
+        this.owner.onWriterDrain();
+        this.releaseWaiters();
+      };
       this.transport.once("drain", this.onDrain);
     }
-  };
+  }
 
   /** Drops everything queued and stops writing; waiters are never called (their streams are gone). */
   close(): void {
     this.closed = true;
     if (this.scheduled !== undefined) clearImmediate(this.scheduled);
     this.scheduled = undefined;
-    this.meta = [];
-    this.payloads = [];
-    this.waiters = [];
-    this.transport.off("drain", this.onDrain);
+    this.meta = undefined;
+    this.payloads = undefined;
+    this.waiters = undefined;
+    if (this.onDrain !== undefined) this.transport.off("drain", this.onDrain);
   }
 
   private writeCopied(meta: number[], payloads: (Buffer | undefined)[], total: number): boolean {
@@ -127,8 +131,12 @@ export class FrameWriter {
 
   private releaseWaiters(): void {
     const waiters = this.waiters;
-    if (waiters.length === 0) return;
-    this.waiters = [];
+    if (waiters === undefined) return;
+    this.waiters = undefined;
     for (const waiter of waiters) waiter();
   }
+}
+
+function flushWriter(writer: FrameWriter): void {
+  writer.flush();
 }

@@ -10,7 +10,7 @@ import {
   type FrameHeader,
 } from "./frame.js";
 import { FrameDecoder, type FrameHandler } from "./frame-decoder.js";
-import { FrameWriter } from "./frame-writer.js";
+import { FrameWriter, type WriterOwner } from "./frame-writer.js";
 import { YamuxError, YamuxErrorCode } from "./errors.js";
 import { Stream, type StreamHost } from "./stream.js";
 
@@ -93,7 +93,7 @@ interface PendingPing {
  *
  * No logging happens here: errors and `counters` are for the owner to log and export.
  */
-export class Session extends EventEmitter {
+export class Session extends EventEmitter implements FrameHandler, StreamHost, WriterOwner {
   /** Counters for logs and metrics. */
   readonly counters: SessionCounters = {
     streamsOpened: 0,
@@ -118,7 +118,6 @@ export class Session extends EventEmitter {
   private readonly streams = new Map<number, Stream>();
   private readonly decoder: FrameDecoder;
   private readonly writer: FrameWriter;
-  private readonly host: StreamHost;
   private nextLocalId: number;
   private highestRemoteId = 0;
   /** Where the body of the Data frame being decoded goes (undefined: discarded). */
@@ -148,14 +147,10 @@ export class Session extends EventEmitter {
     this.keepaliveIntervalMs = options.keepaliveIntervalMs ?? 0;
     this.keepaliveTimeoutMs = options.keepaliveTimeoutMs ?? DEFAULT_KEEPALIVE_TIMEOUT_MS;
     this.closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
-    this.writer = new FrameWriter(transport, options.writeHighWaterMark ?? DEFAULT_WRITE_HIGH_WATER_MARK);
-    this.writer.drainListener = this.onTransportDrain;
-    this.decoder = new FrameDecoder(this.handler);
-    this.host = {
-      sendFrame: (type, flags, id, length, payload) => this.send(type, flags, id, length, payload),
-      whenWritable: (callback) => this.writer.whenWritable(callback),
-      forget: (stream) => this.forget(stream),
-    };
+    // The session is the decoder's handler, the writer's owner and its streams' host itself:
+    // no per-session closures for them, as idle sessions should cost little.
+    this.writer = new FrameWriter(transport, options.writeHighWaterMark ?? DEFAULT_WRITE_HIGH_WATER_MARK, this);
+    this.decoder = new FrameDecoder(this);
     transport.on("data", this.onTransportData);
     transport.on("end", this.onTransportEnd);
     transport.on("close", this.onTransportEnd);
@@ -196,7 +191,7 @@ export class Session extends EventEmitter {
     this.nextLocalId += 2;
     const stream = this.createStream(id, true);
     this.counters.streamsOpened++;
-    this.send(FrameType.WindowUpdate, Flag.SYN, id, this.initialWindow - INITIAL_STREAM_WINDOW);
+    this.sendFrame(FrameType.WindowUpdate, Flag.SYN, id, this.initialWindow - INITIAL_STREAM_WINDOW);
     return stream;
   }
 
@@ -208,7 +203,7 @@ export class Session extends EventEmitter {
     this.counters.pingsSent++;
     return new Promise((resolve, reject) => {
       (this.pings ??= new Map()).set(id, { started: performance.now(), resolve, reject });
-      this.send(FrameType.Ping, Flag.SYN, SESSION_STREAM_ID, id);
+      this.sendFrame(FrameType.Ping, Flag.SYN, SESSION_STREAM_ID, id);
     });
   }
 
@@ -220,7 +215,7 @@ export class Session extends EventEmitter {
   close(code: GoAwayCode = GoAwayCode.Normal): Promise<void> {
     if (this.closing !== undefined) return this.closing;
     if (this._closed) return Promise.resolve();
-    this.send(FrameType.GoAway, 0, SESSION_STREAM_ID, code);
+    this.sendFrame(FrameType.GoAway, 0, SESSION_STREAM_ID, code);
     this.closing = new Promise<void>((resolve) => {
       const finish = (): void => {
         clearTimeout(timer);
@@ -247,12 +242,6 @@ export class Session extends EventEmitter {
 
   // ---- receiving ----
 
-  private readonly handler: FrameHandler = {
-    onFrame: (header) => this.onFrame(header),
-    onPayload: (piece) => this.onPayload(piece),
-    onDecodeError: (message) => this.protocolError(message),
-  };
-
   private readonly onTransportData = (chunk: Buffer | string): void => {
     if (this._closed) return;
     this.decoder.push(typeof chunk === "string" ? Buffer.from(chunk) : chunk);
@@ -262,13 +251,14 @@ export class Session extends EventEmitter {
     }
   };
 
-  private readonly onTransportDrain = (): void => {
+  /** @internal The transport drained: resume reading if a reply flood paused it. */
+  onWriterDrain(): void {
     this.unreadReplyBytes = 0;
     if (this.inputPaused) {
       this.inputPaused = false;
       this.transport.resume();
     }
-  };
+  }
 
   private readonly onTransportEnd = (): void => {
     if (!this._closed) this.destroy(new YamuxError(YamuxErrorCode.SessionClosed, "yamux transport closed"));
@@ -278,7 +268,8 @@ export class Session extends EventEmitter {
     if (!this._closed) this.destroy(new YamuxError(YamuxErrorCode.SessionClosed, `yamux transport failed: ${error.message}`, { cause: error }));
   };
 
-  private onFrame(header: Readonly<FrameHeader>): void {
+  /** @internal A decoded header (FrameHandler). */
+  onFrame(header: Readonly<FrameHeader>): void {
     const { type, flags, streamId, length } = header;
     this.counters.framesIn[FRAME_KEYS[type]!]++;
     if (type === FrameType.Ping || type === FrameType.GoAway) {
@@ -331,7 +322,8 @@ export class Session extends EventEmitter {
     this.payloadFlags = flags;
   }
 
-  private onPayload(piece: Buffer): void {
+  /** @internal A piece of a Data body (FrameHandler). */
+  onPayload(piece: Buffer): void {
     this.counters.bytesIn += piece.length;
     this.payloadLeft -= piece.length;
     const stream = this.payloadStream;
@@ -341,6 +333,11 @@ export class Session extends EventEmitter {
       this.payloadStream = undefined;
       stream.applyFlags(this.payloadFlags);
     }
+  }
+
+  /** @internal Broken framing (FrameHandler). */
+  onDecodeError(message: string): void {
+    this.protocolError(message);
   }
 
   /** Handles a SYN; returns true if the stream is now in the table. */
@@ -362,7 +359,7 @@ export class Session extends EventEmitter {
     }
     const stream = this.createStream(id, false);
     this.counters.streamsAccepted++;
-    this.send(FrameType.WindowUpdate, Flag.ACK, id, this.initialWindow - INITIAL_STREAM_WINDOW);
+    this.sendFrame(FrameType.WindowUpdate, Flag.ACK, id, this.initialWindow - INITIAL_STREAM_WINDOW);
     this.emit("stream", stream);
     return !stream.destroyed;
   }
@@ -403,13 +400,14 @@ export class Session extends EventEmitter {
   private protocolError(message: string): void {
     if (this._closed) return;
     this.counters.protocolErrors++;
-    this.send(FrameType.GoAway, 0, SESSION_STREAM_ID, GoAwayCode.ProtocolError);
+    this.sendFrame(FrameType.GoAway, 0, SESSION_STREAM_ID, GoAwayCode.ProtocolError);
     this.destroy(new YamuxError(YamuxErrorCode.Protocol, message));
   }
 
   // ---- sending ----
 
-  private send(type: FrameType, flags: number, id: number, length: number, payload?: Buffer): void {
+  /** @internal Queues a frame, counted (StreamHost). */
+  sendFrame(type: FrameType, flags: number, id: number, length: number, payload?: Buffer): void {
     if (this._closed) return;
     this.counters.framesOut[FRAME_KEYS[type]]++;
     if (payload !== undefined) this.counters.bytesOut += payload.length;
@@ -419,13 +417,13 @@ export class Session extends EventEmitter {
   /** A frame the peer's input caused (pong, refusal); counted against MAX_UNREAD_REPLY_BYTES. */
   private reply(type: FrameType, flags: number, id: number, length: number): void {
     if (this.writer.blocked) this.unreadReplyBytes += 12;
-    this.send(type, flags, id, length);
+    this.sendFrame(type, flags, id, length);
   }
 
   // ---- lifecycle ----
 
   private createStream(id: number, outbound: boolean): Stream {
-    const stream = new Stream(this.host, id, {
+    const stream = new Stream(this, id, {
       outbound,
       receiveWindow: this.initialWindow,
       maxReceiveWindow: this.maxWindow,
@@ -434,7 +432,13 @@ export class Session extends EventEmitter {
     return stream;
   }
 
-  private forget(stream: Stream): void {
+  /** @internal Calls back when the write queue has room (StreamHost). */
+  whenWritable(callback: () => void): void {
+    this.writer.whenWritable(callback);
+  }
+
+  /** @internal Drops a finished stream from the table (StreamHost). */
+  forget(stream: Stream): void {
     if (this.streams.get(stream.id) !== stream) return;
     this.streams.delete(stream.id);
     if (this.streams.size === 0) this.drained?.();

@@ -84,6 +84,7 @@ export function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
     stream.on("data", (chunk: Buffer) => chunks.push(chunk));
     stream.once("end", () => resolve(Buffer.concat(chunks)));
     stream.once("error", reject);
+    stream.resume(); // also after an explicit pause()
   });
 }
 
