@@ -1,5 +1,6 @@
 import { parseServerConfig, SERVE_USAGE } from "../config.js";
 import { createLogger, type Logger } from "../log.js";
+import { registerReplica } from "../server/replica-registration.js";
 import { startAgentgate } from "../server/start.js";
 import { openMigratedDatabase } from "./database-options.js";
 
@@ -17,12 +18,14 @@ export async function runServe(argv: string[]): Promise<number> {
   const { db, applied } = await openMigratedDatabase({ "database-url": config.databaseUrl, "data-dir": config.dataDir }, { logger });
   logger.info({ engine: db.engine, applied }, "database ready");
   const server = await startAgentgate(config, db, logger);
+  const replica = await registerReplica(db, server.replicaId, logger);
   const { address, port } = server.address;
   logger.info({ replica_id: server.replicaId, url: `http://${address.includes(":") ? `[${address}]` : address}:${port}` }, "agentgate listening");
 
   await waitForSignal(logger);
   logger.info("shutting down");
   await server.shutdown();
+  await replica.stop();
   await db.close();
   logger.info("stopped");
   return 0;
