@@ -2,6 +2,7 @@
 /**
  * The `agentgate` command: one entry point, one module per subcommand.
  */
+import { runAgent } from "./agent.js";
 import { runServe } from "./serve.js";
 import { runMigrate } from "./migrate.js";
 import { runStatus } from "./status.js";
@@ -14,6 +15,7 @@ const commands: Record<string, { run: Command; summary: string }> = {
   migrate: { run: runMigrate, summary: "apply pending database migrations" },
   workspace: { run: runWorkspace, summary: "create, build or delete a workspace (provisioning)" },
   status: { run: runStatus, summary: "list agents and their status" },
+  agent: { run: runAgent, summary: "run the reference agent against a server" },
 };
 
 function usage(): string {
