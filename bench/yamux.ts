@@ -227,6 +227,13 @@ const yamuxJsContender: Contender = {
 interface Rate {
   mbps: number;
   capped: boolean;
+  /** Process CPU (both ends, ws included) per MiB moved: what a saturated ceiling hides. */
+  cpuMsPerMiB: number;
+}
+
+function cpuMs(since: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(since);
+  return (used.user + used.system) / 1000;
 }
 
 /** Sends TOTAL_BYTES client → server split over `streams` streams; MB/s until the server has it all. */
@@ -241,15 +248,17 @@ async function throughput(contender: Contender, streams: number): Promise<Rate> 
     if (received >= TOTAL_BYTES) finish();
   });
   const started = performance.now();
+  const cpu = process.cpuUsage();
   const senders = await Promise.all(Array.from({ length: streams }, () => muxed.open()));
   void Promise.all(senders.map((send) => send(TOTAL_BYTES / streams))).catch(() => {});
   const cap = setTimeout(finish, CAP_MS);
   await done;
   clearTimeout(cap);
   const seconds = (performance.now() - started) / 1000;
+  const cpuMsPerMiB = cpuMs(cpu) / (received / MB);
   clientWs.terminate();
   serverWs.terminate();
-  return { mbps: received / MB / seconds, capped: received < TOTAL_BYTES };
+  return { mbps: received / MB / seconds, capped: received < TOTAL_BYTES, cpuMsPerMiB };
 }
 
 async function rawThroughput(): Promise<Rate> {
@@ -262,14 +271,16 @@ async function rawThroughput(): Promise<Rate> {
     }),
   );
   const started = performance.now();
+  const cpu = process.cpuUsage();
   for (let sent = 0; sent < TOTAL_BYTES; sent += CHUNK.length) {
     await new Promise<void>((resolve) => wsSend(clientWs, CHUNK, resolve));
   }
   await done;
   const seconds = (performance.now() - started) / 1000;
+  const cpuMsPerMiB = cpuMs(cpu) / (received / MB);
   clientWs.terminate();
   serverWs.terminate();
-  return { mbps: received / MB / seconds, capped: false };
+  return { mbps: received / MB / seconds, capped: false, cpuMsPerMiB };
 }
 
 function heap(): number {
@@ -341,11 +352,21 @@ for (const [i, contender] of contenders.entries()) {
 }
 
 const fmtRate = (r: Rate): string => `${r.mbps.toFixed(0)} MB/s${r.capped ? " (capped)" : ""}`;
+const fmtCpu = (r: Rate): string => `${r.cpuMsPerMiB.toFixed(2)}`;
 const fmtKB = (bytes: number): string => (Number.isNaN(bytes) ? "n/a (hung)" : `${(bytes / 1024).toFixed(1)} KB`);
 const table = [
-  ["", "1 stream", "8 streams", "× raw (1)", "heap / idle session", "heap / open stream"],
-  ["raw WebSocket (ceiling)", fmtRate(raw!), "—", "1.00", "—", "—"],
-  ...rows.map((r) => [r.name, fmtRate(r.one), fmtRate(r.eight), (r.one.mbps / raw!.mbps).toFixed(2), fmtKB(r.session), fmtKB(r.stream)]),
+  ["", "1 stream", "8 streams", "× raw (1)", "CPU ms/MiB (1)", "CPU ms/MiB (8)", "heap / idle session", "heap / open stream"],
+  ["raw WebSocket (ceiling)", fmtRate(raw!), "—", "1.00", fmtCpu(raw!), "—", "—", "—"],
+  ...rows.map((r) => [
+    r.name,
+    fmtRate(r.one),
+    fmtRate(r.eight),
+    (r.one.mbps / raw!.mbps).toFixed(2),
+    fmtCpu(r.one),
+    fmtCpu(r.eight),
+    fmtKB(r.session),
+    fmtKB(r.stream),
+  ]),
 ];
 const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
 console.log(`yamux bench: best of ${REPEATS}, ${TOTAL_BYTES / MB} MiB per transfer over ws on 127.0.0.1, ${SESSIONS} idle sessions, ${STREAMS} streams`);
@@ -353,7 +374,8 @@ for (const row of table) console.log(row.map((cell, i) => cell.padEnd(widths[i]!
 const [mine, lib] = rows;
 console.log(
   `src/yamux vs raw: ${(mine!.one.mbps / raw!.mbps).toFixed(2)}×; vs libp2p-yamux: ${(mine!.one.mbps / lib!.one.mbps).toFixed(2)}× (1 stream), ` +
-    `${(mine!.eight.mbps / lib!.eight.mbps).toFixed(2)}× (8 streams); session memory vs libp2p: ${(mine!.session / lib!.session).toFixed(2)}×, vs yamux-js: ${(mine!.session / rows[2]!.session).toFixed(2)}×`,
+    `${(mine!.eight.mbps / lib!.eight.mbps).toFixed(2)}× (8 streams); CPU per MiB vs libp2p-yamux: ` +
+    `${(mine!.one.cpuMsPerMiB / lib!.one.cpuMsPerMiB).toFixed(2)}× (1), ${(mine!.eight.cpuMsPerMiB / lib!.eight.cpuMsPerMiB).toFixed(2)}× (8); session memory vs libp2p: ${(mine!.session / lib!.session).toFixed(2)}×, vs yamux-js: ${(mine!.session / rows[2]!.session).toFixed(2)}×`,
 );
 wss.close();
 process.exit(0);
