@@ -20,6 +20,14 @@ export interface ServerConfig {
   agentInactiveTimeoutMs: number;
   /** Stats report interval returned to agents (`--agent-stats-interval`); default 30 s. */
   agentStatsIntervalMs: number;
+  /** How often the metadata batcher writes agents' metadata (`--metadata-flush-interval`); default 1 s, so watchers stay responsive. */
+  metadataFlushIntervalMs: number;
+  /** How often used workspaces get `last_used_at` written (`--usage-flush-interval`); default 60 s, as Coder. */
+  usageFlushIntervalMs: number;
+  /** Tell agents to relay through DERP only, with no STUN in the map (`--block-direct-connections`); default off. */
+  blockDirectConnections: boolean;
+  /** Tell agents to reach DERP over WebSockets only (`--derp-force-websockets`); default off. */
+  derpForceWebsockets: boolean;
   /** DERP map JSON file (`--derp-map`); empty map when unset. */
   derpMapFile: string | undefined;
   /** Banners JSON file (`--banners`); no banners when unset. */
@@ -40,6 +48,10 @@ const options = {
   "agent-update-interval": { type: "string" },
   "agent-inactive-timeout": { type: "string" },
   "agent-stats-interval": { type: "string" },
+  "metadata-flush-interval": { type: "string" },
+  "usage-flush-interval": { type: "string" },
+  "block-direct-connections": { type: "boolean" },
+  "derp-force-websockets": { type: "boolean" },
   "derp-map": { type: "string" },
   banners: { type: "string" },
   "shutdown-grace": { type: "string" },
@@ -58,6 +70,10 @@ export const SERVE_USAGE = `usage: agentgate serve [flags]
   --agent-update-interval DUR     ping and heartbeat period (default 15s)
   --agent-inactive-timeout DUR    disconnect after this long without a pong (default 2 x update interval)
   --agent-stats-interval DUR      stats report interval given to agents (default 30s)
+  --metadata-flush-interval DUR   how often agents' metadata is written, many agents per statement (default 1s)
+  --usage-flush-interval DUR      how often used workspaces get last_used_at written (default 60s)
+  --block-direct-connections      agents relay through DERP only; no STUN in the DERP map (default off)
+  --derp-force-websockets         agents reach DERP over WebSockets only (default off)
   --derp-map FILE                 DERP map JSON (default: empty)
   --banners FILE                  banners JSON (default: none)
   --shutdown-grace DUR            time open RPCs get at shutdown (default 10s)
@@ -90,6 +106,10 @@ export function parseServerConfig(argv: string[], env: NodeJS.ProcessEnv = proce
     agentUpdateIntervalMs: updateMs,
     agentInactiveTimeoutMs: inactiveMs,
     agentStatsIntervalMs: durationFlag("agent-stats-interval", values["agent-stats-interval"], 30_000),
+    metadataFlushIntervalMs: durationFlag("metadata-flush-interval", values["metadata-flush-interval"], 1_000),
+    usageFlushIntervalMs: durationFlag("usage-flush-interval", values["usage-flush-interval"], 60_000),
+    blockDirectConnections: values["block-direct-connections"] ?? false,
+    derpForceWebsockets: values["derp-force-websockets"] ?? false,
     derpMapFile: values["derp-map"],
     bannersFile: values.banners,
     shutdownGraceMs: durationFlag("shutdown-grace", values["shutdown-grace"], 10_000),

@@ -12,6 +12,8 @@ export const WORKSPACE_EVENT_KINDS = [
   "state_change", "stats_update", "mtd_update", "app_health",
   "agt_lifecycle_update", "agt_connection_update", "agt_first_logs", "agt_logs_overflow",
   "agt_timeout", "agt_task_update", "agt_app_status_update",
+  // agentgate's stand-in for Coder's out-of-memory/out-of-disk notifications (agent-api.md §2.11).
+  "agt_resources_alert",
 ] as const;
 export type WorkspaceEventKind = (typeof WORKSPACE_EVENT_KINDS)[number];
 

@@ -4,13 +4,20 @@ import { Agent } from "../../gen/coder/agent/v2/agent_pb.js";
 import { Tailnet } from "../../gen/coder/tailnet/v2/tailnet_pb.js";
 import { agentService } from "../agentapi/api.js";
 import type { BannerSettings } from "../agentapi/banners.js";
+import { createMetadataBatcher, createStatsBatcher } from "../agentapi/batchers.js";
+import { UsageTracker } from "../agentapi/usage-tracker.js";
+import type { Batcher } from "../db/batcher.js";
 import type { ServerConfig } from "../config.js";
 import type { Database } from "../db/database.js";
-import { publishWorkspaceEvent } from "../db/events.js";
+import { AGENT_METADATA_BATCH_CHANNEL, publishWorkspaceEvent } from "../db/events.js";
+import { updateMetadataAndNotify } from "../db/queries/metadata.js";
+import { insertStats } from "../db/queries/stats.js";
+import { updateWorkspacesLastUsed } from "../db/queries/workspaces.js";
 import type { Logger } from "../log.js";
 import { emptyDerpMapSource, fileDerpMapSource } from "../tailnet/derp-map-source.js";
 import { tailnetService } from "../tailnet/tailnet-service.js";
 import { AgentServer } from "./agent-server.js";
+import type { BatcherGauges } from "./metrics.js";
 import { agentServerStore } from "./agent-store.js";
 
 /** How often StreamDERPMaps looks for a changed map (agent-api.md §3.2). */
@@ -28,13 +35,44 @@ export async function startAgentgate(config: ServerConfig, db: Database, logger:
     : emptyDerpMapSource();
   // A bad --derp-map fails the start, not the first agent.
   await derpMaps.current();
-  return AgentServer.start({
+  const statsBatcher = createStatsBatcher((rows) => insertStats(db, rows), logger);
+  const metadataBatcher = createMetadataBatcher(
+    async (updates) => void (await updateMetadataAndNotify(db, updates, AGENT_METADATA_BATCH_CHANNEL)),
+    config.metadataFlushIntervalMs,
+    logger,
+  );
+  const usageTracker = new UsageTracker({
+    write: (ids, at) => updateWorkspacesLastUsed(db, ids, at),
+    flushIntervalMs: config.usageFlushIntervalMs,
+    now: () => new Date(),
+    logger,
+  });
+  const server = await AgentServer.start({
     config,
     logger,
     replicaId,
     store: agentServerStore(db, replicaId),
     routes(router) {
-      router.service(Agent, agentService({ banners }));
+      router.service(
+        Agent,
+        agentService({
+          db,
+          pubsub: db.pubsub,
+          logger,
+          banners,
+          derpMaps,
+          manifest: {
+            accessUrl: config.accessUrl,
+            appHostname: config.appHostname,
+            blockDirectConnections: config.blockDirectConnections,
+            derpForceWebsockets: config.derpForceWebsockets,
+          },
+          statsReportIntervalMs: config.agentStatsIntervalMs,
+          statsBatcher,
+          metadataBatcher,
+          usageTracker,
+        }),
+      );
       router.service(Tailnet, tailnetService({ derpMaps, derpMapPollMs: DERP_MAP_POLL_MS }));
     },
     publishConnectionUpdate: (identity) =>
@@ -44,7 +82,29 @@ export async function startAgentgate(config: ServerConfig, db: Database, logger:
         { kind: "agt_connection_update", workspace_id: identity.workspaceId, agent_id: identity.agentId },
         logger,
       ),
+    // Final flushes run after the tunnels drained, so the last reports are in them.
+    closeOnShutdown: [statsBatcher, metadataBatcher, usageTracker],
   });
+  server.metrics.watchBatcher(batcherGauges("stats", statsBatcher));
+  server.metrics.watchBatcher(batcherGauges("metadata", metadataBatcher));
+  server.metrics.watchBatcher(usageTracker);
+  return server;
+}
+
+/** A batcher's counters as the gauges /metrics reads at scrape time. */
+function batcherGauges(name: string, batcher: Pick<Batcher<never>, "counters">): BatcherGauges {
+  return {
+    name,
+    get queued() {
+      return batcher.counters().queued;
+    },
+    get dropped() {
+      return batcher.counters().dropped;
+    },
+    get flushErrors() {
+      return batcher.counters().flushErrors;
+    },
+  };
 }
 
 async function readBanners(file: string | undefined): Promise<BannerSettings> {

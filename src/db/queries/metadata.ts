@@ -84,3 +84,53 @@ export async function updateMetadata(q: Queryable, updates: MetadataUpdate[]): P
   );
   return rowCount;
 }
+
+/**
+ * Most agent ids per `workspace_agent_metadata_batch` payload: each id costs 40 bytes of JSON
+ * (`"<36>", `), so 180 of them stay well under NOTIFY's 8000-byte limit.
+ */
+export const METADATA_BATCH_IDS_PER_NOTIFY = 180;
+
+/**
+ * The metadata batcher's flush as one statement: {@link updateMetadata}'s UPDATE (newest
+ * collectedAt wins per agent+key, unknown keys ignored), and in the same statement a
+ * `pg_notify(channel, '{"agent_ids": [...]}')` per chunk of {@link METADATA_BATCH_IDS_PER_NOTIFY}
+ * agents whose rows changed. Returns the rows updated and the agents notified.
+ */
+export async function updateMetadataAndNotify(
+  q: Queryable,
+  updates: MetadataUpdate[],
+  channel: string,
+): Promise<{ rowsUpdated: number; agentIds: string[] }> {
+  const latest = new Map<string, MetadataUpdate>();
+  for (const u of updates) {
+    const k = `${u.agentId}\u0000${u.key}`;
+    const prev = latest.get(k);
+    if (prev === undefined || prev.collectedAt.getTime() <= u.collectedAt.getTime()) latest.set(k, u);
+  }
+  if (latest.size === 0) return { rowsUpdated: 0, agentIds: [] };
+  const list = [...latest.values()];
+  const { rows } = await q.query<{ rowsUpdated: number; agentIds: string[] }>(
+    `WITH updated AS (
+       UPDATE workspace_agent_metadata m SET value = u.value, error = u.error, collected_at = u.collected_at
+       FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[]) AS u(agent_id, key, value, error, collected_at)
+       WHERE m.workspace_agent_id = u.agent_id AND m.key = u.key
+       RETURNING m.workspace_agent_id
+     ), agents AS (
+       SELECT DISTINCT workspace_agent_id AS id FROM updated
+     ), chunks AS (
+       SELECT json_build_object('agent_ids', json_agg(id ORDER BY id))::text AS payload, array_agg(id) AS ids
+       FROM (SELECT id, (row_number() OVER (ORDER BY id) - 1) / $6 AS chunk FROM agents) numbered
+       GROUP BY chunk
+     ), notified AS (
+       SELECT ids, pg_notify($7, payload) FROM chunks
+     )
+     SELECT (SELECT count(*) FROM updated)::int AS "rowsUpdated",
+            coalesce((SELECT array_agg(id) FROM notified, unnest(ids) AS id), '{}')::text[] AS "agentIds"`,
+    [
+      list.map((u) => u.agentId), list.map((u) => u.key), list.map((u) => u.value), list.map((u) => u.error),
+      list.map((u) => isoOrNull(u.collectedAt)), METADATA_BATCH_IDS_PER_NOTIFY, channel,
+    ],
+  );
+  return rows[0] ?? { rowsUpdated: 0, agentIds: [] };
+}

@@ -1,0 +1,49 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import type { HandlerContext } from "@connectrpc/connect";
+import { ReportBoundaryLogsResponseSchema, type ReportBoundaryLogsRequest, type ReportBoundaryLogsResponse } from "../../gen/coder/agent/v2/agent_pb.js";
+import type { Logger } from "../log.js";
+import type { LoadCaller } from "./caller.js";
+
+/** What ReportBoundaryLogs needs: a logger to write the entries to. */
+export interface BoundaryLogsDeps {
+  loadCaller: LoadCaller;
+  logger: Logger;
+}
+
+/**
+ * ReportBoundaryLogs: the network "boundary" around an agent's processes reports what it allowed
+ * and denied; agentgate stores none of it and writes each entry to the server log at info, with
+ * the agent's fields, for the operator's log pipeline.
+ */
+export function boundaryLogsApi(deps: BoundaryLogsDeps) {
+  return {
+    async reportBoundaryLogs(req: ReportBoundaryLogsRequest, ctx: HandlerContext): Promise<ReportBoundaryLogsResponse> {
+      const { identity, agent } = await deps.loadCaller(ctx);
+      const log = deps.logger.child({
+        agent_id: agent.id,
+        agent_name: agent.name,
+        workspace_id: identity.workspaceId,
+        workspace_name: identity.workspaceName,
+        owner: identity.ownerUsername,
+        session_id: req.sessionId,
+        confined_process_name: req.confinedProcessName,
+      });
+      for (const entry of req.logs) {
+        const http = entry.resource.case === "httpRequest" ? entry.resource.value : undefined;
+        log.info(
+          {
+            allowed: entry.allowed,
+            time: entry.time === undefined ? undefined : timestampDate(entry.time).toISOString(),
+            sequence_number: entry.sequenceNumber,
+            http_method: http?.method,
+            http_url: http?.url,
+            matched_rule: http?.matchedRule,
+          },
+          "boundary request",
+        );
+      }
+      return create(ReportBoundaryLogsResponseSchema);
+    },
+  };
+}

@@ -1,0 +1,209 @@
+import { clone, create } from "@bufbuild/protobuf";
+import { DurationSchema, durationFromMs, type Duration } from "@bufbuild/protobuf/wkt";
+import type { HandlerContext } from "@connectrpc/connect";
+import {
+  ManifestSchema,
+  WorkspaceAgentDevcontainerSchema,
+  WorkspaceAgentMetadata_DescriptionSchema,
+  WorkspaceAgentScriptSchema,
+  WorkspaceApp_Health,
+  WorkspaceApp_SharingLevel,
+  WorkspaceAppSchema,
+  type Manifest,
+  type WorkspaceApp,
+} from "../../gen/coder/agent/v2/agent_pb.js";
+import { DERPMapSchema, type DERPMap } from "../../gen/coder/tailnet/v2/tailnet_pb.js";
+import type { AppHealth, AppSharingLevel } from "../db/enums.js";
+import type { WorkspaceApp as AppRow } from "../db/queries/apps.js";
+import type { Devcontainer } from "../db/queries/devcontainers.js";
+import type { AgentMetadata } from "../db/queries/metadata.js";
+import type { AgentScript } from "../db/queries/scripts.js";
+import type { User } from "../db/queries/users.js";
+import type { Workspace } from "../db/queries/workspaces.js";
+import { internal, type LoadCaller } from "./caller.js";
+import { uuidToBytes } from "./uuid-bytes.js";
+
+/** Deployment settings that shape every manifest. */
+export interface ManifestSettings {
+  /** The URL agents reach the server at; its scheme (and port) go into `vs_code_port_proxy_uri`. */
+  accessUrl: URL;
+  /** Wildcard app host such as `*.apps.example.com`; "" turns subdomain apps and the port proxy off. */
+  appHostname: string;
+  /** Agents must relay through DERP: no direct connections, and no STUN in the DERP map. */
+  blockDirectConnections: boolean;
+  /** Agents must reach DERP over WebSockets. */
+  derpForceWebsockets: boolean;
+}
+
+/** What GetManifest reads (agent-api.md §2.2). */
+export interface ManifestDeps {
+  loadCaller: LoadCaller;
+  listApps(agentId: string): Promise<AppRow[]>;
+  listScripts(agentId: string): Promise<AgentScript[]>;
+  listMetadata(agentId: string): Promise<AgentMetadata[]>;
+  listDevcontainers(agentId: string): Promise<Devcontainer[]>;
+  getWorkspace(workspaceId: string): Promise<Workspace | undefined>;
+  getUser(userId: string): Promise<User | undefined>;
+  derpMap(): Promise<DERPMap>;
+  settings: ManifestSettings;
+}
+
+/** STUN port that tells a client the node has no STUN (block-direct). */
+const NO_STUN_PORT = -1;
+
+/** GetManifest: everything an agent needs to start, read in parallel; no writes, no events. */
+export function manifestApi(deps: ManifestDeps) {
+  return {
+    async getManifest(_req: unknown, ctx: HandlerContext): Promise<Manifest> {
+      const { identity, agent } = await deps.loadCaller(ctx);
+      const [apps, scripts, metadata, devcontainers, workspace, derpMap] = await Promise.all([
+        deps.listApps(agent.id),
+        deps.listScripts(agent.id),
+        deps.listMetadata(agent.id),
+        deps.listDevcontainers(agent.id),
+        deps.getWorkspace(identity.workspaceId),
+        deps.derpMap(),
+      ]).catch((err: unknown) => {
+        throw internal("fetching workspace agent data", err);
+      });
+      if (workspace === undefined) throw internal("fetching workspace agent data", new Error(`workspace ${identity.workspaceId} not found`));
+      const owner = await deps.getUser(workspace.ownerId).catch((err: unknown) => {
+        throw internal("fetching workspace agent data", err);
+      });
+      if (owner === undefined) throw internal("fetching workspace agent data", new Error(`owner ${workspace.ownerId} not found`));
+      const names = { agent: agent.name, workspace: workspace.name, owner: owner.username };
+      const { settings } = deps;
+      return create(ManifestSchema, {
+        agentId: uuidToBytes(agent.id),
+        agentName: agent.name,
+        ownerUsername: owner.username,
+        workspaceId: uuidToBytes(workspace.id),
+        workspaceName: workspace.name,
+        // agentgate has no external-auth providers.
+        gitAuthConfigs: 0,
+        environmentVariables: agent.environmentVariables ?? {},
+        directory: agent.directory,
+        vsCodePortProxyUri: vsCodePortProxyUri(settings, names),
+        motdPath: agent.motdFile,
+        disableDirectConnections: settings.blockDirectConnections,
+        derpForceWebsockets: settings.derpForceWebsockets,
+        parentId: agent.parentId === null ? undefined : uuidToBytes(agent.parentId),
+        derpMap: settings.blockDirectConnections ? withoutStun(derpMap) : derpMap,
+        scripts: scripts.map((s) =>
+          create(WorkspaceAgentScriptSchema, {
+            id: uuidToBytes(s.id),
+            logSourceId: uuidToBytes(s.logSourceId),
+            logPath: s.logPath,
+            script: s.script,
+            cron: s.cron,
+            runOnStart: s.runOnStart,
+            runOnStop: s.runOnStop,
+            startBlocksLogin: s.startBlocksLogin,
+            timeout: durationFromMs(s.timeoutSeconds * 1000),
+            displayName: s.displayName,
+          }),
+        ),
+        apps: apps.map((a) => appToProto(a, settings.appHostname, names)),
+        metadata: metadata.map((m) =>
+          create(WorkspaceAgentMetadata_DescriptionSchema, {
+            displayName: m.displayName,
+            key: m.key,
+            script: m.script,
+            interval: secondsAsNanos(m.interval),
+            timeout: secondsAsNanos(m.timeout),
+          }),
+        ),
+        devcontainers: devcontainers.map((d) =>
+          create(WorkspaceAgentDevcontainerSchema, {
+            id: uuidToBytes(d.id),
+            workspaceFolder: d.workspaceFolder,
+            configPath: d.configPath,
+            name: d.name,
+            subagentId: d.subagentId === null ? undefined : uuidToBytes(d.subagentId),
+          }),
+        ),
+      });
+    },
+  };
+}
+
+interface Names {
+  agent: string;
+  workspace: string;
+  owner: string;
+}
+
+/** `<app-or-port>--<agent>--<workspace>--<owner>`: the subdomain label of Coder's application URLs. */
+function applicationLabel(appOrPort: string, n: Names): string {
+  return `${appOrPort}--${n.agent}--${n.workspace}--${n.owner}`;
+}
+
+/**
+ * The port-forwarding URL template VS Code uses, e.g. `https://{{port}}--main--ws--alice.apps.example.com:8443`.
+ * Empty without a wildcard app host. The access URL's port is applied when the wildcard host has none.
+ */
+export function vsCodePortProxyUri(settings: Pick<ManifestSettings, "accessUrl" | "appHostname">, n: Names): string {
+  if (settings.appHostname === "") return "";
+  let host = settings.appHostname;
+  if (!/:\d+$/.test(host) && settings.accessUrl.port !== "") host += `:${settings.accessUrl.port}`;
+  const scheme = settings.accessUrl.protocol.replace(/:$/, "");
+  return `${scheme}://${host.replace("*", applicationLabel("{{port}}", n))}`;
+}
+
+const SHARING_LEVELS: Record<AppSharingLevel, WorkspaceApp_SharingLevel> = {
+  owner: WorkspaceApp_SharingLevel.OWNER,
+  authenticated: WorkspaceApp_SharingLevel.AUTHENTICATED,
+  organization: WorkspaceApp_SharingLevel.ORGANIZATION,
+  public: WorkspaceApp_SharingLevel.PUBLIC,
+};
+
+const HEALTHS: Record<AppHealth, WorkspaceApp_Health> = {
+  disabled: WorkspaceApp_Health.DISABLED,
+  initializing: WorkspaceApp_Health.INITIALIZING,
+  healthy: WorkspaceApp_Health.HEALTHY,
+  unhealthy: WorkspaceApp_Health.UNHEALTHY,
+};
+
+function appToProto(a: AppRow, appHostname: string, names: Names): WorkspaceApp {
+  const sharingLevel = SHARING_LEVELS[a.sharingLevel];
+  const health = HEALTHS[a.health];
+  // The enums in the database and the proto are the same sets; a stranger is a corrupt row.
+  if (sharingLevel === undefined) throw internal("converting workspace apps", new Error(`unknown app sharing level "${a.sharingLevel}"`));
+  if (health === undefined) throw internal("converting workspace apps", new Error(`unknown app health "${a.health}"`));
+  return create(WorkspaceAppSchema, {
+    id: uuidToBytes(a.id),
+    url: a.url ?? "",
+    external: a.external,
+    slug: a.slug,
+    displayName: a.displayName,
+    command: a.command ?? "",
+    icon: a.icon,
+    subdomain: a.subdomain,
+    // As Coder: only a subdomain app on a deployment with a wildcard host has a subdomain name.
+    subdomainName: a.subdomain && appHostname !== "" ? applicationLabel(a.slug, names) : "",
+    sharingLevel,
+    healthcheck: {
+      url: a.healthcheckUrl,
+      interval: durationFromMs(a.healthcheckInterval * 1000),
+      threshold: a.healthcheckThreshold,
+    },
+    health,
+    hidden: a.hidden,
+  });
+}
+
+/**
+ * Coder's quirk (agent-api.md §2.2): metadata interval and timeout go out as Durations whose
+ * nanosecond count is the stored number of seconds, and agents read them back as plain integers.
+ */
+function secondsAsNanos(seconds: number): Duration {
+  const nanosPerSecond = 1_000_000_000;
+  return create(DurationSchema, { seconds: BigInt(Math.floor(seconds / nanosPerSecond)), nanos: seconds % nanosPerSecond });
+}
+
+/** The map with every node's STUN turned off, for deployments that block direct connections. */
+function withoutStun(map: DERPMap): DERPMap {
+  const copy = clone(DERPMapSchema, map);
+  for (const region of Object.values(copy.regions)) for (const node of region.nodes) node.stunPort = NO_STUN_PORT;
+  return copy;
+}
