@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { createServer as createHttp1Server, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServer as createHttp2Server, type Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Session } from "node:http2";
 import { createServer as createNetServer, type AddressInfo, type Socket } from "node:net";
@@ -89,6 +90,8 @@ export class AgentServer {
   private closed: Promise<void> | undefined;
 
   private constructor(private readonly options: AgentServerOptions) {
+    // Every RPC in flight links its context to this signal: thousands of listeners are expected.
+    setMaxListeners(0, this.shutdownController.signal);
     this.metrics = options.metrics ?? new ServerMetrics();
     const { logger } = options;
     this.heartbeats = new HeartbeatBatcher({ write: (beats) => options.store.writeHeartbeats(beats), intervalMs: HEARTBEAT_FLUSH_MS, logger });

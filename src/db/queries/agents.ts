@@ -198,7 +198,7 @@ export async function insertAgent(q: Queryable, p: InsertAgentParams): Promise<W
        environment_variables, connection_timeout_seconds, troubleshooting_url, motd_file, display_apps,
        display_order, parent_id, api_key_scope, instance_metadata, resource_metadata)
      VALUES ($1, $2, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
-             coalesce($13::display_app[], '{vscode,vscode_insiders,web_terminal,ssh_helper,port_forwarding_helper}'),
+             coalesce($13::text[]::display_app[], '{vscode,vscode_insiders,web_terminal,ssh_helper,port_forwarding_helper}'),
              $14, $15, $16, $17, $18)
      RETURNING ${AGENT_SELECT}`,
     [
@@ -334,7 +334,7 @@ export async function updateAgentStartup(
   p: { id: string; version: string; expandedDirectory: string; subsystems: AgentSubsystem[]; apiVersion: string },
 ): Promise<void> {
   await q.query(
-    "UPDATE workspace_agents SET version = $2, expanded_directory = $3, subsystems = $4::workspace_agent_subsystem[], api_version = $5 WHERE id = $1",
+    "UPDATE workspace_agents SET version = $2, expanded_directory = $3, subsystems = $4::text[]::workspace_agent_subsystem[], api_version = $5 WHERE id = $1",
     [p.id, p.version, p.expandedDirectory, p.subsystems, p.apiVersion],
   );
 }
@@ -363,7 +363,7 @@ export async function updateSubAgentDisplay(
   p: { id: string; displayApps: DisplayApp[]; directory: string; now: Date },
 ): Promise<void> {
   await q.query(
-    `UPDATE workspace_agents SET display_apps = $2::display_app[],
+    `UPDATE workspace_agents SET display_apps = $2::text[]::display_app[],
        directory = CASE WHEN $3 = '' THEN directory ELSE $3 END, updated_at = $4
      WHERE id = $1`,
     [p.id, p.displayApps, p.directory, p.now],
