@@ -212,9 +212,7 @@ export class AgentServer {
     const evict = (code: number, reason: string) => {
       this.metrics.evictions.inc({ reason });
       if (reason === "ping timeout") this.metrics.pingTimeouts.inc();
-      ws.close(code, reason);
-      // An agent that stopped reading never completes the close handshake: don't wait for it.
-      setTimeout(() => ws.terminate(), CLOSE_HANDSHAKE_GRACE_MS).unref();
+      closeWebSocket(ws, code, reason);
       session.destroy();
     };
     const tracker = new ConnectionTracker({
@@ -257,10 +255,8 @@ export class AgentServer {
     };
     ws.once("close", end);
     session.once("close", () => {
-      if (ws.readyState === ws.OPEN) {
-        if (this.shuttingDown) ws.close(CLOSE_GOING_AWAY, "server shutting down");
-        else ws.close(1000);
-      }
+      if (this.shuttingDown) closeWebSocket(ws, CLOSE_GOING_AWAY, "server shutting down");
+      else closeWebSocket(ws, 1000, "");
       end();
     });
     tracker.start().catch((err: unknown) => logger.error({ err }, "recording agent connection failed"));
@@ -288,7 +284,7 @@ export class AgentServer {
     await Promise.all(
       tunnels.map(async (t) => {
         await t.session.close(GoAwayCode.Normal).catch(() => undefined);
-        t.ws.close(CLOSE_GOING_AWAY, "server shutting down");
+        closeWebSocket(t.ws, CLOSE_GOING_AWAY, "server shutting down");
         t.session.destroy();
         await t.done;
       }),
@@ -301,6 +297,15 @@ export class AgentServer {
     for (const closeable of this.options.closeOnShutdown ?? []) await closeable.close();
     await listening;
   }
+}
+
+/**
+ * Starts the close handshake and cuts the socket if the agent doesn't finish it promptly: one
+ * that stopped reading never would, and ws would hold it for 30 s.
+ */
+function closeWebSocket(ws: WebSocket, code: number, reason: string): void {
+  if (ws.readyState === ws.OPEN) ws.close(code, reason);
+  if (ws.readyState !== ws.CLOSED) setTimeout(() => ws.terminate(), CLOSE_HANDSHAKE_GRACE_MS).unref();
 }
 
 function httpStatusToCode(status: number): Code {
