@@ -142,7 +142,7 @@ describe("BatchUpdateAppHealths", () => {
         'workspace app ID "11111111-2222-3333-4444-555555555555" not found',
       );
       await rejectsWith(tun.agent.batchUpdateAppHealths({ updates: [good, { id: uuidBytes(apps.plain!.id), health: AppHealth.HEALTHY }] }), Code.FailedPrecondition, "does not have healthchecks enabled");
-      await rejectsWith(tun.agent.batchUpdateAppHealths({ updates: [good, { id: uuidBytes(apps.api!.id), health: AppHealth.UNSPECIFIED }] }), Code.InvalidArgument, "unknown health status");
+      await rejectsWith(tun.agent.batchUpdateAppHealths({ updates: [good, { id: uuidBytes(apps.api!.id), health: AppHealth.APP_HEALTH_UNSPECIFIED }] }), Code.InvalidArgument, "unknown health status");
     });
     assert.equal((await appIds(a.agentId)).web!.health, "initializing");
   });
