@@ -17,7 +17,8 @@ import type { Logger } from "../log.js";
 import { emptyDerpMapSource, fileDerpMapSource } from "../tailnet/derp-map-source.js";
 import { tailnetService } from "../tailnet/tailnet-service.js";
 import { AgentServer } from "./agent-server.js";
-import type { BatcherGauges } from "./metrics.js";
+import { ServerMetrics, type BatcherGauges } from "./metrics.js";
+import { observedPubsub } from "./observed-pubsub.js";
 import { agentServerStore } from "./agent-store.js";
 
 /** How often StreamDERPMaps looks for a changed map (agent-api.md §3.2). */
@@ -35,6 +36,8 @@ export async function startAgentgate(config: ServerConfig, db: Database, logger:
     : emptyDerpMapSource();
   // A bad --derp-map fails the start, not the first agent.
   await derpMaps.current();
+  const metrics = new ServerMetrics();
+  const pubsub = observedPubsub(db.pubsub, () => metrics.pubsubErrors.inc());
   const statsBatcher = createStatsBatcher((rows) => insertStats(db, rows), logger);
   const metadataBatcher = createMetadataBatcher(
     async (updates) => void (await updateMetadataAndNotify(db, updates, AGENT_METADATA_BATCH_CHANNEL)),
@@ -51,13 +54,14 @@ export async function startAgentgate(config: ServerConfig, db: Database, logger:
     config,
     logger,
     replicaId,
+    metrics,
     store: agentServerStore(db, replicaId),
     routes(router) {
       router.service(
         Agent,
         agentService({
           db,
-          pubsub: db.pubsub,
+          pubsub,
           logger,
           banners,
           derpMaps,
@@ -77,7 +81,7 @@ export async function startAgentgate(config: ServerConfig, db: Database, logger:
     },
     publishConnectionUpdate: (identity) =>
       void publishWorkspaceEvent(
-        db.pubsub,
+        pubsub,
         identity.ownerId,
         { kind: "agt_connection_update", workspace_id: identity.workspaceId, agent_id: identity.agentId },
         logger,

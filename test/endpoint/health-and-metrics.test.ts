@@ -1,0 +1,48 @@
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { connectAgent } from "../../src/client/index.js";
+import { makeWorkspace } from "../support/fixtures.js";
+import { rawGet } from "../support/http.js";
+import { startTestServer, useTestDatabase, type TestServer } from "../support/agent-server.js";
+
+describe("health, readiness and metrics routes", () => {
+  const t = useTestDatabase();
+  let srv: TestServer;
+  before(async () => {
+    srv = await startTestServer(t.db);
+  });
+  after(() => srv.close());
+
+  test("/healthz and /readyz answer 200 on a migrated database", async () => {
+    assert.equal((await fetch(`${srv.url}/healthz`)).status, 200);
+    assert.equal((await fetch(`${srv.url}/readyz`)).status, 200);
+  });
+
+  test("/metrics exports tunnels, upgrades by result, RPCs by method and code, latency, batchers", async () => {
+    const ws = await makeWorkspace(t.db, { agents: ["main"] });
+    await rawGet(`${srv.url}/api/v2/workspaceagents/me/rpc`, { "Coder-Session-Token": randomUUID() });
+    const conn = connectAgent({ url: srv.url, token: ws.agents[0]!.authToken });
+    try {
+      await conn.agent.getServiceBanner({});
+      const res = await fetch(`${srv.url}/metrics`);
+      assert.equal(res.status, 200);
+      assert.match(res.headers.get("content-type") ?? "", /text\/plain/);
+      const text = await res.text();
+      assert.match(text, /^agentgate_agents_connected 1$/m);
+      assert.match(text, /^agentgate_agent_upgrades_total\{result="ok"\} 1$/m);
+      assert.match(text, /^agentgate_agent_upgrades_total\{result="401"\} 1$/m);
+      assert.match(text, /^agentgate_rpcs_total\{method="GetServiceBanner",code="ok"\} 1$/m);
+      assert.match(text, /^agentgate_rpc_duration_seconds_count\{method="GetServiceBanner"\} 1$/m);
+      for (const batcher of ["heartbeats", "stats", "metadata"]) {
+        assert.match(text, new RegExp(`^agentgate_batcher_queue_depth\\{batcher="${batcher}"\\} \\d+$`, "m"));
+        assert.match(text, new RegExp(`^agentgate_batcher_dropped\\{batcher="${batcher}"\\} 0$`, "m"));
+      }
+      assert.match(text, /^agentgate_pubsub_errors_total 0$/m);
+      assert.match(text, /^# TYPE agentgate_agent_ping_timeouts_total counter$/m);
+      assert.match(text, /^# TYPE agentgate_agent_evictions_total counter$/m);
+    } finally {
+      await conn.close();
+    }
+  });
+});
