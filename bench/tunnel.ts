@@ -28,6 +28,8 @@ const run = promisify(execFile);
 interface Usage {
   cpuMicros: number;
   rss: number;
+  heap: number;
+  external: number;
   tunnels: number;
 }
 
@@ -113,7 +115,7 @@ const tunnelConnect: AgentConnection = connectAgent({ url, token });
 const tunnelGrpc: AgentConnection = connectAgent({ url, token, protocol: "grpc" });
 
 const rows: Row[] = [];
-for (const concurrency of [1, 32]) {
+for (const concurrency of process.env.SKIP_LOAD ? [] : [1, 32]) {
   rows.push(await measure("tunnel, Connect", () => tunnelConnect.agent.getServiceBanner({}), concurrency));
   rows.push(await measure("plain h2c, Connect", () => plainConnect.getServiceBanner({}), concurrency));
   rows.push(await measure("tunnel, gRPC", () => tunnelGrpc.agent.getServiceBanner({}), concurrency));
@@ -127,9 +129,9 @@ console.log(`\nunary GetServiceBanner, ${CALLS} calls per row, server in its own
 console.log("path                   conc      rps   p50 ms   p99 ms  server µs/rpc");
 for (const r of rows) console.log(`${r.path.padEnd(22)} ${String(r.concurrency).padStart(4)} ${fmt(r.rps)} ${fmt(r.p50, 2)} ${fmt(r.p99, 2)} ${fmt(r.cpuPerRpc, 1)}`);
 const at32 = (path: string) => rows.find((r) => r.path === path && r.concurrency === 32)!;
-console.log(`tunnel/plain rps at c=32: Connect ${(at32("tunnel, Connect").rps / at32("plain h2c, Connect").rps).toFixed(2)}x, gRPC ${(at32("tunnel, gRPC").rps / at32("plain h2c, gRPC").rps).toFixed(2)}x (target >= 0.9x)`);
+if (rows.length > 0) console.log(`tunnel/plain rps at c=32: Connect ${(at32("tunnel, Connect").rps / at32("plain h2c, Connect").rps).toFixed(2)}x, gRPC ${(at32("tunnel, gRPC").rps / at32("plain h2c, gRPC").rps).toFixed(2)}x (target >= 0.9x)`);
 
-if (KIT) {
+if (KIT && !process.env.SKIP_LOAD) {
   const desc = `${process.env.TMPDIR ?? "/tmp"}/agentgate-bench-${process.pid}.binpb`;
   await run("npx", ["--no-install", "buf", "build", "-o", desc]);
   const soak = async (args: string[], cpu: () => Promise<number>) => {
@@ -177,6 +179,8 @@ const base = await fresh.usage();
 for (let i = 1; i <= IDLE_AGENTS; i += 100) idle.push(...(await connectIdle(fresh.tokens.slice(i, Math.min(i + 100, IDLE_AGENTS + 1)))));
 await new Promise((r) => setTimeout(r, 2_000));
 const loaded = await fresh.usage();
-console.log(`\nidle agents: ${loaded.tunnels} tunnels, server RSS ${(base.rss / 2 ** 20).toFixed(1)} MiB → ${(loaded.rss / 2 ** 20).toFixed(1)} MiB: ${((loaded.rss - base.rss) / 1024 / IDLE_AGENTS).toFixed(1)} KB per agent (target <= 48 KB)`);
+const perAgentKb = (key: "rss" | "heap" | "external") => ((loaded[key] - base[key]) / 1024 / IDLE_AGENTS).toFixed(1);
+console.log(`\nidle agents: ${loaded.tunnels} tunnels, server RSS ${(base.rss / 2 ** 20).toFixed(1)} MiB → ${(loaded.rss / 2 ** 20).toFixed(1)} MiB`);
+console.log(`per idle agent: RSS ${perAgentKb("rss")} KB (target <= 48 KB), of which JS heap ${perAgentKb("heap")} KB, external ${perAgentKb("external")} KB`);
 await Promise.all(idle.map((c) => c.close()));
 await fresh.stop();

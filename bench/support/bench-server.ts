@@ -37,7 +37,8 @@ process.on("message", async (msg: string) => {
   if (msg === "usage") {
     (globalThis as { gc?: () => void }).gc?.();
     const cpu = process.cpuUsage();
-    process.send!({ cpuMicros: cpu.user + cpu.system, rss: process.memoryUsage().rss, tunnels: server.tunnelCount });
+    const mem = process.memoryUsage();
+    process.send!({ cpuMicros: cpu.user + cpu.system, rss: mem.rss, heap: mem.heapUsed, external: mem.external, tunnels: server.tunnelCount });
   } else if (msg === "stop") {
     await server.shutdown();
     await db.close();
