@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { makeWorkspace } from "../support/fixtures.js";
 import { startTestServer, useTestDatabase, type TestServer } from "../support/agent-server.js";
-import { interopKit, runTool, type InteropKit } from "../support/interop-kit.js";
+import { interopKit, runTool, SKIP_INTEROP, type InteropKit } from "../support/interop-kit.js";
 
 const AGENT = "coder.agent.v2.Agent";
 const TAILNET = "coder.tailnet.v2.Tailnet";
@@ -13,7 +13,7 @@ const TAILNET = "coder.tailnet.v2.Tailnet";
 /** A DERP map for StreamDERPMaps to send, as an operator's --derp-map file would give it. */
 const DERP_MAP = { regions: { "999": { regionId: "999", regionCode: "test", regionName: "Test", nodes: [{ name: "999a", regionId: "999", hostName: "derp.test" }] } } };
 
-describe("interop: the Go agent probe (hashicorp/yamux + grpc-go) through the tunnel", () => {
+describe("interop: the Go agent probe (hashicorp/yamux + grpc-go) through the tunnel", { skip: SKIP_INTEROP }, () => {
   const t = useTestDatabase();
   let kit: InteropKit;
   let srv: TestServer;
@@ -87,7 +87,7 @@ describe("interop: the Go agent probe (hashicorp/yamux + grpc-go) through the tu
   });
 });
 
-describe("interop: buf curl and Python grpcio on the plain port", () => {
+describe("interop: buf curl and Python grpcio on the plain port", { skip: SKIP_INTEROP }, () => {
   const t = useTestDatabase();
   let kit: InteropKit;
   let srv: TestServer;

@@ -13,6 +13,8 @@ import { promisify } from "node:util";
 
 const run = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, "..", "..");
+/** apt-get and the Go build take about a minute; allow for a slow mirror. */
+const BUILD_WAIT_MS = 5 * 60_000;
 
 export interface InteropKit {
   /** The Go probe: websocket → hashicorp yamux → grpc-go. */
@@ -30,12 +32,26 @@ function kitSource(): string {
   return process.env.AGENTGATE_INTEROP_SRC ?? resolve(ROOT, "..", "shared", "interop");
 }
 
-/** Finds or builds the kit. Throws with the reason when it can't be had. */
-export async function interopKit(): Promise<InteropKit> {
-  let dir = process.env.AGENTGATE_INTEROP_KIT;
-  if (!dir) {
-    dir = join(ROOT, "node_modules", ".cache", "agentgate-interop-kit");
-    if (!existsSync(join(dir, "bin", "agentprobe"))) {
+/** Set to 1 to skip the tests that need the kit (a machine without Debian's packages). */
+export const SKIP_INTEROP = process.env.AGENTGATE_SKIP_INTEROP === "1";
+
+/** The kit's folder: AGENTGATE_INTEROP_KIT, else a cache folder built on first use. */
+export async function interopKitDir(): Promise<string> {
+  const given = process.env.AGENTGATE_INTEROP_KIT;
+  if (given) return given;
+  const dir = join(ROOT, "node_modules", ".cache", "agentgate-interop-kit");
+  const lock = `${dir}.lock`;
+  // Test files run in parallel: one builds (apt-get takes dpkg's lock), the others wait for it.
+  const deadline = Date.now() + BUILD_WAIT_MS;
+  while (!existsSync(join(dir, "bin", "agentprobe"))) {
+    try {
+      await mkdir(lock, { recursive: false });
+    } catch {
+      if (Date.now() > deadline) throw new Error(`waited ${BUILD_WAIT_MS} ms for another process to build the interop kit (${lock})`);
+      await new Promise((r) => setTimeout(r, 1_000));
+      continue;
+    }
+    try {
       await mkdir(dir, { recursive: true });
       const hasGo = spawnSync("go", ["version"]).status === 0;
       const built = spawnSync("bash", [join(kitSource(), "build.sh"), dir], {
@@ -43,8 +59,16 @@ export async function interopKit(): Promise<InteropKit> {
         encoding: "utf8",
       });
       if (built.status !== 0) throw new Error(`building the interop kit failed:\n${built.stdout}\n${built.stderr}`);
+    } finally {
+      await rm(lock, { recursive: true, force: true });
     }
   }
+  return dir;
+}
+
+/** Finds or builds the kit. Throws with the reason when it can't be had. */
+export async function interopKit(): Promise<InteropKit> {
+  const dir = await interopKitDir();
   const agentprobe = join(dir, "bin", "agentprobe");
   if (!existsSync(agentprobe)) throw new Error(`no agentprobe in ${dir}: run ${join(kitSource(), "build.sh")} ${dir}`);
   const work = await mkdtemp(join(tmpdir(), "agentgate-interop-"));

@@ -9,6 +9,7 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { after, before, describe, it } from "node:test";
+import { interopKitDir, SKIP_INTEROP } from "../support/interop-kit.js";
 import { Session, type Stream } from "../../src/yamux/index.js";
 import { echoStreams, readAll } from "./helpers.js";
 
@@ -18,7 +19,7 @@ import { echoStreams, readAll } from "./helpers.js";
  * apt-get install golang-go golang-github-hashicorp-yamux-dev. Set AGENTGATE_SKIP_INTEROP=1
  * to skip where Go cannot be installed; otherwise a missing Go fails the suite.
  */
-const skip = process.env.AGENTGATE_SKIP_INTEROP === "1";
+const skip = SKIP_INTEROP;
 const GO_SOURCES = fileURLToPath(new URL("./go", import.meta.url));
 const STREAMS = 8;
 /** Four times the 256 KiB window, so window updates flow both ways. */
@@ -28,6 +29,8 @@ let workDir = "";
 let peerBinary = "";
 
 async function buildPeer(): Promise<void> {
+  // The kit's build installs Go and Debian's hashicorp/yamux when they are missing.
+  await interopKitDir();
   workDir = mkdtempSync(join(tmpdir(), "agentgate-yamuxpeer-"));
   peerBinary = join(workDir, "yamuxpeer");
   const env = {
