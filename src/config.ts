@@ -38,6 +38,8 @@ export interface ServerConfig {
   maxStreamsPerAgent: number;
   /** pino level (`--log-level`, `AGENTGATE_LOG_LEVEL`); default info. */
   logLevel: string;
+  /** Bearer token of the control API (`--admin-token`, `AGENTGATE_ADMIN_TOKEN`); `serve` generates one when unset. */
+  adminToken?: string;
 }
 
 const options = {
@@ -57,6 +59,7 @@ const options = {
   "shutdown-grace": { type: "string" },
   "max-streams-per-agent": { type: "string" },
   "log-level": { type: "string" },
+  "admin-token": { type: "string" },
 } as const;
 
 /** `--help` text for `serve`, one line per flag, with its default. */
@@ -79,6 +82,7 @@ export const SERVE_USAGE = `usage: agentgate serve [flags]
   --shutdown-grace DUR            time open RPCs get at shutdown (default 10s)
   --max-streams-per-agent N       yamux streams one agent may open (default 1024)
   --log-level LEVEL               trace, debug, info, warn, error (AGENTGATE_LOG_LEVEL; default info)
+  --admin-token TOKEN             control API bearer token (AGENTGATE_ADMIN_TOKEN; default: a random one in <data-dir>/admin-token)
 `;
 
 /** Parses `serve` flags over environment variables over defaults; throws with the flag's name on bad input. */
@@ -115,7 +119,13 @@ export function parseServerConfig(argv: string[], env: NodeJS.ProcessEnv = proce
     shutdownGraceMs: durationFlag("shutdown-grace", values["shutdown-grace"], 10_000),
     maxStreamsPerAgent: maxStreams,
     logLevel: values["log-level"] ?? env.AGENTGATE_LOG_LEVEL ?? "info",
+    ...optionalAdminToken(values["admin-token"] || env.AGENTGATE_ADMIN_TOKEN),
   };
+}
+
+/** An empty token means none: it would match an empty `Authorization` and prove nothing. */
+function optionalAdminToken(token: string | undefined): { adminToken?: string } {
+  return token ? { adminToken: token } : {};
 }
 
 function durationFlag(name: string, text: string | undefined, fallback: number): number {

@@ -20,9 +20,18 @@ import {
 } from "../db/queries/workspaces.js";
 import { NAME_PATTERN, type AgentSpec, type WorkspaceSpec } from "./spec.js";
 
+/** Why a provisioning request failed: a bad request, an unknown workspace, or a name already taken. */
+export type ProvisionErrorReason = "invalid" | "not_found" | "already_exists";
+
 /** A provisioning request that can't be carried out (unknown workspace, name taken, …); nothing was written. */
 export class ProvisionError extends Error {
   override name = "ProvisionError";
+  constructor(
+    message: string,
+    readonly reason: ProvisionErrorReason = "invalid",
+  ) {
+    super(message);
+  }
 }
 
 /** What create and build return; also the CLI's `--json` output. */
@@ -94,7 +103,7 @@ export async function resolveWorkspace(q: Queryable, ref: string): Promise<Works
     if (parts.length !== 2 || !parts[0] || !parts[1]) throw new ProvisionError(`workspace "${ref}": want an id or owner/name`);
     found = await getWorkspaceByOwnerAndName(q, parts[0], parts[1]);
   }
-  if (found === undefined) throw new ProvisionError(`workspace "${ref}" not found`);
+  if (found === undefined) throw new ProvisionError(`workspace "${ref}" not found`, "not_found");
   return found;
 }
 
@@ -155,5 +164,5 @@ function checkName(what: string, name: string): void {
 }
 
 function taken(owner: string, name: string): ProvisionError {
-  return new ProvisionError(`workspace ${owner}/${name} already exists`);
+  return new ProvisionError(`workspace ${owner}/${name} already exists`, "already_exists");
 }

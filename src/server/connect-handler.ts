@@ -1,5 +1,7 @@
 import { Code, ConnectError, createContextValues, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { Agent } from "../../gen/coder/agent/v2/agent_pb.js";
+import { Tailnet } from "../../gen/coder/tailnet/v2/tailnet_pb.js";
 import { agentIdentityKey, type AgentIdentity } from "../auth/agent-identity.js";
 import type { ServerMetrics } from "./metrics.js";
 
@@ -22,6 +24,12 @@ interface IdentifiedSocket {
   [tunnelIdentity]?: AgentIdentity;
   stream?: { [tunnelIdentity]?: AgentIdentity };
 }
+
+/**
+ * The services an agent calls, with its agent token on the plain port. Other services on the
+ * router (the control API) authenticate their callers themselves and never see an agent identity.
+ */
+const AGENT_SERVICES: ReadonlySet<string> = new Set([Agent.typeName, Tailnet.typeName]);
 
 /** Resolves a plain-port caller from its request headers; throws a ConnectError when it can't. */
 export type ResolveCallerIdentity = (header: Headers) => Promise<AgentIdentity>;
@@ -46,7 +54,7 @@ export function createConnectHandler(options: ConnectHandlerOptions): NodeHandle
     const method = req.method.name;
     const stop = metrics.rpcSeconds.startTimer({ method });
     try {
-      if (req.contextValues.get(agentIdentityKey) === undefined) {
+      if (AGENT_SERVICES.has(req.service.typeName) && req.contextValues.get(agentIdentityKey) === undefined) {
         req.contextValues.set(agentIdentityKey, await options.resolveCaller(req.header));
       }
       const res = await next(req);

@@ -2,6 +2,8 @@ import { randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { Agent } from "../../gen/coder/agent/v2/agent_pb.js";
 import { Tailnet } from "../../gen/coder/tailnet/v2/tailnet_pb.js";
+import { ControlService } from "../../gen/agentgate/control/v1/control_pb.js";
+import { controlService } from "../control/control-service.js";
 import { agentService } from "../agentapi/api.js";
 import type { BannerSettings } from "../agentapi/banners.js";
 import { createMetadataBatcher, createStatsBatcher } from "../agentapi/batchers.js";
@@ -78,6 +80,7 @@ export async function startAgentgate(config: ServerConfig, db: Database, logger:
         }),
       );
       router.service(Tailnet, tailnetService({ derpMaps, derpMapPollMs: DERP_MAP_POLL_MS }));
+      router.service(ControlService, controlService({ db, logger, config }));
     },
     publishConnectionUpdate: (identity) =>
       void publishWorkspaceEvent(

@@ -1,0 +1,61 @@
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import type { ControlService } from "../../gen/agentgate/control/v1/control_pb.js";
+import type { Database } from "../db/database.js";
+import { getUserByUsername } from "../db/queries/users.js";
+import type { Logger } from "../log.js";
+import { requireAdminToken } from "./admin-auth.js";
+import { readAgentSummaries } from "./agent-summary.js";
+import { watchAgents } from "./watch-agents.js";
+import { workspaceHandlers } from "./workspaces.js";
+
+/** What the control service needs; `ServerConfig` has both config fields. */
+export interface ControlServiceDeps {
+  db: Database;
+  logger: Logger;
+  config: {
+    /** The operator's secret; without one, every control call is refused. */
+    adminToken?: string | undefined;
+    /** The inactivity timeout statuses are computed with, as the server disconnects agents. */
+    agentInactiveTimeoutMs: number;
+  };
+}
+
+/**
+ * The `agentgate.control.v1.ControlService` implementation. Every method checks the admin token
+ * first, in the handler itself rather than in a router-wide interceptor, so no other service's
+ * authentication can reach it or be reached by it.
+ */
+export function controlService(deps: ControlServiceDeps): ServiceImpl<typeof ControlService> {
+  const { db, config } = deps;
+  const authorize = (ctx: HandlerContext) => requireAdminToken(ctx.requestHeader, config.adminToken);
+  const workspaces = workspaceHandlers(deps);
+  const ownerId = async (username: string) => {
+    const owner = await getUserByUsername(db, username);
+    if (owner === undefined) throw new ConnectError(`owner "${username}" not found`, Code.NotFound);
+    return owner.id;
+  };
+  return {
+    async createWorkspace(req, ctx) {
+      authorize(ctx);
+      return workspaces.createWorkspace(req);
+    },
+    async buildWorkspace(req, ctx) {
+      authorize(ctx);
+      return workspaces.buildWorkspace(req);
+    },
+    async deleteWorkspace(req, ctx) {
+      authorize(ctx);
+      return workspaces.deleteWorkspace(req);
+    },
+    async listAgents(req, ctx) {
+      authorize(ctx);
+      const filter = req.owner === "" ? {} : { ownerId: await ownerId(req.owner) };
+      return { agents: (await readAgentSummaries(db, filter, config.agentInactiveTimeoutMs)).agents };
+    },
+    async *watchAgents(req, ctx) {
+      authorize(ctx);
+      if (req.owner === "") throw new ConnectError("owner is required", Code.InvalidArgument);
+      yield* watchAgents({ db, logger: deps.logger, inactiveTimeoutMs: config.agentInactiveTimeoutMs }, await ownerId(req.owner), ctx.signal);
+    },
+  };
+}

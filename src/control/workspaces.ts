@@ -1,0 +1,67 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import type {
+  BuildWorkspaceRequest,
+  CreateWorkspaceRequest,
+  DeleteWorkspaceRequest,
+  DeleteWorkspaceResponseSchema,
+} from "../../gen/agentgate/control/v1/control_pb.js";
+import type { Database } from "../db/database.js";
+import { publishWorkspaceEvent } from "../db/events.js";
+import { getWorkspaceById } from "../db/queries/workspaces.js";
+import type { Logger } from "../log.js";
+import { buildWorkspace, createWorkspace, deleteWorkspace, type ProvisionResult } from "../provision/provision.js";
+import { toConnectError } from "./errors.js";
+import { specFromMessage } from "./spec-message.js";
+
+/** What the provisioning calls need. */
+export interface WorkspaceHandlerDeps {
+  db: Database;
+  logger: Logger;
+}
+
+/** The fields CreateWorkspaceResponse and BuildWorkspaceResponse share: a plain object fits either. */
+interface BuildAnswer {
+  workspaceId: string;
+  buildId: string;
+  buildNumber: number;
+  agents: { id: string; name: string; token: string }[];
+}
+
+/** CreateWorkspace, BuildWorkspace and DeleteWorkspace over src/provision. */
+export function workspaceHandlers(deps: WorkspaceHandlerDeps) {
+  const { db } = deps;
+  /** Tells the owner's watchers that a workspace's agents changed (provisioning itself publishes nothing). */
+  const announce = async (workspaceId: string, ownerId?: string) => {
+    const owner = ownerId ?? (await getWorkspaceById(db, workspaceId))?.ownerId;
+    if (owner !== undefined) await publishWorkspaceEvent(db.pubsub, owner, { kind: "state_change", workspace_id: workspaceId }, deps.logger);
+  };
+  return {
+    async createWorkspace(req: CreateWorkspaceRequest): Promise<BuildAnswer> {
+      const result = await provisioning(() => createWorkspace(db, { owner: req.owner, name: req.name, spec: specFromMessage(req.spec) }));
+      await announce(result.workspace_id);
+      return buildAnswer(result);
+    },
+    async buildWorkspace(req: BuildWorkspaceRequest): Promise<BuildAnswer> {
+      const result = await provisioning(() => buildWorkspace(db, { workspace: req.workspace, spec: specFromMessage(req.spec) }));
+      await announce(result.workspace_id);
+      return buildAnswer(result);
+    },
+    async deleteWorkspace(req: DeleteWorkspaceRequest): Promise<MessageInitShape<typeof DeleteWorkspaceResponseSchema>> {
+      const workspace = await provisioning(() => deleteWorkspace(db, { workspace: req.workspace }));
+      await announce(workspace.id, workspace.ownerId);
+      return { workspaceId: workspace.id };
+    },
+  };
+}
+
+async function provisioning<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw toConnectError(err);
+  }
+}
+
+function buildAnswer(r: ProvisionResult): BuildAnswer {
+  return { workspaceId: r.workspace_id, buildId: r.build_id, buildNumber: r.build_number, agents: r.agents };
+}
