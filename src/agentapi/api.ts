@@ -19,7 +19,7 @@ import { lifecycleApi } from "./lifecycle.js";
 import { logsApi } from "./logs.js";
 import { manifestApi, type ManifestSettings } from "./manifest.js";
 import { metadataApi } from "./metadata.js";
-import type { Clock, PublishFn, PublishWorkspaceEventFn } from "./publish.js";
+import type { Clock, PublishWorkspaceEventFn } from "./publish.js";
 import { resourcesApi } from "./resources.js";
 import { scriptsApi } from "./scripts.js";
 import { startupApi } from "./startup.js";
@@ -54,9 +54,6 @@ export function agentService(deps: AgentApiDeps): Partial<ServiceImpl<typeof Age
   const publishEvent: PublishWorkspaceEventFn = async (ownerId, event) => {
     await publishWorkspaceEvent(deps.pubsub, ownerId, event, logger);
   };
-  const publish: PublishFn = async (channel, payload) => {
-    await deps.pubsub.publish(channel, payload).catch((err: unknown) => logger.warn({ err, channel }, "event not published"));
-  };
 
   const banners = bannersApi(deps.banners);
   const manifest = manifestApi({
@@ -90,9 +87,8 @@ export function agentService(deps: AgentApiDeps): Partial<ServiceImpl<typeof Age
   const logs = logsApi({
     loadCaller,
     ensureExternalLogSource: (agentId, createdAt) => q.logSources.insertLogSources(db, { agentId, createdAt, sources: [EXTERNAL_LOG_SOURCE] }),
-    insertLogs: (p) => q.logs.insertLogs(db, p),
+    insertLogs: (p) => q.logs.insertLogBatch(db, p),
     setLogsOverflowed: (id) => q.logs.setLogsOverflowed(db, id, true),
-    publish,
     publishWorkspaceEvent: publishEvent,
     now,
     logger,

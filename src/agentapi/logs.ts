@@ -7,12 +7,12 @@ import {
   type BatchCreateLogsResponse,
 } from "../../gen/coder/agent/v2/agent_pb.js";
 import { NIL_UUID, type LogLevel } from "../db/enums.js";
-import { agentLogsChannel, type AgentLogsEvent } from "../db/events.js";
+import { agentLogsChannel } from "../db/events.js";
 import { EXTERNAL_LOG_SOURCE } from "../db/queries/log-sources.js";
-import type { InsertLogsResult } from "../db/queries/logs.js";
+import type { InsertLogBatchResult } from "../db/queries/logs.js";
 import type { Logger } from "../log.js";
 import { internal, invalid, type LoadCaller } from "./caller.js";
-import type { Clock, PublishFn, PublishWorkspaceEventFn } from "./publish.js";
+import type { Clock, PublishWorkspaceEventFn } from "./publish.js";
 import { uuidFromBytes } from "./uuid-bytes.js";
 
 /** `workspace_agent_logs.output` is varchar(1024): a longer line can't be stored (agent-api.md §5). */
@@ -23,10 +23,12 @@ export interface LogsDeps {
   loadCaller: LoadCaller;
   /** Adds the External source to an agent; an existing one is kept. */
   ensureExternalLogSource(agentId: string, now: Date): Promise<void>;
-  /** One statement: the rows, and their bytes added to logs_length under the 1 MiB cap. */
-  insertLogs(p: { agentId: string; logSourceId: string; createdAt: Date; lines: { output: string; level: LogLevel }[] }): Promise<InsertLogsResult>;
+  /**
+   * One statement: the rows, their bytes added to logs_length under the 1 MiB cap, and the
+   * `{"created_after"}` event on `notifyChannel` when they were stored.
+   */
+  insertLogs(p: { agentId: string; logSourceId: string; createdAt: Date; lines: { output: string; level: LogLevel }[]; notifyChannel: string }): Promise<InsertLogBatchResult>;
   setLogsOverflowed(agentId: string): Promise<void>;
-  publish: PublishFn;
   publishWorkspaceEvent: PublishWorkspaceEventFn;
   now: Clock;
   logger: Logger;
@@ -68,7 +70,7 @@ export function logsApi(deps: LogsDeps) {
           throw internal("insert external workspace agent log source", err);
         });
       }
-      const result = await deps.insertLogs({ agentId: agent.id, logSourceId, createdAt: now, lines }).catch((err: unknown) => {
+      const result = await deps.insertLogs({ agentId: agent.id, logSourceId, createdAt: now, lines, notifyChannel: agentLogsChannel(agent.id) }).catch((err: unknown) => {
         throw internal("insert workspace agent logs", err);
       });
       const event = { workspace_id: identity.workspaceId, agent_id: agent.id };
@@ -77,11 +79,6 @@ export function logsApi(deps: LogsDeps) {
         await deps.setLogsOverflowed(agent.id).catch((err: unknown) => deps.logger.error({ err, agent_id: agent.id }, "set logs overflowed"));
         await deps.publishWorkspaceEvent(identity.ownerId, { kind: "agt_logs_overflow", ...event });
         return create(BatchCreateLogsResponseSchema, { logLimitExceeded: true });
-      }
-      const firstId = result.logs[0]?.id;
-      if (firstId !== undefined) {
-        const payload: AgentLogsEvent = { created_after: firstId - 1 };
-        await deps.publish(agentLogsChannel(agent.id), JSON.stringify(payload));
       }
       if (result.previousLength === 0) await deps.publishWorkspaceEvent(identity.ownerId, { kind: "agt_first_logs", ...event });
       return create(BatchCreateLogsResponseSchema);

@@ -6,8 +6,5 @@ import type { WorkspaceEvent } from "../db/events.js";
  */
 export type PublishWorkspaceEventFn = (ownerId: string, event: WorkspaceEvent) => Promise<void>;
 
-/** Publishes a payload on a channel; never rejects, as {@link PublishWorkspaceEventFn}. */
-export type PublishFn = (channel: string, payload: string) => Promise<void>;
-
 /** The server's clock; handlers never read time any other way, so tests can see what they wrote. */
 export type Clock = () => Date;

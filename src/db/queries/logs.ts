@@ -58,6 +58,48 @@ export async function insertLogs(
   }
 }
 
+/** Result of {@link insertLogBatch}: the id range of the new rows instead of the rows. */
+export type InsertLogBatchResult =
+  | { overflowed: false; firstId: number; lastId: number; /** logs_length before this insert. */ previousLength: number }
+  | { overflowed: true };
+
+/**
+ * {@link insertLogs} for ingestion: the same single statement under the same cap, but it sends back
+ * only the new ids' range and the previous length, not every row (BatchCreateLogs needs no more,
+ * and echoing 500 lines back costs as much as sending them). `lines` must not be empty.
+ * With `notifyChannel`, the same statement also sends `{"created_after": <first new id − 1>}` on
+ * it (the `agent-logs:<agent>` event), saving a round trip and a commit per batch.
+ */
+export async function insertLogBatch(
+  q: Queryable,
+  p: { agentId: string; logSourceId: string; createdAt: Date; lines: { output: string; level: LogLevel }[]; notifyChannel?: string },
+): Promise<InsertLogBatchResult> {
+  const outputs = p.lines.map((l) => l.output);
+  const length = outputs.reduce((n, o) => n + Buffer.byteLength(o), 0);
+  try {
+    const { rows } = await q.query<{ firstId: number; lastId: number; newLength: number }>(
+      `WITH new_length AS (
+         UPDATE workspace_agents SET logs_length = logs_length + $2 WHERE id = $1 RETURNING logs_length
+       ), inserted AS (
+         INSERT INTO workspace_agent_logs (agent_id, created_at, output, level, log_source_id)
+         SELECT $1::uuid, $3::timestamptz, u.output, u.level, $6::uuid
+         FROM unnest($4::text[], $5::log_level[]) WITH ORDINALITY AS u(output, level, n)
+         ORDER BY u.n
+         RETURNING id
+       )
+       SELECT r."firstId", r."lastId", r."newLength",
+              CASE WHEN $7::text IS NOT NULL THEN pg_notify($7, json_build_object('created_after', r."firstId" - 1)::text) END
+       FROM (SELECT min(id) AS "firstId", max(id) AS "lastId", (SELECT logs_length FROM new_length) AS "newLength" FROM inserted) r`,
+      [p.agentId, length, p.createdAt, outputs, p.lines.map((l) => l.level), p.logSourceId, p.notifyChannel ?? null],
+    );
+    const r = rows[0]!;
+    return { overflowed: false, firstId: Number(r.firstId), lastId: Number(r.lastId), previousLength: r.newLength - length };
+  } catch (err) {
+    if (isCheckViolation(err, "max_logs_length")) return { overflowed: true };
+    throw err;
+  }
+}
+
 /** `UpdateWorkspaceAgentLogOverflowByID`. */
 export async function setLogsOverflowed(q: Queryable, agentId: string, overflowed: boolean): Promise<void> {
   await q.query("UPDATE workspace_agents SET logs_overflowed = $2 WHERE id = $1", [agentId, overflowed]);
