@@ -4,6 +4,9 @@ import { durationMs, timestampNow } from "@bufbuild/protobuf/wkt";
 import { Lifecycle_State, StatsSchema, type Manifest } from "../../gen/coder/agent/v2/agent_pb.js";
 import { connectAgent, type AgentConnection, type ConnectAgentOptions } from "../client/index.js";
 import type { Logger } from "../log.js";
+import { watchAppHealth } from "./app-health.js";
+import { collectMetadata } from "./metadata-collector.js";
+import { runStartScripts } from "./script-runner.js";
 
 /** The version this agent reports in UpdateStartup (Go semver, with the leading "v"). */
 export const REFERENCE_AGENT_VERSION = "v0.1.0";
@@ -16,8 +19,10 @@ export interface ReferenceAgentOptions extends ConnectAgentOptions {
 
 /**
  * A small agent on the SDK, to see agentgate work end to end: it connects, fetches its
- * manifest, reports startup and lifecycle (starting → ready), and sends stats at the interval
- * the server asks for. `stop()` reports shutting_down → off and disconnects.
+ * manifest, reports startup, runs the start scripts (their output streamed as logs), reports
+ * lifecycle (starting → ready, or start_error when a script failed), collects the manifest's
+ * metadata, checks app health, and sends stats at the interval the server asks for. `stop()`
+ * reports shutting_down → off and disconnects.
  */
 export class ReferenceAgent {
   private readonly conn: AgentConnection;
@@ -46,7 +51,11 @@ export class ReferenceAgent {
     );
     await agent.updateStartup({ startup: { version: REFERENCE_AGENT_VERSION, expandedDirectory: this.manifest.directory || process.cwd(), subsystems: [] } });
     logger.info({ version: REFERENCE_AGENT_VERSION }, "startup reported");
-    await this.reportLifecycle(Lifecycle_State.READY);
+    const signal = this.stopping.signal;
+    collectMetadata(agent, this.manifest.metadata, logger, signal);
+    watchAppHealth(agent, this.manifest.apps, logger, signal);
+    const scriptsOk = await runStartScripts(agent, this.manifest.scripts, logger, signal);
+    await this.reportLifecycle(scriptsOk ? Lifecycle_State.READY : Lifecycle_State.START_ERROR);
     this.statsLoop = this.sendStats();
   }
 
