@@ -1,8 +1,11 @@
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
+import { ConnectError } from "@connectrpc/connect";
+import { specToMessage } from "../control/spec-message.js";
 import { buildWorkspace, createWorkspace, deleteWorkspace, ProvisionError, type ProvisionResult } from "../provision/provision.js";
 import { checkUniqueAgentNames, defaultAgent, parseWorkspaceSpec, SpecError, type WorkspaceSpec } from "../provision/spec.js";
-import { databaseOptions, databaseOptionsHelp, openMigratedDatabase } from "./database-options.js";
+import { controlClientFor, controlOptions, controlOptionsHelp, ControlTargetError, type ControlClient, type ControlFlagValues } from "./control-client.js";
+import { databaseOptions, databaseOptionsHelp, openMigratedDatabase, type DatabaseFlagValues } from "./database-options.js";
 
 const USAGE = `usage:
   agentgate workspace create --owner USER --name NAME [--agent NAME]... [--spec FILE] [--json]
@@ -12,7 +15,8 @@ const USAGE = `usage:
 WORKSPACE is an id or owner/name. create makes the owner if missing, the workspace and build 1;
 build makes the next build with new agents and tokens (the older agents become outdated); delete
 soft-deletes. Agents come from --spec (JSON, see src/provision/spec.ts) plus one default agent per
---agent; with neither, one agent named "main".
+--agent; with neither, one agent named "main". With --url, or while a server runs on the PGlite
+data folder, the command goes through the server's control API; otherwise to the database.
 
 flags:
   --owner USER         owner's username (create)
@@ -20,10 +24,14 @@ flags:
   --agent NAME         add an agent with default settings (repeatable)
   --spec FILE          workspace spec, JSON
   --json               print {"workspace_id","build_id","build_number","agents":[{"id","name","token"}]}
+${controlOptionsHelp}
 ${databaseOptionsHelp}
 `;
 
-/** `agentgate workspace create|build|delete`: provisioning straight to the database. */
+/**
+ * `agentgate workspace create|build|delete`: provisioning through a running server's control API,
+ * or straight to the database when there is none to go through.
+ */
 export async function runWorkspace(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === undefined || sub === "help" || sub === "--help" || sub === "-h") {
@@ -35,6 +43,7 @@ export async function runWorkspace(argv: string[]): Promise<number> {
     allowPositionals: true,
     options: {
       ...databaseOptions,
+      ...controlOptions,
       owner: { type: "string" },
       name: { type: "string" },
       agent: { type: "string", multiple: true },
@@ -48,22 +57,22 @@ export async function runWorkspace(argv: string[]): Promise<number> {
         if (!values.owner || !values.name) throw new ProvisionError("workspace create needs --owner and --name");
         if (positionals.length > 0) throw new ProvisionError(`workspace create: unexpected argument "${positionals[0]}"`);
         const spec = await loadSpec(values.spec, values.agent);
-        const result = await withDatabase(values, (db) => createWorkspace(db, { owner: values.owner!, name: values.name!, spec }));
+        const result = await (await provisioner(values)).create({ owner: values.owner, name: values.name, spec });
         printResult(result, values.json === true, `created workspace ${values.owner}/${values.name}`);
         return 0;
       }
       case "build": {
         const ref = single(positionals, "build");
         const spec = await loadSpec(values.spec, values.agent);
-        const result = await withDatabase(values, (db) => buildWorkspace(db, { workspace: ref, spec }));
+        const result = await (await provisioner(values)).build({ workspace: ref, spec });
         printResult(result, values.json === true, `built workspace ${ref}`);
         return 0;
       }
       case "delete": {
         const ref = single(positionals, "delete");
-        const ws = await withDatabase(values, (db) => deleteWorkspace(db, { workspace: ref }));
-        if (values.json) process.stdout.write(`${JSON.stringify({ workspace_id: ws.id, deleted: true })}\n`);
-        else process.stdout.write(`deleted workspace ${ref} (${ws.id})\n`);
+        const workspaceId = await (await provisioner(values)).delete({ workspace: ref });
+        if (values.json) process.stdout.write(`${JSON.stringify({ workspace_id: workspaceId, deleted: true })}\n`);
+        else process.stdout.write(`deleted workspace ${ref} (${workspaceId})\n`);
         return 0;
       }
       default:
@@ -71,8 +80,13 @@ export async function runWorkspace(argv: string[]): Promise<number> {
         return 1;
     }
   } catch (err) {
-    if (err instanceof ProvisionError || err instanceof SpecError) {
+    if (err instanceof ProvisionError || err instanceof SpecError || err instanceof ControlTargetError) {
       process.stderr.write(`agentgate workspace ${sub}: ${err.message}\n`);
+      return 1;
+    }
+    if (err instanceof ConnectError) {
+      // The server's message is provisioning's own, so the line reads the same either way.
+      process.stderr.write(`agentgate workspace ${sub}: ${err.rawMessage}\n`);
       return 1;
     }
     throw err;
@@ -103,7 +117,43 @@ async function loadSpec(file: string | undefined, agentNames: string[] | undefin
   return { agents };
 }
 
-async function withDatabase<T>(values: Parameters<typeof openMigratedDatabase>[0], fn: (db: Awaited<ReturnType<typeof openMigratedDatabase>>["db"]) => Promise<T>): Promise<T> {
+/** Where provisioning happens: a server's control API or the database itself. */
+interface Provisioner {
+  create(p: { owner: string; name: string; spec: WorkspaceSpec }): Promise<ProvisionResult>;
+  build(p: { workspace: string; spec: WorkspaceSpec }): Promise<ProvisionResult>;
+  /** Resolves to the deleted workspace's id. */
+  delete(p: { workspace: string }): Promise<string>;
+}
+
+async function provisioner(values: ControlFlagValues): Promise<Provisioner> {
+  const client = await controlClientFor(values);
+  return client === undefined ? databaseProvisioner(values) : controlProvisioner(client);
+}
+
+function controlProvisioner(client: ControlClient): Provisioner {
+  // CreateWorkspaceResponse and BuildWorkspaceResponse have these fields in common.
+  const result = (r: Omit<Awaited<ReturnType<ControlClient["createWorkspace"]>>, "$typeName">): ProvisionResult => ({
+    workspace_id: r.workspaceId,
+    build_id: r.buildId,
+    build_number: r.buildNumber,
+    agents: r.agents.map((a) => ({ id: a.id, name: a.name, token: a.token })),
+  });
+  return {
+    create: async (p) => result(await client.createWorkspace({ owner: p.owner, name: p.name, spec: specToMessage(p.spec) })),
+    build: async (p) => result(await client.buildWorkspace({ workspace: p.workspace, spec: specToMessage(p.spec) })),
+    delete: async (p) => (await client.deleteWorkspace({ workspace: p.workspace })).workspaceId,
+  };
+}
+
+function databaseProvisioner(values: DatabaseFlagValues): Provisioner {
+  return {
+    create: (p) => withDatabase(values, (db) => createWorkspace(db, p)),
+    build: (p) => withDatabase(values, (db) => buildWorkspace(db, p)),
+    delete: async (p) => (await withDatabase(values, (db) => deleteWorkspace(db, p))).id,
+  };
+}
+
+async function withDatabase<T>(values: DatabaseFlagValues, fn: (db: Awaited<ReturnType<typeof openMigratedDatabase>>["db"]) => Promise<T>): Promise<T> {
   const { db } = await openMigratedDatabase(values);
   try {
     return await fn(db);
