@@ -5,8 +5,8 @@
  * about a minute, needs root), so `npm test` on a fresh machine runs these tests too.
  */
 import { execFile, spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { existsSync, readFileSync } from "node:fs";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
@@ -46,7 +46,12 @@ export async function interopKitDir(): Promise<string> {
   while (!existsSync(join(dir, "bin", "agentprobe"))) {
     try {
       await mkdir(lock, { recursive: false });
+      await writeFile(join(lock, "pid"), String(process.pid));
     } catch {
+      if (lockHolderGone(lock)) {
+        await rm(lock, { recursive: true, force: true });
+        continue;
+      }
       if (Date.now() > deadline) throw new Error(`waited ${BUILD_WAIT_MS} ms for another process to build the interop kit (${lock})`);
       await new Promise((r) => setTimeout(r, 1_000));
       continue;
@@ -64,6 +69,23 @@ export async function interopKitDir(): Promise<string> {
     }
   }
   return dir;
+}
+
+/** A lock left by a builder that died (killed by a timeout, say) must not block the next run. */
+function lockHolderGone(lock: string): boolean {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(join(lock, "pid"), "utf8"));
+  } catch {
+    // Just created, pid not written yet: the holder is alive.
+    return false;
+  }
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "ESRCH";
+  }
 }
 
 /** Finds or builds the kit. Throws with the reason when it can't be had. */
