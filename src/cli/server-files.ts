@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { mkdir, readFile, rename, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { isProcessAlive } from "../process-alive.js";
 
 /**
  * The files a running `serve` leaves in its data folder so that other commands on the same
@@ -54,7 +55,7 @@ export async function readRunningServer(dataDir: string): Promise<ServerFile | u
   } catch {
     return undefined;
   }
-  if (typeof parsed.url !== "string" || typeof parsed.pid !== "number" || !isAlive(parsed.pid)) return undefined;
+  if (typeof parsed.url !== "string" || typeof parsed.pid !== "number" || !isProcessAlive(parsed.pid)) return undefined;
   return { url: parsed.url, pid: parsed.pid };
 }
 
@@ -81,17 +82,4 @@ async function writeAtomically(path: string, text: string): Promise<void> {
 async function removeIfUnchanged(path: string, text: string): Promise<void> {
   const now = await readFile(path, "utf8").catch(() => undefined);
   if (now === text) await unlink(path).catch(() => undefined);
-}
-
-/**
- * Whether a process exists. The same check as the PGlite lock's; not shared with it because
- * importing that module loads PGlite itself.
- */
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
 }

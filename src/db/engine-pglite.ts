@@ -5,6 +5,7 @@ import type { Logger } from "../log.js";
 import type { Database, OpenDatabaseOptions, Transaction } from "./database.js";
 import { NotifyPubsub, quoteChannel } from "./pubsub.js";
 import { sharedTypeParsers } from "./type-parsers.js";
+import { isProcessAlive } from "../process-alive.js";
 
 /** Marks a data folder as open; PGlite has no lock of its own and two processes on one folder corrupt it. */
 const LOCK_FILE = "agentgate.lock";
@@ -92,7 +93,7 @@ async function lockDataDir(dir: string): Promise<() => Promise<void>> {
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
     }
     const pid = Number((await readFile(path, "utf8").catch(() => "")).trim());
-    if (Number.isInteger(pid) && pid > 0 && isAlive(pid)) {
+    if (isProcessAlive(pid)) {
       throw new Error(
         `data folder ${dir} is in use by process ${pid}; PGlite allows one process per folder (stop it, or use --database-url)`,
       );
@@ -100,13 +101,4 @@ async function lockDataDir(dir: string): Promise<() => Promise<void>> {
     await unlink(path).catch(() => undefined);
   }
   throw new Error(`could not lock data folder ${dir}`);
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
 }

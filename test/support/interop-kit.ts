@@ -10,6 +10,7 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
+import { isProcessAlive } from "../../src/process-alive.js";
 
 const run = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, "..", "..");
@@ -80,12 +81,7 @@ function lockHolderGone(lock: string): boolean {
     // Just created, pid not written yet: the holder is alive.
     return false;
   }
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "ESRCH";
-  }
+  return !isProcessAlive(pid);
 }
 
 /** Finds or builds the kit. Throws with the reason when it can't be had. */
