@@ -5,7 +5,9 @@ import { getUserByUsername } from "../db/queries/users.js";
 import type { Logger } from "../log.js";
 import { requireAdminToken } from "./admin-auth.js";
 import { readAgentSummaries } from "./agent-summary.js";
+import { toConnectError } from "./errors.js";
 import { watchAgents } from "./watch-agents.js";
+import { readWorkspaceAgents } from "./workspace-agents.js";
 import { workspaceHandlers } from "./workspaces.js";
 
 /** What the control service needs; `ServerConfig` has both config fields. */
@@ -56,6 +58,14 @@ export function controlService(deps: ControlServiceDeps): ServiceImpl<typeof Con
       authorize(ctx);
       if (req.owner === "") throw new ConnectError("owner is required", Code.InvalidArgument);
       yield* watchAgents({ db, logger: deps.logger, inactiveTimeoutMs: config.agentInactiveTimeoutMs }, await ownerId(req.owner), ctx.signal);
+    },
+    async getWorkspaceAgents(req, ctx) {
+      authorize(ctx);
+      try {
+        return await readWorkspaceAgents(db, { workspace: req.workspace, logLimit: req.logLimit, inactiveTimeoutMs: config.agentInactiveTimeoutMs });
+      } catch (err) {
+        throw toConnectError(err);
+      }
     },
   };
 }

@@ -143,9 +143,9 @@ export interface AgentOverview {
 
 /**
  * Agents of the latest build of every non-deleted workspace, ordered by owner, workspace and agent
- * name; with `ownerId`, only that owner's workspaces.
+ * name; with `ownerId`, only that owner's workspaces; with `workspaceId`, only that workspace's.
  */
-export async function listAgentOverviews(q: Queryable, filter: { ownerId?: string } = {}): Promise<AgentOverview[]> {
+export async function listAgentOverviews(q: Queryable, filter: { ownerId?: string; workspaceId?: string } = {}): Promise<AgentOverview[]> {
   const { rows } = await q.query<Record<string, unknown>>(
     `SELECT ${selectList("a", AGENT_COLUMNS, "a_")},
             w.id AS "workspaceId", w.name AS "workspaceName", u.username AS "ownerUsername",
@@ -158,9 +158,9 @@ export async function listAgentOverviews(q: Queryable, filter: { ownerId?: strin
      JOIN workspace_builds b ON b.job_id = lb.job_id
      JOIN workspace_resources r ON r.job_id = b.job_id
      JOIN workspace_agents a ON a.resource_id = r.id
-     WHERE NOT w.deleted AND NOT a.deleted AND ($1::uuid IS NULL OR w.owner_id = $1::uuid)
+     WHERE NOT w.deleted AND NOT a.deleted AND ($1::uuid IS NULL OR w.owner_id = $1::uuid) AND ($2::uuid IS NULL OR w.id = $2::uuid)
      ORDER BY lower(u.username), lower(w.name), a.name`,
-    [filter.ownerId ?? null],
+    [filter.ownerId ?? null, filter.workspaceId ?? null],
   );
   return rows.map((row) => ({
     agent: pickPrefixed<WorkspaceAgent>(row, "a_", AGENT_COLUMNS),

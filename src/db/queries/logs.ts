@@ -114,3 +114,27 @@ export async function listLogsAfter(q: Queryable, p: { agentId: string; afterId:
   );
   return rows;
 }
+
+/** A log line with the display name of its source, as `agentgate status WORKSPACE` shows it. */
+export interface AgentLogWithSource extends AgentLog {
+  /** Empty when the source row is missing (a source id the agent never declared). */
+  sourceDisplayName: string;
+}
+
+/**
+ * An agent's last `limit` log lines, oldest first, each with its source's display name. Reads
+ * backwards from the newest id, so the cost is `limit` rows however long the log is.
+ */
+export async function listLatestLogs(q: Queryable, p: { agentId: string; limit: number }): Promise<AgentLogWithSource[]> {
+  const { rows } = await q.query<AgentLogWithSource>(
+    `SELECT * FROM (
+       SELECT l.id, l.agent_id AS "agentId", l.created_at AS "createdAt", l.output, l.level, l.log_source_id AS "logSourceId",
+              coalesce(s.display_name, '') AS "sourceDisplayName"
+       FROM workspace_agent_logs l
+       LEFT JOIN workspace_agent_log_sources s ON s.workspace_agent_id = l.agent_id AND s.id = l.log_source_id
+       WHERE l.agent_id = $1 ORDER BY l.id DESC LIMIT $2
+     ) latest ORDER BY id`,
+    [p.agentId, p.limit],
+  );
+  return rows;
+}

@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file agentgate/control/v1/control.proto.
  */
 export const file_agentgate_control_v1_control: GenFile = /*@__PURE__*/
-  fileDesc("CiJhZ2VudGdhdGUvY29udHJvbC92MS9jb250cm9sLnByb3RvEhRhZ2VudGdhdGUuY29udHJvbC52MSJoChZDcmVhdGVXb3Jrc3BhY2VSZXF1ZXN0Eg0KBW93bmVyGAEgASgJEgwKBG5hbWUYAiABKAkSMQoEc3BlYxgDIAEoCzIjLmFnZW50Z2F0ZS5jb250cm9sLnYxLldvcmtzcGFjZVNwZWMijwEKF0NyZWF0ZVdvcmtzcGFjZVJlc3BvbnNlEhQKDHdvcmtzcGFjZV9pZBgBIAEoCRIQCghidWlsZF9pZBgCIAEoCRIUCgxidWlsZF9udW1iZXIYAyABKAUSNgoGYWdlbnRzGAQgAygLMiYuYWdlbnRnYXRlLmNvbnRyb2wudjEuUHJvdmlzaW9uZWRBZ2VudCJdChVCdWlsZFdvcmtzcGFjZVJlcXVlc3QSEQoJd29ya3NwYWNlGAEgASgJEjEKBHNwZWMYAiABKAsyIy5hZ2VudGdhdGUuY29udHJvbC52MS5Xb3Jrc3BhY2VTcGVjIo4BChZCdWlsZFdvcmtzcGFjZVJlc3BvbnNlEhQKDHdvcmtzcGFjZV9pZBgBIAEoCRIQCghidWlsZF9pZBgCIAEoCRIUCgxidWlsZF9udW1iZXIYAyABKAUSNgoGYWdlbnRzGAQgAygLMiYuYWdlbnRnYXRlLmNvbnRyb2wudjEuUHJvdmlzaW9uZWRBZ2VudCIrChZEZWxldGVXb3Jrc3BhY2VSZXF1ZXN0EhEKCXdvcmtzcGFjZRgBIAEoCSIvChdEZWxldGVXb3Jrc3BhY2VSZXNwb25zZRIUCgx3b3Jrc3BhY2VfaWQYASABKAkiIgoRTGlzdEFnZW50c1JlcXVlc3QSDQoFb3duZXIYASABKAkiSAoSTGlzdEFnZW50c1Jlc3BvbnNlEjIKBmFnZW50cxgBIAMoCzIiLmFnZW50Z2F0ZS5jb250cm9sLnYxLkFnZW50U3VtbWFyeSIjChJXYXRjaEFnZW50c1JlcXVlc3QSDQoFb3duZXIYASABKAkiSQoTV2F0Y2hBZ2VudHNSZXNwb25zZRIyCgZhZ2VudHMYASADKAsyIi5hZ2VudGdhdGUuY29udHJvbC52MS5BZ2VudFN1bW1hcnkiOwoQUHJvdmlzaW9uZWRBZ2VudBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEg0KBXRva2VuGAMgASgJIrACCgxBZ2VudFN1bW1hcnkSFAoMd29ya3NwYWNlX2lkGAEgASgJEg0KBW93bmVyGAIgASgJEhYKDndvcmtzcGFjZV9uYW1lGAMgASgJEhAKCGFnZW50X2lkGAQgASgJEhIKCmFnZW50X25hbWUYBSABKAkSFAoMYnVpbGRfbnVtYmVyGAYgASgFEjEKBnN0YXR1cxgHIAEoDjIhLmFnZW50Z2F0ZS5jb250cm9sLnYxLkFnZW50U3RhdHVzEj0KD2xpZmVjeWNsZV9zdGF0ZRgIIAEoDjIkLmFnZW50Z2F0ZS5jb250cm9sLnYxLkxpZmVjeWNsZVN0YXRlEjUKEWxhc3RfY29ubmVjdGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJACg1Xb3Jrc3BhY2VTcGVjEi8KBmFnZW50cxgBIAMoCzIfLmFnZW50Z2F0ZS5jb250cm9sLnYxLkFnZW50U3BlYyL/BAoJQWdlbnRTcGVjEgwKBG5hbWUYASABKAkSDwoCb3MYAiABKAlIAIgBARIZCgxhcmNoaXRlY3R1cmUYAyABKAlIAYgBARIRCglkaXJlY3RvcnkYBCABKAkSNQoDZW52GAUgAygLMiguYWdlbnRnYXRlLmNvbnRyb2wudjEuQWdlbnRTcGVjLkVudkVudHJ5EiIKGmNvbm5lY3Rpb25fdGltZW91dF9zZWNvbmRzGAYgASgNEhsKE3Ryb3VibGVzaG9vdGluZ191cmwYByABKAkSEQoJbW90ZF9maWxlGAggASgJEjoKDGRpc3BsYXlfYXBwcxgJIAEoCzIkLmFnZW50Z2F0ZS5jb250cm9sLnYxLkRpc3BsYXlBcHBMaXN0EisKBGFwcHMYCiADKAsyHS5hZ2VudGdhdGUuY29udHJvbC52MS5BcHBTcGVjEjEKB3NjcmlwdHMYCyADKAsyIC5hZ2VudGdhdGUuY29udHJvbC52MS5TY3JpcHRTcGVjEjQKCG1ldGFkYXRhGAwgAygLMiIuYWdlbnRnYXRlLmNvbnRyb2wudjEuTWV0YWRhdGFTcGVjEj0KDWRldmNvbnRhaW5lcnMYDSADKAsyJi5hZ2VudGdhdGUuY29udHJvbC52MS5EZXZjb250YWluZXJTcGVjEkUKEXJlc291cmNlX21vbml0b3JzGA4gASgLMiouYWdlbnRnYXRlLmNvbnRyb2wudjEuUmVzb3VyY2VNb25pdG9yc1NwZWMaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIFCgNfb3NCDwoNX2FyY2hpdGVjdHVyZSJACg5EaXNwbGF5QXBwTGlzdBIuCgRhcHBzGAEgAygOMiAuYWdlbnRnYXRlLmNvbnRyb2wudjEuRGlzcGxheUFwcCKgBgoHQXBwU3BlYxIMCgRzbHVnGAEgASgJEhQKDGRpc3BsYXlfbmFtZRgCIAEoCRIMCgRpY29uGAMgASgJEhAKA3VybBgEIAEoCUgAiAEBEhQKB2NvbW1hbmQYBSABKAlIAYgBARIQCghleHRlcm5hbBgGIAEoCBIRCglzdWJkb21haW4YByABKAgSDgoGaGlkZGVuGAggASgIEkEKDXNoYXJpbmdfbGV2ZWwYCSABKA4yKi5hZ2VudGdhdGUuY29udHJvbC52MS5BcHBTcGVjLlNoYXJpbmdMZXZlbBI1CgdvcGVuX2luGAogASgOMiQuYWdlbnRnYXRlLmNvbnRyb2wudjEuQXBwU3BlYy5PcGVuSW4SGgoNZGlzcGxheV9ncm91cBgLIAEoCUgCiAEBEg8KB3Rvb2x0aXAYDCABKAkSPgoLaGVhbHRoY2hlY2sYDSABKAsyKS5hZ2VudGdhdGUuY29udHJvbC52MS5BcHBTcGVjLkhlYWx0aGNoZWNrGnQKC0hlYWx0aGNoZWNrEgsKA3VybBgBIAEoCRIdChBpbnRlcnZhbF9zZWNvbmRzGAIgASgNSACIAQESFgoJdGhyZXNob2xkGAMgASgNSAGIAQFCEwoRX2ludGVydmFsX3NlY29uZHNCDAoKX3RocmVzaG9sZCKhAQoMU2hhcmluZ0xldmVsEh0KGVNIQVJJTkdfTEVWRUxfVU5TUEVDSUZJRUQQABIXChNTSEFSSU5HX0xFVkVMX09XTkVSEAESHwobU0hBUklOR19MRVZFTF9BVVRIRU5USUNBVEVEEAISHgoaU0hBUklOR19MRVZFTF9PUkdBTklaQVRJT04QAxIYChRTSEFSSU5HX0xFVkVMX1BVQkxJQxAEIl8KBk9wZW5JbhIXChNPUEVOX0lOX1VOU1BFQ0lGSUVEEAASDwoLT1BFTl9JTl9UQUIQARISCg5PUEVOX0lOX1dJTkRPVxACEhcKE09QRU5fSU5fU0xJTV9XSU5ET1cQA0IGCgRfdXJsQgoKCF9jb21tYW5kQhAKDl9kaXNwbGF5X2dyb3VwIsABCgpTY3JpcHRTcGVjEhQKDGRpc3BsYXlfbmFtZRgBIAEoCRIMCgRpY29uGAIgASgJEg4KBnNjcmlwdBgDIAEoCRIMCgRjcm9uGAQgASgJEhAKCGxvZ19wYXRoGAUgASgJEhQKDHJ1bl9vbl9zdGFydBgGIAEoCBITCgtydW5fb25fc3RvcBgHIAEoCBIaChJzdGFydF9ibG9ja3NfbG9naW4YCCABKAgSFwoPdGltZW91dF9zZWNvbmRzGAkgASgNIqcBCgxNZXRhZGF0YVNwZWMSCwoDa2V5GAEgASgJEhQKDGRpc3BsYXlfbmFtZRgCIAEoCRIOCgZzY3JpcHQYAyABKAkSHQoQaW50ZXJ2YWxfc2Vjb25kcxgEIAEoDUgAiAEBEhwKD3RpbWVvdXRfc2Vjb25kcxgFIAEoDUgBiAEBQhMKEV9pbnRlcnZhbF9zZWNvbmRzQhIKEF90aW1lb3V0X3NlY29uZHMiTwoQRGV2Y29udGFpbmVyU3BlYxIYChB3b3Jrc3BhY2VfZm9sZGVyGAEgASgJEhMKC2NvbmZpZ19wYXRoGAIgASgJEgwKBG5hbWUYAyABKAkigwEKFFJlc291cmNlTW9uaXRvcnNTcGVjEjEKBm1lbW9yeRgBIAEoCzIhLmFnZW50Z2F0ZS5jb250cm9sLnYxLk1vbml0b3JTcGVjEjgKB3ZvbHVtZXMYAiADKAsyJy5hZ2VudGdhdGUuY29udHJvbC52MS5Wb2x1bWVNb25pdG9yU3BlYyJCCgtNb25pdG9yU3BlYxIUCgdlbmFibGVkGAEgASgISACIAQESEQoJdGhyZXNob2xkGAIgASgNQgoKCF9lbmFibGVkIlYKEVZvbHVtZU1vbml0b3JTcGVjEgwKBHBhdGgYASABKAkSFAoHZW5hYmxlZBgCIAEoCEgAiAEBEhEKCXRocmVzaG9sZBgDIAEoDUIKCghfZW5hYmxlZCqdAQoLQWdlbnRTdGF0dXMSHAoYQUdFTlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGwoXQUdFTlRfU1RBVFVTX0NPTk5FQ1RJTkcQARIaChZBR0VOVF9TVEFUVVNfQ09OTkVDVEVEEAISHQoZQUdFTlRfU1RBVFVTX0RJU0NPTk5FQ1RFRBADEhgKFEFHRU5UX1NUQVRVU19USU1FT1VUEAQq0QIKDkxpZmVjeWNsZVN0YXRlEh8KG0xJRkVDWUNMRV9TVEFURV9VTlNQRUNJRklFRBAAEhsKF0xJRkVDWUNMRV9TVEFURV9DUkVBVEVEEAESHAoYTElGRUNZQ0xFX1NUQVRFX1NUQVJUSU5HEAISIQodTElGRUNZQ0xFX1NUQVRFX1NUQVJUX1RJTUVPVVQQAxIfChtMSUZFQ1lDTEVfU1RBVEVfU1RBUlRfRVJST1IQBBIZChVMSUZFQ1lDTEVfU1RBVEVfUkVBRFkQBRIhCh1MSUZFQ1lDTEVfU1RBVEVfU0hVVFRJTkdfRE9XThAGEiQKIExJRkVDWUNMRV9TVEFURV9TSFVURE9XTl9USU1FT1VUEAcSIgoeTElGRUNZQ0xFX1NUQVRFX1NIVVRET1dOX0VSUk9SEAgSFwoTTElGRUNZQ0xFX1NUQVRFX09GRhAJKsQBCgpEaXNwbGF5QXBwEhsKF0RJU1BMQVlfQVBQX1VOU1BFQ0lGSUVEEAASFgoSRElTUExBWV9BUFBfVlNDT0RFEAESHwobRElTUExBWV9BUFBfVlNDT0RFX0lOU0lERVJTEAISHAoYRElTUExBWV9BUFBfV0VCX1RFUk1JTkFMEAMSGgoWRElTUExBWV9BUFBfU1NIX0hFTFBFUhAEEiYKIkRJU1BMQVlfQVBQX1BPUlRfRk9SV0FSRElOR19IRUxQRVIQBTKkBAoOQ29udHJvbFNlcnZpY2USbgoPQ3JlYXRlV29ya3NwYWNlEiwuYWdlbnRnYXRlLmNvbnRyb2wudjEuQ3JlYXRlV29ya3NwYWNlUmVxdWVzdBotLmFnZW50Z2F0ZS5jb250cm9sLnYxLkNyZWF0ZVdvcmtzcGFjZVJlc3BvbnNlEmsKDkJ1aWxkV29ya3NwYWNlEisuYWdlbnRnYXRlLmNvbnRyb2wudjEuQnVpbGRXb3Jrc3BhY2VSZXF1ZXN0GiwuYWdlbnRnYXRlLmNvbnRyb2wudjEuQnVpbGRXb3Jrc3BhY2VSZXNwb25zZRJuCg9EZWxldGVXb3Jrc3BhY2USLC5hZ2VudGdhdGUuY29udHJvbC52MS5EZWxldGVXb3Jrc3BhY2VSZXF1ZXN0Gi0uYWdlbnRnYXRlLmNvbnRyb2wudjEuRGVsZXRlV29ya3NwYWNlUmVzcG9uc2USXwoKTGlzdEFnZW50cxInLmFnZW50Z2F0ZS5jb250cm9sLnYxLkxpc3RBZ2VudHNSZXF1ZXN0GiguYWdlbnRnYXRlLmNvbnRyb2wudjEuTGlzdEFnZW50c1Jlc3BvbnNlEmQKC1dhdGNoQWdlbnRzEiguYWdlbnRnYXRlLmNvbnRyb2wudjEuV2F0Y2hBZ2VudHNSZXF1ZXN0GikuYWdlbnRnYXRlLmNvbnRyb2wudjEuV2F0Y2hBZ2VudHNSZXNwb25zZTABQkNaQWdpdGh1Yi5jb20vYWdlbnRnYXRlL2FnZW50Z2F0ZS9nZW4vYWdlbnRnYXRlL2NvbnRyb2wvdjE7Y29udHJvbHYxYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("CiJhZ2VudGdhdGUvY29udHJvbC92MS9jb250cm9sLnByb3RvEhRhZ2VudGdhdGUuY29udHJvbC52MSJoChZDcmVhdGVXb3Jrc3BhY2VSZXF1ZXN0Eg0KBW93bmVyGAEgASgJEgwKBG5hbWUYAiABKAkSMQoEc3BlYxgDIAEoCzIjLmFnZW50Z2F0ZS5jb250cm9sLnYxLldvcmtzcGFjZVNwZWMijwEKF0NyZWF0ZVdvcmtzcGFjZVJlc3BvbnNlEhQKDHdvcmtzcGFjZV9pZBgBIAEoCRIQCghidWlsZF9pZBgCIAEoCRIUCgxidWlsZF9udW1iZXIYAyABKAUSNgoGYWdlbnRzGAQgAygLMiYuYWdlbnRnYXRlLmNvbnRyb2wudjEuUHJvdmlzaW9uZWRBZ2VudCJdChVCdWlsZFdvcmtzcGFjZVJlcXVlc3QSEQoJd29ya3NwYWNlGAEgASgJEjEKBHNwZWMYAiABKAsyIy5hZ2VudGdhdGUuY29udHJvbC52MS5Xb3Jrc3BhY2VTcGVjIo4BChZCdWlsZFdvcmtzcGFjZVJlc3BvbnNlEhQKDHdvcmtzcGFjZV9pZBgBIAEoCRIQCghidWlsZF9pZBgCIAEoCRIUCgxidWlsZF9udW1iZXIYAyABKAUSNgoGYWdlbnRzGAQgAygLMiYuYWdlbnRnYXRlLmNvbnRyb2wudjEuUHJvdmlzaW9uZWRBZ2VudCIrChZEZWxldGVXb3Jrc3BhY2VSZXF1ZXN0EhEKCXdvcmtzcGFjZRgBIAEoCSIvChdEZWxldGVXb3Jrc3BhY2VSZXNwb25zZRIUCgx3b3Jrc3BhY2VfaWQYASABKAkiIgoRTGlzdEFnZW50c1JlcXVlc3QSDQoFb3duZXIYASABKAkiSAoSTGlzdEFnZW50c1Jlc3BvbnNlEjIKBmFnZW50cxgBIAMoCzIiLmFnZW50Z2F0ZS5jb250cm9sLnYxLkFnZW50U3VtbWFyeSIjChJXYXRjaEFnZW50c1JlcXVlc3QSDQoFb3duZXIYASABKAkiSQoTV2F0Y2hBZ2VudHNSZXNwb25zZRIyCgZhZ2VudHMYASADKAsyIi5hZ2VudGdhdGUuY29udHJvbC52MS5BZ2VudFN1bW1hcnkiVAoZR2V0V29ya3NwYWNlQWdlbnRzUmVxdWVzdBIRCgl3b3Jrc3BhY2UYASABKAkSFgoJbG9nX2xpbWl0GAIgASgNSACIAQFCDAoKX2xvZ19saW1pdCKiAQoaR2V0V29ya3NwYWNlQWdlbnRzUmVzcG9uc2USFAoMd29ya3NwYWNlX2lkGAEgASgJEg0KBW93bmVyGAIgASgJEhYKDndvcmtzcGFjZV9uYW1lGAMgASgJEhQKDGJ1aWxkX251bWJlchgEIAEoBRIxCgZhZ2VudHMYBSADKAsyIS5hZ2VudGdhdGUuY29udHJvbC52MS5BZ2VudERldGFpbCL2AQoLQWdlbnREZXRhaWwSMwoHc3VtbWFyeRgBIAEoCzIiLmFnZW50Z2F0ZS5jb250cm9sLnYxLkFnZW50U3VtbWFyeRI5CghtZXRhZGF0YRgCIAMoCzInLmFnZW50Z2F0ZS5jb250cm9sLnYxLkFnZW50TWV0YWRhdGFJdGVtEiwKBGFwcHMYAyADKAsyHi5hZ2VudGdhdGUuY29udHJvbC52MS5BZ2VudEFwcBIwCgRsb2dzGAQgAygLMiIuYWdlbnRnYXRlLmNvbnRyb2wudjEuQWdlbnRMb2dMaW5lEhcKD2xvZ3Nfb3ZlcmZsb3dlZBgFIAEoCCK5AQoRQWdlbnRNZXRhZGF0YUl0ZW0SCwoDa2V5GAEgASgJEhQKDGRpc3BsYXlfbmFtZRgCIAEoCRINCgV2YWx1ZRgDIAEoCRINCgVlcnJvchgEIAEoCRIwCgxjb2xsZWN0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhgKEGludGVydmFsX3NlY29uZHMYBiABKA0SFwoPdGltZW91dF9zZWNvbmRzGAcgASgNInkKCEFnZW50QXBwEgwKBHNsdWcYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEhAKA3VybBgDIAEoCUgAiAEBEi8KBmhlYWx0aBgEIAEoDjIfLmFnZW50Z2F0ZS5jb250cm9sLnYxLkFwcEhlYWx0aEIGCgRfdXJsIpkBCgxBZ2VudExvZ0xpbmUSCgoCaWQYASABKAMSLgoKY3JlYXRlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoFbGV2ZWwYAyABKA4yHi5hZ2VudGdhdGUuY29udHJvbC52MS5Mb2dMZXZlbBIOCgZzb3VyY2UYBCABKAkSDgoGb3V0cHV0GAUgASgJIjsKEFByb3Zpc2lvbmVkQWdlbnQSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRINCgV0b2tlbhgDIAEoCSKwAgoMQWdlbnRTdW1tYXJ5EhQKDHdvcmtzcGFjZV9pZBgBIAEoCRINCgVvd25lchgCIAEoCRIWCg53b3Jrc3BhY2VfbmFtZRgDIAEoCRIQCghhZ2VudF9pZBgEIAEoCRISCgphZ2VudF9uYW1lGAUgASgJEhQKDGJ1aWxkX251bWJlchgGIAEoBRIxCgZzdGF0dXMYByABKA4yIS5hZ2VudGdhdGUuY29udHJvbC52MS5BZ2VudFN0YXR1cxI9Cg9saWZlY3ljbGVfc3RhdGUYCCABKA4yJC5hZ2VudGdhdGUuY29udHJvbC52MS5MaWZlY3ljbGVTdGF0ZRI1ChFsYXN0X2Nvbm5lY3RlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiQAoNV29ya3NwYWNlU3BlYxIvCgZhZ2VudHMYASADKAsyHy5hZ2VudGdhdGUuY29udHJvbC52MS5BZ2VudFNwZWMi/wQKCUFnZW50U3BlYxIMCgRuYW1lGAEgASgJEg8KAm9zGAIgASgJSACIAQESGQoMYXJjaGl0ZWN0dXJlGAMgASgJSAGIAQESEQoJZGlyZWN0b3J5GAQgASgJEjUKA2VudhgFIAMoCzIoLmFnZW50Z2F0ZS5jb250cm9sLnYxLkFnZW50U3BlYy5FbnZFbnRyeRIiChpjb25uZWN0aW9uX3RpbWVvdXRfc2Vjb25kcxgGIAEoDRIbChN0cm91Ymxlc2hvb3RpbmdfdXJsGAcgASgJEhEKCW1vdGRfZmlsZRgIIAEoCRI6CgxkaXNwbGF5X2FwcHMYCSABKAsyJC5hZ2VudGdhdGUuY29udHJvbC52MS5EaXNwbGF5QXBwTGlzdBIrCgRhcHBzGAogAygLMh0uYWdlbnRnYXRlLmNvbnRyb2wudjEuQXBwU3BlYxIxCgdzY3JpcHRzGAsgAygLMiAuYWdlbnRnYXRlLmNvbnRyb2wudjEuU2NyaXB0U3BlYxI0CghtZXRhZGF0YRgMIAMoCzIiLmFnZW50Z2F0ZS5jb250cm9sLnYxLk1ldGFkYXRhU3BlYxI9Cg1kZXZjb250YWluZXJzGA0gAygLMiYuYWdlbnRnYXRlLmNvbnRyb2wudjEuRGV2Y29udGFpbmVyU3BlYxJFChFyZXNvdXJjZV9tb25pdG9ycxgOIAEoCzIqLmFnZW50Z2F0ZS5jb250cm9sLnYxLlJlc291cmNlTW9uaXRvcnNTcGVjGioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCBQoDX29zQg8KDV9hcmNoaXRlY3R1cmUiQAoORGlzcGxheUFwcExpc3QSLgoEYXBwcxgBIAMoDjIgLmFnZW50Z2F0ZS5jb250cm9sLnYxLkRpc3BsYXlBcHAioAYKB0FwcFNwZWMSDAoEc2x1ZxgBIAEoCRIUCgxkaXNwbGF5X25hbWUYAiABKAkSDAoEaWNvbhgDIAEoCRIQCgN1cmwYBCABKAlIAIgBARIUCgdjb21tYW5kGAUgASgJSAGIAQESEAoIZXh0ZXJuYWwYBiABKAgSEQoJc3ViZG9tYWluGAcgASgIEg4KBmhpZGRlbhgIIAEoCBJBCg1zaGFyaW5nX2xldmVsGAkgASgOMiouYWdlbnRnYXRlLmNvbnRyb2wudjEuQXBwU3BlYy5TaGFyaW5nTGV2ZWwSNQoHb3Blbl9pbhgKIAEoDjIkLmFnZW50Z2F0ZS5jb250cm9sLnYxLkFwcFNwZWMuT3BlbkluEhoKDWRpc3BsYXlfZ3JvdXAYCyABKAlIAogBARIPCgd0b29sdGlwGAwgASgJEj4KC2hlYWx0aGNoZWNrGA0gASgLMikuYWdlbnRnYXRlLmNvbnRyb2wudjEuQXBwU3BlYy5IZWFsdGhjaGVjaxp0CgtIZWFsdGhjaGVjaxILCgN1cmwYASABKAkSHQoQaW50ZXJ2YWxfc2Vjb25kcxgCIAEoDUgAiAEBEhYKCXRocmVzaG9sZBgDIAEoDUgBiAEBQhMKEV9pbnRlcnZhbF9zZWNvbmRzQgwKCl90aHJlc2hvbGQioQEKDFNoYXJpbmdMZXZlbBIdChlTSEFSSU5HX0xFVkVMX1VOU1BFQ0lGSUVEEAASFwoTU0hBUklOR19MRVZFTF9PV05FUhABEh8KG1NIQVJJTkdfTEVWRUxfQVVUSEVOVElDQVRFRBACEh4KGlNIQVJJTkdfTEVWRUxfT1JHQU5JWkFUSU9OEAMSGAoUU0hBUklOR19MRVZFTF9QVUJMSUMQBCJfCgZPcGVuSW4SFwoTT1BFTl9JTl9VTlNQRUNJRklFRBAAEg8KC09QRU5fSU5fVEFCEAESEgoOT1BFTl9JTl9XSU5ET1cQAhIXChNPUEVOX0lOX1NMSU1fV0lORE9XEANCBgoEX3VybEIKCghfY29tbWFuZEIQCg5fZGlzcGxheV9ncm91cCLAAQoKU2NyaXB0U3BlYxIUCgxkaXNwbGF5X25hbWUYASABKAkSDAoEaWNvbhgCIAEoCRIOCgZzY3JpcHQYAyABKAkSDAoEY3JvbhgEIAEoCRIQCghsb2dfcGF0aBgFIAEoCRIUCgxydW5fb25fc3RhcnQYBiABKAgSEwoLcnVuX29uX3N0b3AYByABKAgSGgoSc3RhcnRfYmxvY2tzX2xvZ2luGAggASgIEhcKD3RpbWVvdXRfc2Vjb25kcxgJIAEoDSKnAQoMTWV0YWRhdGFTcGVjEgsKA2tleRgBIAEoCRIUCgxkaXNwbGF5X25hbWUYAiABKAkSDgoGc2NyaXB0GAMgASgJEh0KEGludGVydmFsX3NlY29uZHMYBCABKA1IAIgBARIcCg90aW1lb3V0X3NlY29uZHMYBSABKA1IAYgBAUITChFfaW50ZXJ2YWxfc2Vjb25kc0ISChBfdGltZW91dF9zZWNvbmRzIk8KEERldmNvbnRhaW5lclNwZWMSGAoQd29ya3NwYWNlX2ZvbGRlchgBIAEoCRITCgtjb25maWdfcGF0aBgCIAEoCRIMCgRuYW1lGAMgASgJIoMBChRSZXNvdXJjZU1vbml0b3JzU3BlYxIxCgZtZW1vcnkYASABKAsyIS5hZ2VudGdhdGUuY29udHJvbC52MS5Nb25pdG9yU3BlYxI4Cgd2b2x1bWVzGAIgAygLMicuYWdlbnRnYXRlLmNvbnRyb2wudjEuVm9sdW1lTW9uaXRvclNwZWMiQgoLTW9uaXRvclNwZWMSFAoHZW5hYmxlZBgBIAEoCEgAiAEBEhEKCXRocmVzaG9sZBgCIAEoDUIKCghfZW5hYmxlZCJWChFWb2x1bWVNb25pdG9yU3BlYxIMCgRwYXRoGAEgASgJEhQKB2VuYWJsZWQYAiABKAhIAIgBARIRCgl0aHJlc2hvbGQYAyABKA1CCgoIX2VuYWJsZWQqjwEKCUFwcEhlYWx0aBIaChZBUFBfSEVBTFRIX1VOU1BFQ0lGSUVEEAASFwoTQVBQX0hFQUxUSF9ESVNBQkxFRBABEhsKF0FQUF9IRUFMVEhfSU5JVElBTElaSU5HEAISFgoSQVBQX0hFQUxUSF9IRUFMVEhZEAMSGAoUQVBQX0hFQUxUSF9VTkhFQUxUSFkQBCqMAQoITG9nTGV2ZWwSGQoVTE9HX0xFVkVMX1VOU1BFQ0lGSUVEEAASEwoPTE9HX0xFVkVMX1RSQUNFEAESEwoPTE9HX0xFVkVMX0RFQlVHEAISEgoOTE9HX0xFVkVMX0lORk8QAxISCg5MT0dfTEVWRUxfV0FSThAEEhMKD0xPR19MRVZFTF9FUlJPUhAFKp0BCgtBZ2VudFN0YXR1cxIcChhBR0VOVF9TVEFUVVNfVU5TUEVDSUZJRUQQABIbChdBR0VOVF9TVEFUVVNfQ09OTkVDVElORxABEhoKFkFHRU5UX1NUQVRVU19DT05ORUNURUQQAhIdChlBR0VOVF9TVEFUVVNfRElTQ09OTkVDVEVEEAMSGAoUQUdFTlRfU1RBVFVTX1RJTUVPVVQQBCrRAgoOTGlmZWN5Y2xlU3RhdGUSHwobTElGRUNZQ0xFX1NUQVRFX1VOU1BFQ0lGSUVEEAASGwoXTElGRUNZQ0xFX1NUQVRFX0NSRUFURUQQARIcChhMSUZFQ1lDTEVfU1RBVEVfU1RBUlRJTkcQAhIhCh1MSUZFQ1lDTEVfU1RBVEVfU1RBUlRfVElNRU9VVBADEh8KG0xJRkVDWUNMRV9TVEFURV9TVEFSVF9FUlJPUhAEEhkKFUxJRkVDWUNMRV9TVEFURV9SRUFEWRAFEiEKHUxJRkVDWUNMRV9TVEFURV9TSFVUVElOR19ET1dOEAYSJAogTElGRUNZQ0xFX1NUQVRFX1NIVVRET1dOX1RJTUVPVVQQBxIiCh5MSUZFQ1lDTEVfU1RBVEVfU0hVVERPV05fRVJST1IQCBIXChNMSUZFQ1lDTEVfU1RBVEVfT0ZGEAkqxAEKCkRpc3BsYXlBcHASGwoXRElTUExBWV9BUFBfVU5TUEVDSUZJRUQQABIWChJESVNQTEFZX0FQUF9WU0NPREUQARIfChtESVNQTEFZX0FQUF9WU0NPREVfSU5TSURFUlMQAhIcChhESVNQTEFZX0FQUF9XRUJfVEVSTUlOQUwQAxIaChZESVNQTEFZX0FQUF9TU0hfSEVMUEVSEAQSJgoiRElTUExBWV9BUFBfUE9SVF9GT1JXQVJESU5HX0hFTFBFUhAFMp0FCg5Db250cm9sU2VydmljZRJuCg9DcmVhdGVXb3Jrc3BhY2USLC5hZ2VudGdhdGUuY29udHJvbC52MS5DcmVhdGVXb3Jrc3BhY2VSZXF1ZXN0Gi0uYWdlbnRnYXRlLmNvbnRyb2wudjEuQ3JlYXRlV29ya3NwYWNlUmVzcG9uc2USawoOQnVpbGRXb3Jrc3BhY2USKy5hZ2VudGdhdGUuY29udHJvbC52MS5CdWlsZFdvcmtzcGFjZVJlcXVlc3QaLC5hZ2VudGdhdGUuY29udHJvbC52MS5CdWlsZFdvcmtzcGFjZVJlc3BvbnNlEm4KD0RlbGV0ZVdvcmtzcGFjZRIsLmFnZW50Z2F0ZS5jb250cm9sLnYxLkRlbGV0ZVdvcmtzcGFjZVJlcXVlc3QaLS5hZ2VudGdhdGUuY29udHJvbC52MS5EZWxldGVXb3Jrc3BhY2VSZXNwb25zZRJfCgpMaXN0QWdlbnRzEicuYWdlbnRnYXRlLmNvbnRyb2wudjEuTGlzdEFnZW50c1JlcXVlc3QaKC5hZ2VudGdhdGUuY29udHJvbC52MS5MaXN0QWdlbnRzUmVzcG9uc2USZAoLV2F0Y2hBZ2VudHMSKC5hZ2VudGdhdGUuY29udHJvbC52MS5XYXRjaEFnZW50c1JlcXVlc3QaKS5hZ2VudGdhdGUuY29udHJvbC52MS5XYXRjaEFnZW50c1Jlc3BvbnNlMAESdwoSR2V0V29ya3NwYWNlQWdlbnRzEi8uYWdlbnRnYXRlLmNvbnRyb2wudjEuR2V0V29ya3NwYWNlQWdlbnRzUmVxdWVzdBowLmFnZW50Z2F0ZS5jb250cm9sLnYxLkdldFdvcmtzcGFjZUFnZW50c1Jlc3BvbnNlQkNaQWdpdGh1Yi5jb20vYWdlbnRnYXRlL2FnZW50Z2F0ZS9nZW4vYWdlbnRnYXRlL2NvbnRyb2wvdjE7Y29udHJvbHYxYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message agentgate.control.v1.CreateWorkspaceRequest
@@ -259,6 +259,254 @@ export const WatchAgentsResponseSchema: GenMessage<WatchAgentsResponse> = /*@__P
   messageDesc(file_agentgate_control_v1_control, 9);
 
 /**
+ * @generated from message agentgate.control.v1.GetWorkspaceAgentsRequest
+ */
+export type GetWorkspaceAgentsRequest = Message<"agentgate.control.v1.GetWorkspaceAgentsRequest"> & {
+  /**
+   * A workspace id or "owner/name".
+   *
+   * @generated from field: string workspace = 1;
+   */
+  workspace: string;
+
+  /**
+   * The last this many log lines of each agent; unset: 20; at most 1000; 0: none.
+   *
+   * @generated from field: optional uint32 log_limit = 2;
+   */
+  logLimit?: number | undefined;
+};
+
+/**
+ * Describes the message agentgate.control.v1.GetWorkspaceAgentsRequest.
+ * Use `create(GetWorkspaceAgentsRequestSchema)` to create a new message.
+ */
+export const GetWorkspaceAgentsRequestSchema: GenMessage<GetWorkspaceAgentsRequest> = /*@__PURE__*/
+  messageDesc(file_agentgate_control_v1_control, 10);
+
+/**
+ * @generated from message agentgate.control.v1.GetWorkspaceAgentsResponse
+ */
+export type GetWorkspaceAgentsResponse = Message<"agentgate.control.v1.GetWorkspaceAgentsResponse"> & {
+  /**
+   * @generated from field: string workspace_id = 1;
+   */
+  workspaceId: string;
+
+  /**
+   * @generated from field: string owner = 2;
+   */
+  owner: string;
+
+  /**
+   * @generated from field: string workspace_name = 3;
+   */
+  workspaceName: string;
+
+  /**
+   * @generated from field: int32 build_number = 4;
+   */
+  buildNumber: number;
+
+  /**
+   * The latest build's agents, by name.
+   *
+   * @generated from field: repeated agentgate.control.v1.AgentDetail agents = 5;
+   */
+  agents: AgentDetail[];
+};
+
+/**
+ * Describes the message agentgate.control.v1.GetWorkspaceAgentsResponse.
+ * Use `create(GetWorkspaceAgentsResponseSchema)` to create a new message.
+ */
+export const GetWorkspaceAgentsResponseSchema: GenMessage<GetWorkspaceAgentsResponse> = /*@__PURE__*/
+  messageDesc(file_agentgate_control_v1_control, 11);
+
+/**
+ * An agent with its metadata, apps and latest logs.
+ *
+ * @generated from message agentgate.control.v1.AgentDetail
+ */
+export type AgentDetail = Message<"agentgate.control.v1.AgentDetail"> & {
+  /**
+   * As ListAgents gives it.
+   *
+   * @generated from field: agentgate.control.v1.AgentSummary summary = 1;
+   */
+  summary?: AgentSummary | undefined;
+
+  /**
+   * In the spec's display order.
+   *
+   * @generated from field: repeated agentgate.control.v1.AgentMetadataItem metadata = 2;
+   */
+  metadata: AgentMetadataItem[];
+
+  /**
+   * In display order, then by slug.
+   *
+   * @generated from field: repeated agentgate.control.v1.AgentApp apps = 3;
+   */
+  apps: AgentApp[];
+
+  /**
+   * The agent's last log_limit lines, oldest first.
+   *
+   * @generated from field: repeated agentgate.control.v1.AgentLogLine logs = 4;
+   */
+  logs: AgentLogLine[];
+
+  /**
+   * The agent sent more log output than the server keeps; later lines were dropped.
+   *
+   * @generated from field: bool logs_overflowed = 5;
+   */
+  logsOverflowed: boolean;
+};
+
+/**
+ * Describes the message agentgate.control.v1.AgentDetail.
+ * Use `create(AgentDetailSchema)` to create a new message.
+ */
+export const AgentDetailSchema: GenMessage<AgentDetail> = /*@__PURE__*/
+  messageDesc(file_agentgate_control_v1_control, 12);
+
+/**
+ * A metadata item with the latest value the agent reported.
+ *
+ * @generated from message agentgate.control.v1.AgentMetadataItem
+ */
+export type AgentMetadataItem = Message<"agentgate.control.v1.AgentMetadataItem"> & {
+  /**
+   * @generated from field: string key = 1;
+   */
+  key: string;
+
+  /**
+   * @generated from field: string display_name = 2;
+   */
+  displayName: string;
+
+  /**
+   * The script's output, trimmed by the agent.
+   *
+   * @generated from field: string value = 3;
+   */
+  value: string;
+
+  /**
+   * Why the last collection failed; empty when it succeeded.
+   *
+   * @generated from field: string error = 4;
+   */
+  error: string;
+
+  /**
+   * Unset until the agent first reports the item.
+   *
+   * @generated from field: google.protobuf.Timestamp collected_at = 5;
+   */
+  collectedAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: uint32 interval_seconds = 6;
+   */
+  intervalSeconds: number;
+
+  /**
+   * @generated from field: uint32 timeout_seconds = 7;
+   */
+  timeoutSeconds: number;
+};
+
+/**
+ * Describes the message agentgate.control.v1.AgentMetadataItem.
+ * Use `create(AgentMetadataItemSchema)` to create a new message.
+ */
+export const AgentMetadataItemSchema: GenMessage<AgentMetadataItem> = /*@__PURE__*/
+  messageDesc(file_agentgate_control_v1_control, 13);
+
+/**
+ * An app of an agent with its health.
+ *
+ * @generated from message agentgate.control.v1.AgentApp
+ */
+export type AgentApp = Message<"agentgate.control.v1.AgentApp"> & {
+  /**
+   * @generated from field: string slug = 1;
+   */
+  slug: string;
+
+  /**
+   * @generated from field: string display_name = 2;
+   */
+  displayName: string;
+
+  /**
+   * Unset for a command app.
+   *
+   * @generated from field: optional string url = 3;
+   */
+  url?: string | undefined;
+
+  /**
+   * @generated from field: agentgate.control.v1.AppHealth health = 4;
+   */
+  health: AppHealth;
+};
+
+/**
+ * Describes the message agentgate.control.v1.AgentApp.
+ * Use `create(AgentAppSchema)` to create a new message.
+ */
+export const AgentAppSchema: GenMessage<AgentApp> = /*@__PURE__*/
+  messageDesc(file_agentgate_control_v1_control, 14);
+
+/**
+ * One line of an agent's log output.
+ *
+ * @generated from message agentgate.control.v1.AgentLogLine
+ */
+export type AgentLogLine = Message<"agentgate.control.v1.AgentLogLine"> & {
+  /**
+   * Increases with each line the server stores.
+   *
+   * @generated from field: int64 id = 1;
+   */
+  id: bigint;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 2;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: agentgate.control.v1.LogLevel level = 3;
+   */
+  level: LogLevel;
+
+  /**
+   * The display name of the script or source that wrote it ("External" for legacy clients).
+   *
+   * @generated from field: string source = 4;
+   */
+  source: string;
+
+  /**
+   * @generated from field: string output = 5;
+   */
+  output: string;
+};
+
+/**
+ * Describes the message agentgate.control.v1.AgentLogLine.
+ * Use `create(AgentLogLineSchema)` to create a new message.
+ */
+export const AgentLogLineSchema: GenMessage<AgentLogLine> = /*@__PURE__*/
+  messageDesc(file_agentgate_control_v1_control, 15);
+
+/**
  * An agent made by a build.
  *
  * @generated from message agentgate.control.v1.ProvisionedAgent
@@ -287,7 +535,7 @@ export type ProvisionedAgent = Message<"agentgate.control.v1.ProvisionedAgent"> 
  * Use `create(ProvisionedAgentSchema)` to create a new message.
  */
 export const ProvisionedAgentSchema: GenMessage<ProvisionedAgent> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 10);
+  messageDesc(file_agentgate_control_v1_control, 16);
 
 /**
  * One agent with where it lives and how it is doing.
@@ -350,7 +598,7 @@ export type AgentSummary = Message<"agentgate.control.v1.AgentSummary"> & {
  * Use `create(AgentSummarySchema)` to create a new message.
  */
 export const AgentSummarySchema: GenMessage<AgentSummary> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 11);
+  messageDesc(file_agentgate_control_v1_control, 17);
 
 /**
  * The agents of one build, as a provisioner (Terraform's coder_agent and friends) describes them.
@@ -370,7 +618,7 @@ export type WorkspaceSpec = Message<"agentgate.control.v1.WorkspaceSpec"> & {
  * Use `create(WorkspaceSpecSchema)` to create a new message.
  */
 export const WorkspaceSpecSchema: GenMessage<WorkspaceSpec> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 12);
+  messageDesc(file_agentgate_control_v1_control, 18);
 
 /**
  * @generated from message agentgate.control.v1.AgentSpec
@@ -464,7 +712,7 @@ export type AgentSpec = Message<"agentgate.control.v1.AgentSpec"> & {
  * Use `create(AgentSpecSchema)` to create a new message.
  */
 export const AgentSpecSchema: GenMessage<AgentSpec> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 13);
+  messageDesc(file_agentgate_control_v1_control, 19);
 
 /**
  * A list, so that "none" (an empty list) differs from "unset" (the default, all).
@@ -483,7 +731,7 @@ export type DisplayAppList = Message<"agentgate.control.v1.DisplayAppList"> & {
  * Use `create(DisplayAppListSchema)` to create a new message.
  */
 export const DisplayAppListSchema: GenMessage<DisplayAppList> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 14);
+  messageDesc(file_agentgate_control_v1_control, 20);
 
 /**
  * An app (coder_app).
@@ -570,7 +818,7 @@ export type AppSpec = Message<"agentgate.control.v1.AppSpec"> & {
  * Use `create(AppSpecSchema)` to create a new message.
  */
 export const AppSpecSchema: GenMessage<AppSpec> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 15);
+  messageDesc(file_agentgate_control_v1_control, 21);
 
 /**
  * @generated from message agentgate.control.v1.AppSpec.Healthcheck
@@ -601,7 +849,7 @@ export type AppSpec_Healthcheck = Message<"agentgate.control.v1.AppSpec.Healthch
  * Use `create(AppSpec_HealthcheckSchema)` to create a new message.
  */
 export const AppSpec_HealthcheckSchema: GenMessage<AppSpec_Healthcheck> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 15, 0);
+  messageDesc(file_agentgate_control_v1_control, 21, 0);
 
 /**
  * @generated from enum agentgate.control.v1.AppSpec.SharingLevel
@@ -637,7 +885,7 @@ export enum AppSpec_SharingLevel {
  * Describes the enum agentgate.control.v1.AppSpec.SharingLevel.
  */
 export const AppSpec_SharingLevelSchema: GenEnum<AppSpec_SharingLevel> = /*@__PURE__*/
-  enumDesc(file_agentgate_control_v1_control, 15, 0);
+  enumDesc(file_agentgate_control_v1_control, 21, 0);
 
 /**
  * @generated from enum agentgate.control.v1.AppSpec.OpenIn
@@ -668,7 +916,7 @@ export enum AppSpec_OpenIn {
  * Describes the enum agentgate.control.v1.AppSpec.OpenIn.
  */
 export const AppSpec_OpenInSchema: GenEnum<AppSpec_OpenIn> = /*@__PURE__*/
-  enumDesc(file_agentgate_control_v1_control, 15, 1);
+  enumDesc(file_agentgate_control_v1_control, 21, 1);
 
 /**
  * A script (coder_script).
@@ -729,7 +977,7 @@ export type ScriptSpec = Message<"agentgate.control.v1.ScriptSpec"> & {
  * Use `create(ScriptSpecSchema)` to create a new message.
  */
 export const ScriptSpecSchema: GenMessage<ScriptSpec> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 16);
+  messageDesc(file_agentgate_control_v1_control, 22);
 
 /**
  * A metadata item the agent collects by running a script.
@@ -772,7 +1020,7 @@ export type MetadataSpec = Message<"agentgate.control.v1.MetadataSpec"> & {
  * Use `create(MetadataSpecSchema)` to create a new message.
  */
 export const MetadataSpecSchema: GenMessage<MetadataSpec> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 17);
+  messageDesc(file_agentgate_control_v1_control, 23);
 
 /**
  * A devcontainer (coder_devcontainer).
@@ -801,7 +1049,7 @@ export type DevcontainerSpec = Message<"agentgate.control.v1.DevcontainerSpec"> 
  * Use `create(DevcontainerSpecSchema)` to create a new message.
  */
 export const DevcontainerSpecSchema: GenMessage<DevcontainerSpec> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 18);
+  messageDesc(file_agentgate_control_v1_control, 24);
 
 /**
  * @generated from message agentgate.control.v1.ResourceMonitorsSpec
@@ -825,7 +1073,7 @@ export type ResourceMonitorsSpec = Message<"agentgate.control.v1.ResourceMonitor
  * Use `create(ResourceMonitorsSpecSchema)` to create a new message.
  */
 export const ResourceMonitorsSpecSchema: GenMessage<ResourceMonitorsSpec> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 19);
+  messageDesc(file_agentgate_control_v1_control, 25);
 
 /**
  * @generated from message agentgate.control.v1.MonitorSpec
@@ -851,7 +1099,7 @@ export type MonitorSpec = Message<"agentgate.control.v1.MonitorSpec"> & {
  * Use `create(MonitorSpecSchema)` to create a new message.
  */
 export const MonitorSpecSchema: GenMessage<MonitorSpec> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 20);
+  messageDesc(file_agentgate_control_v1_control, 26);
 
 /**
  * @generated from message agentgate.control.v1.VolumeMonitorSpec
@@ -882,7 +1130,92 @@ export type VolumeMonitorSpec = Message<"agentgate.control.v1.VolumeMonitorSpec"
  * Use `create(VolumeMonitorSpecSchema)` to create a new message.
  */
 export const VolumeMonitorSpecSchema: GenMessage<VolumeMonitorSpec> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 21);
+  messageDesc(file_agentgate_control_v1_control, 27);
+
+/**
+ * What an app's health check found.
+ *
+ * @generated from enum agentgate.control.v1.AppHealth
+ */
+export enum AppHealth {
+  /**
+   * @generated from enum value: APP_HEALTH_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The app has no health check.
+   *
+   * @generated from enum value: APP_HEALTH_DISABLED = 1;
+   */
+  DISABLED = 1,
+
+  /**
+   * No report from the agent yet.
+   *
+   * @generated from enum value: APP_HEALTH_INITIALIZING = 2;
+   */
+  INITIALIZING = 2,
+
+  /**
+   * @generated from enum value: APP_HEALTH_HEALTHY = 3;
+   */
+  HEALTHY = 3,
+
+  /**
+   * @generated from enum value: APP_HEALTH_UNHEALTHY = 4;
+   */
+  UNHEALTHY = 4,
+}
+
+/**
+ * Describes the enum agentgate.control.v1.AppHealth.
+ */
+export const AppHealthSchema: GenEnum<AppHealth> = /*@__PURE__*/
+  enumDesc(file_agentgate_control_v1_control, 0);
+
+/**
+ * A log line's level.
+ *
+ * @generated from enum agentgate.control.v1.LogLevel
+ */
+export enum LogLevel {
+  /**
+   * @generated from enum value: LOG_LEVEL_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: LOG_LEVEL_TRACE = 1;
+   */
+  TRACE = 1,
+
+  /**
+   * @generated from enum value: LOG_LEVEL_DEBUG = 2;
+   */
+  DEBUG = 2,
+
+  /**
+   * @generated from enum value: LOG_LEVEL_INFO = 3;
+   */
+  INFO = 3,
+
+  /**
+   * @generated from enum value: LOG_LEVEL_WARN = 4;
+   */
+  WARN = 4,
+
+  /**
+   * @generated from enum value: LOG_LEVEL_ERROR = 5;
+   */
+  ERROR = 5,
+}
+
+/**
+ * Describes the enum agentgate.control.v1.LogLevel.
+ */
+export const LogLevelSchema: GenEnum<LogLevel> = /*@__PURE__*/
+  enumDesc(file_agentgate_control_v1_control, 1);
 
 /**
  * An agent's connection status.
@@ -924,7 +1257,7 @@ export enum AgentStatus {
  * Describes the enum agentgate.control.v1.AgentStatus.
  */
 export const AgentStatusSchema: GenEnum<AgentStatus> = /*@__PURE__*/
-  enumDesc(file_agentgate_control_v1_control, 0);
+  enumDesc(file_agentgate_control_v1_control, 2);
 
 /**
  * What the agent reports of its own startup and shutdown.
@@ -987,7 +1320,7 @@ export enum LifecycleState {
  * Describes the enum agentgate.control.v1.LifecycleState.
  */
 export const LifecycleStateSchema: GenEnum<LifecycleState> = /*@__PURE__*/
-  enumDesc(file_agentgate_control_v1_control, 1);
+  enumDesc(file_agentgate_control_v1_control, 3);
 
 /**
  * @generated from enum agentgate.control.v1.DisplayApp
@@ -1028,7 +1361,7 @@ export enum DisplayApp {
  * Describes the enum agentgate.control.v1.DisplayApp.
  */
 export const DisplayAppSchema: GenEnum<DisplayApp> = /*@__PURE__*/
-  enumDesc(file_agentgate_control_v1_control, 2);
+  enumDesc(file_agentgate_control_v1_control, 4);
 
 /**
  * Provisions workspaces and reports their agents.
@@ -1089,6 +1422,18 @@ export const ControlService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchAgentsRequestSchema;
     output: typeof WatchAgentsResponseSchema;
+  },
+  /**
+   * One workspace's agents of its latest build in detail: each agent's summary, metadata values,
+   * apps with their health and last log lines (what `agentgate status WORKSPACE` shows).
+   * NotFound for an unknown workspace; InvalidArgument for a bad reference or log_limit.
+   *
+   * @generated from rpc agentgate.control.v1.ControlService.GetWorkspaceAgents
+   */
+  getWorkspaceAgents: {
+    methodKind: "unary";
+    input: typeof GetWorkspaceAgentsRequestSchema;
+    output: typeof GetWorkspaceAgentsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_agentgate_control_v1_control, 0);
