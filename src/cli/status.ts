@@ -1,9 +1,19 @@
 import { parseArgs } from "node:util";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { ConnectError } from "@connectrpc/connect";
-import { AgentStatus, LifecycleState } from "../../gen/agentgate/control/v1/control_pb.js";
+import {
+  AgentStatus,
+  AppHealth,
+  LifecycleState,
+  LogLevel,
+  type AgentSummary,
+  type GetWorkspaceAgentsResponse,
+} from "../../gen/agentgate/control/v1/control_pb.js";
+import { DEFAULT_LOG_LIMIT, MAX_LOG_LIMIT, readWorkspaceAgents } from "../control/workspace-agents.js";
+import type { Database } from "../db/database.js";
 import { listAgentOverviews } from "../db/queries/agents.js";
 import { parseDuration } from "../duration.js";
+import { ProvisionError } from "../provision/provision.js";
 import { agentStatus } from "../status/agent-status.js";
 import { controlClientFor, controlOptions, controlOptionsHelp, ControlTargetError, type ControlClient, type ControlFlagValues } from "./control-client.js";
 import { databaseOptions, databaseOptionsHelp, openMigratedDatabase } from "./database-options.js";
@@ -11,17 +21,31 @@ import { databaseOptions, databaseOptionsHelp, openMigratedDatabase } from "./da
 /** AgentInactiveDisconnectTimeout's default (agent-api.md §5), as `serve` uses it. */
 const DEFAULT_INACTIVE = "30s";
 
-const USAGE = `usage: agentgate status [--json] [flags]
+const USAGE = `usage: agentgate status [WORKSPACE] [--logs N] [--json] [flags]
 
-Lists the agents of every workspace's latest build with their computed status. With --url, or
-while a server runs on the PGlite data folder, asks the server's control API (which computes
-statuses with its own inactivity timeout); otherwise reads the database.
+Lists the agents of every workspace's latest build with their computed status. With WORKSPACE
+(an id or owner/name), shows that workspace's agents in detail: each agent's status line, its
+metadata items with their latest values, its apps with their health, and its last log lines.
+With --url, or while a server runs on the PGlite data folder, asks the server's control API
+(which computes statuses with its own inactivity timeout); otherwise reads the database.
 
 flags:
-  --json                          one JSON array instead of a table
+  --json                          JSON instead of a table (shapes below)
+  --logs N                        with WORKSPACE: the last N log lines of each agent, 0 to ${MAX_LOG_LIMIT} (default ${DEFAULT_LOG_LIMIT})
   --agent-inactive-timeout DUR    reading the database: an agent silent this long is disconnected (default ${DEFAULT_INACTIVE}, as serve)
 ${controlOptionsHelp}
 ${databaseOptionsHelp}
+
+--json without WORKSPACE: an array of
+  {"workspace_id", "workspace": "owner/name", "agent_id", "agent", "build_number", "status",
+   "lifecycle_state", "last_connected_at": ISO time or null}
+--json with WORKSPACE: one object
+  {"workspace_id", "workspace": "owner/name", "build_number",
+   "agents": [{...the fields above,
+     "metadata": [{"key", "display_name", "value", "error", "collected_at": ISO time or null}],
+     "apps": [{"slug", "display_name", "url": string or null, "health"}],
+     "logs": [{"created_at", "level", "source", "output"}],   (oldest first)
+     "logs_overflowed": bool}]}
 `;
 
 /** One agent in `agentgate status --json`. */
@@ -36,49 +60,92 @@ export interface StatusLine {
   last_connected_at: string | null;
 }
 
-/** `agentgate status`: agents with workspace, build number, status, lifecycle and last connection. */
+/** `agentgate status WORKSPACE --json`. */
+export interface WorkspaceStatus {
+  workspace_id: string;
+  workspace: string;
+  build_number: number;
+  agents: AgentStatusDetail[];
+}
+
+/** One agent in {@link WorkspaceStatus}: its status line and what it reported. */
+export interface AgentStatusDetail extends StatusLine {
+  metadata: { key: string; display_name: string; value: string; error: string; collected_at: string | null }[];
+  apps: { slug: string; display_name: string; url: string | null; health: string }[];
+  logs: { created_at: string; level: string; source: string; output: string }[];
+  logs_overflowed: boolean;
+}
+
+/** `agentgate status [WORKSPACE]`: agents with workspace, build number, status, lifecycle and last connection; one workspace's in detail. */
 export async function runStatus(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
+  const { values, positionals } = parseArgs({
     args: argv,
-    options: { ...databaseOptions, ...controlOptions, json: { type: "boolean" }, "agent-inactive-timeout": { type: "string", default: DEFAULT_INACTIVE }, help: { type: "boolean", short: "h" } },
+    allowPositionals: true,
+    options: {
+      ...databaseOptions, ...controlOptions, json: { type: "boolean" }, logs: { type: "string" },
+      "agent-inactive-timeout": { type: "string", default: DEFAULT_INACTIVE }, help: { type: "boolean", short: "h" },
+    },
   });
   if (values.help) {
     process.stdout.write(USAGE);
     return 0;
   }
   const inactiveMs = parseDuration(values["agent-inactive-timeout"]!);
-  let lines: StatusLine[];
+  let out: string;
   try {
+    if (positionals.length > 1) throw new ProvisionError(`unexpected argument "${positionals[1]}" (one WORKSPACE at most)`);
+    const workspace = positionals[0];
+    if (workspace === undefined && values.logs !== undefined) throw new ProvisionError("--logs needs a WORKSPACE");
     const client = await controlClientFor(values);
-    lines = client === undefined ? await readDatabase(values, inactiveMs) : await askServer(client);
+    if (workspace === undefined) {
+      const lines = client === undefined ? await readDatabase(values, inactiveMs) : await askServer(client);
+      out = values.json ? `${JSON.stringify(lines)}\n` : summaryTable(lines);
+    } else {
+      const request = { workspace, logLimit: parseLogLimit(values.logs) };
+      const res = client === undefined
+        ? await withDatabase(values, (db) => readWorkspaceAgents(db, { ...request, inactiveTimeoutMs: inactiveMs }))
+        : await client.getWorkspaceAgents(request);
+      const detail = workspaceStatus(res);
+      out = values.json ? `${JSON.stringify(detail)}\n` : detailText(detail);
+    }
   } catch (err) {
-    if (!(err instanceof ConnectError || err instanceof ControlTargetError)) throw err;
+    if (!(err instanceof ConnectError || err instanceof ControlTargetError || err instanceof ProvisionError)) throw err;
     process.stderr.write(`agentgate status: ${err instanceof ConnectError ? err.rawMessage : err.message}\n`);
     return 1;
   }
-  if (values.json) {
-    process.stdout.write(`${JSON.stringify(lines)}\n`);
-    return 0;
-  }
-  if (lines.length === 0) {
-    process.stdout.write("no agents\n");
-    return 0;
-  }
-  process.stdout.write(table([
-    ["WORKSPACE", "AGENT", "BUILD", "STATUS", "LIFECYCLE", "LAST CONNECTED"],
-    ...lines.map((l) => [l.workspace, l.agent, String(l.build_number), l.status, l.lifecycle_state, l.last_connected_at ?? "never"]),
-  ]));
+  process.stdout.write(out);
   return 0;
 }
 
-async function readDatabase(values: ControlFlagValues, inactiveMs: number): Promise<StatusLine[]> {
+/** `--logs`' value; the range is checked where the lines are read, by the server or by {@link readWorkspaceAgents}. */
+function parseLogLimit(flag: string | undefined): number | undefined {
+  if (flag === undefined) return undefined;
+  if (!/^\d+$/.test(flag)) throw new ProvisionError(`--logs ${flag}: want a number of lines`);
+  return Number(flag);
+}
+
+function summaryTable(lines: StatusLine[]): string {
+  if (lines.length === 0) return "no agents\n";
+  return table([SUMMARY_HEADER, ...lines.map(summaryRow)]);
+}
+
+const SUMMARY_HEADER = ["WORKSPACE", "AGENT", "BUILD", "STATUS", "LIFECYCLE", "LAST CONNECTED"];
+
+function summaryRow(l: StatusLine): string[] {
+  return [l.workspace, l.agent, String(l.build_number), l.status, l.lifecycle_state, l.last_connected_at ?? "never"];
+}
+
+async function withDatabase<T>(values: ControlFlagValues, fn: (db: Database) => Promise<T>): Promise<T> {
   const { db } = await openMigratedDatabase(values);
-  let overviews;
   try {
-    overviews = await listAgentOverviews(db);
+    return await fn(db);
   } finally {
     await db.close();
   }
+}
+
+async function readDatabase(values: ControlFlagValues, inactiveMs: number): Promise<StatusLine[]> {
+  const overviews = await withDatabase(values, (db) => listAgentOverviews(db));
   const now = new Date();
   return overviews.map((o) => ({
     workspace_id: o.workspaceId,
@@ -92,19 +159,71 @@ async function readDatabase(values: ControlFlagValues, inactiveMs: number): Prom
   }));
 }
 
-/** The same lines from ListAgents: enum names in lower case are the database's values. */
+/** The same lines from ListAgents. */
 async function askServer(client: ControlClient): Promise<StatusLine[]> {
   const { agents } = await client.listAgents({});
-  return agents.map((a) => ({
+  return agents.map(statusLine);
+}
+
+/** An AgentSummary as a status line: enum names in lower case are the database's values. */
+function statusLine(a: AgentSummary): StatusLine {
+  return {
     workspace_id: a.workspaceId,
     workspace: `${a.owner}/${a.workspaceName}`,
     agent_id: a.agentId,
     agent: a.agentName,
     build_number: a.buildNumber,
-    status: (AgentStatus[a.status] ?? "unknown").toLowerCase(),
-    lifecycle_state: (LifecycleState[a.lifecycleState] ?? "unknown").toLowerCase(),
+    status: enumName(AgentStatus, a.status),
+    lifecycle_state: enumName(LifecycleState, a.lifecycleState),
     last_connected_at: a.lastConnectedAt ? timestampDate(a.lastConnectedAt).toISOString() : null,
-  }));
+  };
+}
+
+/** GetWorkspaceAgents' answer, from the server or read here, as `status WORKSPACE --json` prints it. */
+function workspaceStatus(res: GetWorkspaceAgentsResponse): WorkspaceStatus {
+  return {
+    workspace_id: res.workspaceId,
+    workspace: `${res.owner}/${res.workspaceName}`,
+    build_number: res.buildNumber,
+    agents: res.agents.map((a) => ({
+      ...statusLine(a.summary!),
+      metadata: a.metadata.map((m) => ({
+        key: m.key, display_name: m.displayName, value: m.value, error: m.error,
+        collected_at: m.collectedAt ? timestampDate(m.collectedAt).toISOString() : null,
+      })),
+      apps: a.apps.map((app) => ({ slug: app.slug, display_name: app.displayName, url: app.url ?? null, health: enumName(AppHealth, app.health) })),
+      logs: a.logs.map((l) => ({
+        created_at: timestampDate(l.createdAt!).toISOString(), level: enumName(LogLevel, l.level), source: l.source, output: l.output,
+      })),
+      logs_overflowed: a.logsOverflowed,
+    })),
+  };
+}
+
+/** A proto enum value's name without its prefix, in lower case ("HEALTHY" → "healthy"). */
+function enumName(e: Record<number, string>, value: number): string {
+  return (e[value] ?? "unknown").toLowerCase();
+}
+
+/** Each agent: the status table's line, then its metadata, apps and logs, indented. */
+function detailText(w: WorkspaceStatus): string {
+  if (w.agents.length === 0) return "no agents\n";
+  return w.agents.map((a) => {
+    const metadata = a.metadata.length === 0 ? "no metadata\n" : table([
+      ["METADATA", "KEY", "VALUE", "COLLECTED AT"],
+      ...a.metadata.map((m) => [m.display_name, m.key, m.error === "" ? m.value : `error: ${m.error}`, m.collected_at ?? "never"]),
+    ]);
+    const apps = a.apps.length === 0 ? "no apps\n" : table([["APP", "HEALTH", "URL"], ...a.apps.map((app) => [app.slug, app.health, app.url ?? ""])]);
+    const logs = a.logs.length === 0 ? "no logs\n" : table([
+      [`LOGS (LAST ${a.logs.length})`, "LEVEL", "SOURCE", "OUTPUT"],
+      ...a.logs.map((l) => [l.created_at, l.level, l.source, l.output]),
+    ]) + (a.logs_overflowed ? "(the agent sent more logs than the server keeps)\n" : "");
+    return table([SUMMARY_HEADER, summaryRow(a)]) + [metadata, apps, logs].map((section) => `\n${indent(section)}`).join("");
+  }).join("\n");
+}
+
+function indent(text: string): string {
+  return text.replace(/^(?=.)/gm, "  ");
 }
 
 function table(rows: string[][]): string {
