@@ -1,95 +1,84 @@
 /**
  * The Agent API under load, end to end on PostgreSQL: real agents (the SDK) dialling a real server
- * (startAgentgate) over WebSocket → yamux → HTTP/2 → Connect, every statement the server sends
- * counted by kind.
+ * over WebSocket → yamux → HTTP/2 → Connect, with the server, the agents and this driver in three
+ * processes (bench/support/bench-server.ts, bench/support/agent-fleet.ts), so none of them steals
+ * the others' event loop. Statements are counted twice: by PostgreSQL (pg_stat_database: committed
+ * transactions, execution time) and by the server (each statement by kind, call to answer).
  *
  * (a) log ingestion: LOG_AGENTS agents (100) each send LOG_BATCHES batches (20) of 500 lines through
- *     their tunnels, all at once; lines per second into the database (target ≥ 100,000).
+ *     their tunnels, all at once; lines per second into the database (target ≥ 100,000). The
+ *     baseline, in the same run: the same insert statement called directly from this process by
+ *     LOG_AGENTS concurrent callers on a pool of the server's size (no tunnel, no RPC).
  * (b) the steady workload, compressed SPEEDUP times (10): stats every 30 s and two metadata items
  *     every 10 s per agent, for fleets of FLEETS agents ("250,500,1000") in turn, PHASE_S seconds
- *     (15) each; RPCs per second against statements per second, by kind. The agent re-read
- *     (one SELECT per RPC, agent-api.md §1.7) grows with RPCs; the batched writes grow with time.
+ *     (15) each; RPCs per second against statements per second. The agent re-read (one SELECT
+ *     per RPC, agent-api.md §1.7) grows with RPCs; the batched writes must grow with time only.
  *
  *   BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test node --import tsx bench/agentapi.ts
  *
- * The URL names an admin database: a scratch database is created next to it and dropped after.
+ * Env: LOG_AGENTS, LOG_BATCHES, FLEETS, SPEEDUP, PHASE_S, POOL_SIZE (server and baseline pool;
+ * default the server's), SKIP_LOGS / SKIP_STEADY. About 2–3 minutes with the defaults.
+ * The URL names an admin database on 127.0.0.1: a scratch database is created next to it and
+ * dropped after.
  */
-import { randomUUID } from "node:crypto";
+import { fork, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
 import { availableParallelism } from "node:os";
 import pg from "pg";
-import { Log_Level } from "../gen/coder/agent/v2/agent_pb.js";
-import { connectAgent, type AgentConnection } from "../src/client/index.js";
-import { parseServerConfig } from "../src/config.js";
-import { openDatabase, type Database } from "../src/db/database.js";
-import { migrate } from "../src/db/migrate.js";
-import { insertAgent } from "../src/db/queries/agents.js";
-import { insertNextBuild } from "../src/db/queries/builds.js";
-import { insertLogSources } from "../src/db/queries/log-sources.js";
-import { insertMetadataDescriptions } from "../src/db/queries/metadata.js";
-import { insertResource } from "../src/db/queries/resources.js";
-import { insertUser } from "../src/db/queries/users.js";
-import { insertWorkspace } from "../src/db/queries/workspaces.js";
-import { silentLogger } from "../src/log.js";
-import { startAgentgate } from "../src/server/start.js";
+import { openDatabase } from "../src/db/database.js";
+import { insertLogBatch } from "../src/db/queries/logs.js";
+import { agentLogsChannel } from "../src/db/events.js";
+import { pgDelta, readPg, type PgReading } from "./support/pg-activity.js";
+import type { StatementCounts } from "./support/statement-counter.js";
 
 const adminUrl = process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL;
 if (!adminUrl) {
   process.stderr.write("set BENCH_DATABASE_URL (or TEST_DATABASE_URL) to a PostgreSQL URL\n");
   process.exit(1);
 }
+if (!["127.0.0.1", "localhost", "[::1]"].includes(new URL(adminUrl).hostname)) {
+  process.stderr.write("this benchmark runs against a local PostgreSQL only (127.0.0.1)\n");
+  process.exit(1);
+}
 const LOG_AGENTS = Number(process.env.LOG_AGENTS ?? 100);
 const LOG_BATCHES = Number(process.env.LOG_BATCHES ?? 20);
 /** Lines per BatchCreateLogs, as the issue asks. */
 const LOG_BATCH_LINES = 500;
-const LOG_SOURCE_ID = "0b1e5c3a-6d2f-4e8a-9c1b-2a3d4e5f6a7b";
-const FLEETS = (process.env.FLEETS ?? "250,500,1000").split(",").map(Number);
+const FLEETS = process.env.SKIP_STEADY ? [] : (process.env.FLEETS ?? "250,500,1000").split(",").map(Number);
 const SPEEDUP = Number(process.env.SPEEDUP ?? 10);
 const PHASE_S = Number(process.env.PHASE_S ?? 15);
+const POOL_SIZE = process.env.POOL_SIZE ? Number(process.env.POOL_SIZE) : undefined;
 /** Coder's defaults: stats every 30 s, metadata items every 10 s. */
 const STATS_EVERY_MS = 30_000 / SPEEDUP;
 const METADATA_EVERY_MS = 10_000 / SPEEDUP;
+/** The pool the server opens without POOL_SIZE (src/db/engine-pg.ts), for the baseline to match. */
+const SERVER_DEFAULT_POOL = 10;
+/** PostgreSQL 15 publishes an idle backend's pending counters after at most 10 s (PGSTAT_IDLE_INTERVAL). */
+const PG_IDLE_FLUSH_MS = 10_500;
+/** Time for closed backends to exit (and so publish their counters). */
+const BACKEND_EXIT_MS = 500;
+const LOG_LINE = (i: number) => `line ${i} of a build step, some output ${"x".repeat(20)}`;
 
-/** Statement kinds, recognised by their SQL; the first match wins. */
-const KINDS: [string, RegExp][] = [
-  ["agent re-read (per RPC)", /FROM workspace_agents a WHERE a\.id = \$1 AND NOT a\.deleted/],
-  ["auth lookup (per dial)", /WHERE a\.auth_token = \$1/],
-  ["logs insert", /WITH new_length AS/],
-  ["metadata flush", /WITH updated AS \(\s*UPDATE workspace_agent_metadata/],
-  ["stats flush", /INSERT INTO workspace_agent_stats/],
-  ["usage flush", /UPDATE workspaces SET last_used_at/],
-  ["heartbeat flush", /FROM unnest\(\$1::uuid\[\], \$2::timestamptz\[\]/],
-  ["connect/disconnect", /UPDATE workspace_agents SET/],
-];
-
-class StatementCounter {
-  counts = new Map<string, number>();
-  notifies = 0;
-  count(sql: string): void {
-    const kind = KINDS.find(([, re]) => re.test(sql))?.[0] ?? "other";
-    this.counts.set(kind, (this.counts.get(kind) ?? 0) + 1);
-  }
-  snapshot(): Map<string, number> {
-    return new Map([...this.counts, ["NOTIFY (publishes)", this.notifies]]);
-  }
+interface BenchAgent {
+  id: string;
+  token: string;
+  logSourceId: string;
+}
+interface ServerUsage {
+  cpuMicros: number;
+  statements: { counts: StatementCounts; maxInFlight: number };
 }
 
-/** The database as the server sees it, with every statement and publish counted. */
-function counted(db: Database, counter: StatementCounter): Database {
-  const pubsub = new Proxy(db.pubsub, {
-    get(target, prop, receiver) {
-      if (prop === "publish") return (channel: string, payload: string | Buffer) => ((counter.notifies++), target.publish(channel, payload));
-      const v = Reflect.get(target, prop, receiver) as unknown;
-      return typeof v === "function" ? v.bind(target) : v;
+/** A forked child answering one request at a time over IPC. */
+function child(script: string, env: Record<string, string>): { proc: ChildProcess; ask<T>(msg: unknown): Promise<T> } {
+  const proc = fork(new URL(script, import.meta.url).pathname, [], { execArgv: ["--import", "tsx"], env: { ...process.env, ...env } });
+  return {
+    proc,
+    async ask<T>(msg: unknown): Promise<T> {
+      proc.send(msg as string);
+      return ((await once(proc, "message")) as [T])[0];
     },
-  });
-  return new Proxy(db, {
-    get(target, prop, receiver) {
-      if (prop === "query") return (sql: string, params?: unknown[]) => (counter.count(sql), target.query(sql, params));
-      if (prop === "pubsub") return pubsub;
-      const v = Reflect.get(target, prop, receiver) as unknown;
-      return typeof v === "function" ? v.bind(target) : v;
-    },
-  });
+  };
 }
 
 const name = `agentgate_bench_api_${process.pid}`;
@@ -98,130 +87,167 @@ await admin.connect();
 await admin.query(`CREATE DATABASE ${name}`);
 const url = new URL(adminUrl);
 url.pathname = `/${name}`;
-const db = await openDatabase({ databaseUrl: url.toString() });
-const counter = new StatementCounter();
+const results: string[] = [];
+/** Whether (b)'s table header is out yet. */
+let steadyHeader = false;
 
 try {
-  await migrate(db);
-  const agents = await provision(db, Math.max(LOG_AGENTS, ...FLEETS));
-  const config = { ...parseServerConfig(["--listen", "127.0.0.1:0"], {}), agentStatsIntervalMs: STATS_EVERY_MS };
-  const server = await startAgentgate(config, counted(db, counter), silentLogger());
-  const base = `http://127.0.0.1:${server.address.port}`;
+  // Agents [0, L) for the baseline, [L, 2L) for logs through tunnels (each run adds ~0.6 MiB of
+  // the 1 MiB cap per agent, so they can't share), the first FLEET for the steady workload.
+  const total = Math.max(process.env.SKIP_LOGS ? 0 : 2 * LOG_AGENTS, ...FLEETS, 1);
+  const t0 = performance.now();
+  const server = child("./support/bench-server.ts", {
+    BENCH_DATABASE_URL: url.toString(),
+    AGENTS: String(total),
+    AGENT_SPEC: "agentapi",
+    COUNT_STATEMENTS: "1",
+    AGENT_STATS_INTERVAL_MS: String(STATS_EVERY_MS),
+    ...(POOL_SIZE ? { POOL_SIZE: String(POOL_SIZE) } : {}),
+  });
+  const [{ url: serverUrl, agents }] = (await once(server.proc, "message")) as [{ url: string; agents: BenchAgent[] }];
+  out(`server up with ${agents.length} provisioned agents in ${((performance.now() - t0) / 1000).toFixed(1)} s; ${availableParallelism()} cores shared by PostgreSQL, the server, the agents and this driver`);
   try {
-    await logIngestion(base, agents.slice(0, LOG_AGENTS));
-    for (const n of FLEETS) await steadyWorkload(base, agents.slice(LOG_AGENTS, LOG_AGENTS + n).concat(agents.slice(0, Math.max(0, n - (agents.length - LOG_AGENTS)))));
+    if (!process.env.SKIP_LOGS) await logIngestion(serverUrl, server, agents);
+    for (const n of FLEETS) await steadyWorkload(serverUrl, server, agents.slice(0, n));
   } finally {
-    await server.shutdown();
+    server.proc.send("stop");
+    await once(server.proc, "exit");
   }
 } finally {
-  await db.close();
   await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
   await admin.end();
 }
+out("");
+for (const line of results) out(line);
 
-/** One workspace per agent, each agent with two metadata items; in one transaction. */
-async function provision(q: Database, count: number): Promise<{ id: string; token: string }[]> {
-  const now = new Date();
-  return q.transaction(async (tx) => {
-    const out: { id: string; token: string }[] = [];
-    for (let i = 0; i < count; i++) {
-      const user = await insertUser(tx, { id: randomUUID(), username: `bench${i}`, now });
-      const ws = await insertWorkspace(tx, { id: randomUUID(), ownerId: user.id, name: `ws${i}`, now });
-      const build = await insertNextBuild(tx, { id: randomUUID(), workspaceId: ws.id, jobId: randomUUID(), initiatorId: user.id, transition: "start", reason: "cli", now });
-      const resource = await insertResource(tx, { id: randomUUID(), jobId: build.jobId, transition: "start", type: "bench", name: "bench", now });
-      const token = randomUUID();
-      const agent = await insertAgent(tx, { id: randomUUID(), resourceId: resource.id, name: "main", authToken: token, architecture: "amd64", operatingSystem: "linux", now });
-      await insertMetadataDescriptions(tx, agent.id, [
-        { key: "cpu", displayName: "CPU", script: "true", intervalSeconds: 10, timeoutSeconds: 1 },
-        { key: "mem", displayName: "Memory", script: "true", intervalSeconds: 10, timeoutSeconds: 1 },
-      ]);
-      // The source a start script's lines are filed under, as a provisioned script has.
-      await insertLogSources(tx, { agentId: agent.id, createdAt: now, sources: [{ id: LOG_SOURCE_ID, displayName: "Startup", icon: "" }] });
-      out.push({ id: agent.id, token });
-    }
-    return out;
-  });
+async function usage(server: ReturnType<typeof child>): Promise<ServerUsage> {
+  return server.ask<ServerUsage>("usage-nogc");
 }
 
-async function connectAll(base: string, agents: { token: string }[]): Promise<AgentConnection[]> {
-  const conns: AgentConnection[] = [];
-  // A few dials at a time: the point is the RPCs, not a dial storm.
-  for (let i = 0; i < agents.length; i += 50) {
-    const group = agents.slice(i, i + 50).map((a) => connectAgent({ url: base, token: a.token }));
-    await Promise.all(group.map((c) => c.ready()));
-    conns.push(...group);
+/** Server-counted statements between two usages: total, per kind, and mean ms call→answer. */
+function statementDelta(a: ServerUsage, b: ServerUsage) {
+  const kinds: Record<string, { n: number; ms: number }> = {};
+  let n = 0;
+  let ms = 0;
+  for (const [kind, c] of Object.entries(b.statements.counts)) {
+    const d = { n: c.n - (a.statements.counts[kind]?.n ?? 0), ms: c.ms - (a.statements.counts[kind]?.ms ?? 0) };
+    if (d.n === 0) continue;
+    kinds[kind] = d;
+    n += d.n;
+    ms += d.ms;
   }
-  return conns;
+  return { n, ms, kinds, maxInFlight: b.statements.maxInFlight };
 }
 
-async function logIngestion(base: string, agents: { token: string }[]): Promise<void> {
-  const conns = await connectAll(base, agents);
-  const source = new Uint8Array(Buffer.from(LOG_SOURCE_ID.replaceAll("-", ""), "hex"));
-  const batch = Array.from({ length: LOG_BATCH_LINES }, (_, i) => ({ output: `line ${i} of a build step, some output ${"x".repeat(20)}`, level: Log_Level.INFO }));
-  const before = counter.snapshot();
-  const start = performance.now();
-  const cpu = process.cpuUsage();
-  let exceeded = 0;
+async function logIngestion(serverUrl: string, server: ReturnType<typeof child>, agents: BenchAgent[]): Promise<void> {
+  const lines = Array.from({ length: LOG_BATCH_LINES }, (_, i) => ({ output: LOG_LINE(i), level: "info" as const }));
+  const rpcs = LOG_AGENTS * LOG_BATCHES;
+
+  // Baseline: the insert alone, from this process, as many callers as agents, the server's pool size.
+  const direct = await openDatabase({ databaseUrl: url.toString(), poolSize: POOL_SIZE ?? SERVER_DEFAULT_POOL });
+  const base0 = await readPg(admin, name);
+  const bStart = performance.now();
   await Promise.all(
-    conns.map(async (c) => {
-      for (let b = 0; b < LOG_BATCHES; b++) if ((await c.agent.batchCreateLogs({ logSourceId: source, logs: batch })).logLimitExceeded) exceeded++;
+    agents.slice(0, LOG_AGENTS).map(async (a) => {
+      for (let b = 0; b < LOG_BATCHES; b++) {
+        await insertLogBatch(direct, { agentId: a.id, logSourceId: a.logSourceId, createdAt: new Date(), lines, notifyChannel: agentLogsChannel(a.id) });
+      }
     }),
   );
-  const seconds = (performance.now() - start) / 1000;
-  const used = process.cpuUsage(cpu);
-  const { rows } = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM workspace_agent_logs");
-  const rpcs = conns.length * LOG_BATCHES;
-  out(`(a) log ingestion: ${conns.length} agents × ${LOG_BATCHES} batches × ${LOG_BATCH_LINES} lines`);
-  out(`    ${rows[0]!.n} lines stored in ${seconds.toFixed(2)} s = ${Math.round(rows[0]!.n / seconds).toLocaleString("en")} lines/s (${(rpcs / seconds).toFixed(0)} RPC/s${exceeded ? `, ${exceeded} over the cap` : ""})`);
-  out(`    this process (agents + server) used ${(((used.user + used.system) / 1e6 / seconds) * 100).toFixed(0)} % of a core; PostgreSQL shares the same ${availableParallelism()} cores`);
-  printDelta(before, counter.snapshot(), seconds, rpcs);
-  await Promise.all(conns.map((c) => c.close()));
+  const bSeconds = (performance.now() - bStart) / 1000;
+  const baseCpu = pgDelta(base0, await readPg(admin, name)).cpuCores;
+  // A backend publishes its counters when it exits; an idle one may hold its last second for 10 s.
+  await direct.close();
+  await sleep(BACKEND_EXIT_MS);
+  const base = pgDelta(base0, await readPg(admin, name));
+  const baseRate = (rpcs * LOG_BATCH_LINES) / bSeconds;
+
+  // Through the tunnels.
+  const fleet = child("./support/agent-fleet.ts", {});
+  await fleet.ask({ connect: { url: serverUrl, agents: agents.slice(LOG_AGENTS, 2 * LOG_AGENTS) } });
+  const u0 = await usage(server);
+  const p0 = await readPg(admin, name);
+  const r = await fleet.ask<{ seconds: number; rpcs: number; exceeded: number; failures: number; lastError: string; p50: number; p99: number; cpuMicros: number }>({
+    logs: { batches: LOG_BATCHES, lines: LOG_BATCH_LINES },
+  });
+  const u1 = await usage(server);
+  const pgCpu = pgDelta(p0, await readPg(admin, name)).cpuCores;
+  // The server's pool stays open: wait for its idle backends to publish their last second.
+  await sleep(PG_IDLE_FLUSH_MS);
+  const p1 = await readPg(admin, name);
+  fleet.proc.send("stop");
+  await once(fleet.proc, "exit");
+  const pgd = pgDelta(p0, p1);
+  const st = statementDelta(u0, u1);
+  const stored = await countLines(agents.slice(LOG_AGENTS, 2 * LOG_AGENTS).map((a) => a.id));
+  const rate = stored / r.seconds;
+
+  const pct = (us: number, s: number) => `${((us / 1e6 / s) * 100).toFixed(0)}%`;
+  results.push(`(a) log ingestion: ${LOG_AGENTS} agents × ${LOG_BATCHES} batches × ${LOG_BATCH_LINES} lines, all at once; pool ${POOL_SIZE ?? SERVER_DEFAULT_POOL}`);
+  results.push(`    path            lines/s   ratio  RPC/s  stmts/RPC(PG)  PG ms/stmt  server ms/stmt  PG CPU  server CPU  agents CPU`);
+  results.push(
+    `    direct insert ${fmt(baseRate, 9)}   1.00 ${fmt(rpcs / bSeconds, 6)} ${fmt(base.statements / rpcs, 14, 2)} ${fmt(base.activeMs / base.statements, 11, 1)} ${"-".padStart(15)} ${pct(baseCpu * 1e6, 1).padStart(7)}`,
+  );
+  results.push(
+    `    tunnel        ${fmt(rate, 9)} ${fmt(rate / baseRate, 6, 2)} ${fmt(r.rpcs / r.seconds, 6)} ${fmt(pgd.statements / r.rpcs, 14, 2)} ${fmt(pgd.activeMs / pgd.statements, 11, 1)} ${fmt(st.ms / st.n, 15, 1)} ${pct(pgCpu * 1e6, 1).padStart(7)} ${pct(u1.cpuMicros - u0.cpuMicros, r.seconds).padStart(11)} ${pct(r.cpuMicros, r.seconds).padStart(11)}`,
+  );
+  results.push(`    tunnel: ${stored} lines stored in ${r.seconds.toFixed(2)} s; RPC p50 ${r.p50.toFixed(0)} ms, p99 ${r.p99.toFixed(0)} ms${r.exceeded ? `; ${r.exceeded} over the cap` : ""}${r.failures ? `; ${r.failures} FAILED (${r.lastError})` : ""}`);
+  results.push(`    PostgreSQL busy ${(pgd.activeMs / 1000 / r.seconds).toFixed(1)} backends on average (direct: ${(base.activeMs / 1000 / bSeconds).toFixed(1)}); server statements in flight at most ${st.maxInFlight}`);
+  for (const [kind, c] of Object.entries(st.kinds)) results.push(`      ${kind.padEnd(26)} ${fmt(c.n / r.rpcs, 6, 3)} per RPC, ${fmt(c.ms / c.n, 6, 1)} ms call→answer`);
+  results.push("");
 }
 
-async function steadyWorkload(base: string, agents: { token: string }[]): Promise<void> {
-  const conns = await connectAll(base, agents);
-  let rpcs = 0;
-  let failures = 0;
-  const timers: NodeJS.Timeout[] = [];
-  const call = (p: Promise<unknown>) => p.then(() => void rpcs++, () => void failures++);
-  for (const c of conns) {
-    // Spread each agent's phase over the interval, as independent agents would be.
-    timers.push(setTimeout(() => timers.push(setInterval(() => call(c.agent.updateStats({ stats: { connectionCount: 0n, rxBytes: 1n } })), STATS_EVERY_MS)), Math.random() * STATS_EVERY_MS));
-    timers.push(
-      setTimeout(
-        () =>
-          timers.push(
-            setInterval(() => call(c.agent.batchUpdateMetadata({ metadata: [{ key: "cpu", result: { value: `${Math.random()}` } }, { key: "mem", result: { value: "1 GiB" } }] })), METADATA_EVERY_MS),
-          ),
-        Math.random() * METADATA_EVERY_MS,
-      ),
-    );
+async function countLines(agentIds: string[]): Promise<number> {
+  const db = new pg.Client({ connectionString: url.toString() });
+  await db.connect();
+  try {
+    const { rows } = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM workspace_agent_logs WHERE agent_id = ANY($1::uuid[])", [agentIds]);
+    return rows[0]!.n;
+  } finally {
+    await db.end();
   }
-  // Let every agent's timers start before measuring.
-  await new Promise((r) => setTimeout(r, Math.max(STATS_EVERY_MS, METADATA_EVERY_MS)));
-  const before = counter.snapshot();
-  const rpcsBefore = rpcs;
-  const start = performance.now();
+}
+
+async function steadyWorkload(serverUrl: string, server: ReturnType<typeof child>, agents: BenchAgent[]): Promise<void> {
+  const fleet = child("./support/agent-fleet.ts", {});
+  await fleet.ask({ connect: { url: serverUrl, agents } });
+  await fleet.ask({ steady: { statsEveryMs: STATS_EVERY_MS, metadataEveryMs: METADATA_EVERY_MS } });
+  // Let every agent's timers start, and a flush or two pass, before measuring.
+  await new Promise((r) => setTimeout(r, Math.max(STATS_EVERY_MS, METADATA_EVERY_MS) + 1_000));
+  type Count = { rpcs: number; failures: number; lastError: string; cpuMicros: number };
+  const c0 = await fleet.ask<Count>("count");
+  const u0 = await usage(server);
+  const p0: PgReading = await readPg(admin, name);
   await new Promise((r) => setTimeout(r, PHASE_S * 1000));
-  const seconds = (performance.now() - start) / 1000;
-  const after = counter.snapshot();
-  const done = rpcs - rpcsBefore;
-  for (const t of timers) clearTimeout(t);
-  out(`(b) steady workload, ${conns.length} agents, ${SPEEDUP}× compressed (stats every ${STATS_EVERY_MS} ms, metadata every ${METADATA_EVERY_MS} ms), ${seconds.toFixed(1)} s`);
-  out(`    ${(done / seconds).toFixed(0)} RPC/s${failures ? `, ${failures} failed` : ""}`);
-  printDelta(before, after, seconds, done);
-  await Promise.all(conns.map((c) => c.close()));
+  const p1 = await readPg(admin, name);
+  const u1 = await usage(server);
+  const c1 = await fleet.ask<Count>("count");
+  fleet.proc.send("stop");
+  await once(fleet.proc, "exit");
+  const pgd = pgDelta(p0, p1);
+  const s = pgd.seconds;
+  const st = statementDelta(u0, u1);
+  const rpcs = c1.rpcs - c0.rpcs;
+  const k = (kind: string) => (st.kinds[kind]?.n ?? 0) / s;
+  const batched = k("metadata flush") + k("stats flush") + k("usage flush") + k("heartbeat flush");
+  if (!steadyHeader) {
+    steadyHeader = true;
+    results.push(`(b) steady workload, ${SPEEDUP}× compressed (stats every ${STATS_EVERY_MS} ms, 2 metadata items every ${METADATA_EVERY_MS} ms per agent), ${PHASE_S} s per fleet`);
+    results.push(`    agents  RPC/s  PG stmts/s  server stmts/s  re-reads/s  batched writes/s (metadata, stats)  per RPC  server CPU  agents CPU  PG CPU`);
+  }
+  results.push(
+    `    ${fmt(agents.length, 6)} ${fmt(rpcs / s, 6)} ${fmt(pgd.statements / s, 11, 1)} ${fmt(st.n / s, 15, 1)} ${fmt(k("agent re-read (per RPC)"), 11, 1)} ${fmt(batched, 17, 2)} (${k("metadata flush").toFixed(2)}, ${k("stats flush").toFixed(2)})${" ".repeat(6)} ${fmt(pgd.statements / Math.max(rpcs, 1), 7, 2)} ${`${(((u1.cpuMicros - u0.cpuMicros) / 1e6 / s) * 100).toFixed(0)}%`.padStart(11)} ${`${(((c1.cpuMicros - c0.cpuMicros) / 1e6 / s) * 100).toFixed(0)}%`.padStart(11)} ${`${(pgd.cpuCores * 100).toFixed(0)}%`.padStart(7)}${c1.failures > c0.failures ? `  ${c1.failures - c0.failures} FAILED (${c1.lastError})` : ""}`,
+  );
+  const other = Object.entries(st.kinds).filter(([kind]) => !["agent re-read (per RPC)", "metadata flush", "stats flush", "usage flush", "heartbeat flush"].includes(kind));
+  if (other.length > 0) results.push(`           also: ${other.map(([kind, c]) => `${kind} ${(c.n / s).toFixed(2)}/s`).join(", ")}`);
 }
 
-function printDelta(before: Map<string, number>, after: Map<string, number>, seconds: number, rpcs: number): void {
-  let total = 0;
-  for (const [kind, n] of after) {
-    const d = n - (before.get(kind) ?? 0);
-    if (d === 0) continue;
-    if (kind !== "NOTIFY (publishes)") total += d;
-    out(`    ${kind.padEnd(26)} ${(d / seconds).toFixed(1).padStart(8)} /s  ${(d / rpcs).toFixed(3).padStart(7)} per RPC`);
-  }
-  out(`    ${"all statements".padEnd(26)} ${(total / seconds).toFixed(1).padStart(8)} /s  ${(total / rpcs).toFixed(3).padStart(7)} per RPC`);
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function fmt(n: number, width: number, digits = 0): string {
+  return (Number.isFinite(n) ? n.toLocaleString("en", { minimumFractionDigits: digits, maximumFractionDigits: digits }) : "-").padStart(width);
 }
 
 function out(line: string): void {
