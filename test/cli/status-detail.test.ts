@@ -124,8 +124,8 @@ describe("status WORKSPACE: metadata values, app health and last logs, from the 
     let viaServer: (...args: string[]) => Promise<CliResult>;
     let expected: CliResult[];
     before(async () => {
-      // What reading the database prints, taken before the server opens it: PGlite lets one process hold it.
-      expected = await Promise.all([direct("alice/dev", "--json", "--logs", "2"), direct("alice/dev")]);
+      // What reading the database prints, taken one at a time before the server opens it: PGlite lets one process hold it.
+      expected = [await direct("alice/dev", "--json", "--logs", "2"), await direct("alice/dev")];
       db = await tdb.open();
       srv = await startTestServer(db, { adminToken: ADMIN_TOKEN });
       viaServer = (...args) => runCli(["status", ...args, "--url", srv.url, "--admin-token", ADMIN_TOKEN], NO_CONTROL_ENV);
