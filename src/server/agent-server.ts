@@ -16,7 +16,7 @@ import { CLOSE_GOING_AWAY, ConnectionTracker, type ConnectionStore } from "../tr
 import { HeartbeatBatcher, type Heartbeat } from "../tracker/heartbeat-batcher.js";
 import { dispatchHttpConnection, type HttpServers } from "../tunnel/http-dispatch.js";
 import { webSocketDuplex } from "../tunnel/websocket-duplex.js";
-import { GoAwayCode, Session, type Stream } from "../yamux/index.js";
+import { GoAwayCode, Session, YamuxErrorCode, type Stream } from "../yamux/index.js";
 import { AGENT_RPC_PATH, handleAgentPlainRequest, handleAgentUpgrade, type AgentEndpointOptions } from "./agent-endpoint.js";
 import { createConnectHandler, tunnelIdentity } from "./connect-handler.js";
 import { ServerMetrics } from "./metrics.js";
@@ -30,6 +30,10 @@ export const MAX_WEBSOCKET_MESSAGE_BYTES = 1024 * 1024;
 export const MAX_CONCURRENT_RPCS_PER_CONNECTION = 100;
 /** A connection must show its first bytes (HTTP/2 preface or request line) within this time. */
 const SNIFF_TIMEOUT_MS = 10_000;
+/** WebSocket close code when the agent broke the yamux protocol (RFC 6455 §7.4.1). */
+const CLOSE_PROTOCOL_ERROR = 1002;
+/** A close frame's reason must fit in 123 bytes. */
+const MAX_CLOSE_REASON_BYTES = 123;
 /** After a close frame to an agent that stopped reading, how long before the socket is cut. */
 const CLOSE_HANDSHAKE_GRACE_MS = 1_000;
 /** How often refreshed connection times are written, many agents per statement (C9: ≤ 1 s). */
@@ -124,7 +128,7 @@ export class AgentServer {
         );
       } else if (req.method === "GET" && path === "/metrics") {
         this.metrics.registry.metrics().then((text) => res.writeHead(200, { "content-type": this.metrics.registry.contentType }).end(text));
-      } else if (path === AGENT_RPC_PATH && "socket" in req && !("stream" in req)) {
+      } else if (path === AGENT_RPC_PATH && req.httpVersionMajor === 1) {
         void handleAgentPlainRequest(req as IncomingMessage, res as ServerResponse, endpoint);
       } else {
         connect(req, res);
@@ -256,6 +260,7 @@ export class AgentServer {
     ws.once("close", end);
     session.once("close", () => {
       if (this.shuttingDown) closeWebSocket(ws, CLOSE_GOING_AWAY, "server shutting down");
+      else if (session.error?.code === YamuxErrorCode.Protocol) closeWebSocket(ws, CLOSE_PROTOCOL_ERROR, session.error.message);
       else closeWebSocket(ws, 1000, "");
       end();
     });
@@ -304,8 +309,17 @@ export class AgentServer {
  * that stopped reading never would, and ws would hold it for 30 s.
  */
 function closeWebSocket(ws: WebSocket, code: number, reason: string): void {
-  if (ws.readyState === ws.OPEN) ws.close(code, reason);
+  if (ws.readyState === ws.OPEN) ws.close(code, truncateUtf8(reason, MAX_CLOSE_REASON_BYTES));
   if (ws.readyState !== ws.CLOSED) setTimeout(() => ws.terminate(), CLOSE_HANDSHAKE_GRACE_MS).unref();
+}
+
+function truncateUtf8(text: string, maxBytes: number): string {
+  const bytes = Buffer.from(text);
+  if (bytes.length <= maxBytes) return text;
+  // Cut on a character boundary: a partial UTF-8 sequence would make ws reject the frame.
+  let end = maxBytes;
+  while (end > 0 && (bytes[end]! & 0xc0) === 0x80) end--;
+  return bytes.subarray(0, end).toString();
 }
 
 function httpStatusToCode(status: number): Code {
