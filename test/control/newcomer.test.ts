@@ -4,7 +4,8 @@ import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { after, before, describe, test } from "node:test";
-import type { StatusLine } from "../../src/cli/status.js";
+import { Log_Level } from "../../gen/coder/agent/v2/agent_pb.js";
+import type { StatusLine, WorkspaceStatus } from "../../src/cli/status.js";
 import { connectAgent, type AgentConnection } from "../../src/client/index.js";
 import type { ProvisionResult } from "../../src/provision/provision.js";
 import { runCli } from "../support/cli.js";
@@ -74,6 +75,17 @@ describe("newcomer path: serve on PGlite, then workspace create and status besid
       [["alice/dev", "main", 1, "connected"]],
     );
     assert.notEqual(lines[0]!.last_connected_at, null);
+  });
+
+  test("status WORKSPACE --data-dir goes through the running server and shows the agent's last log lines", async () => {
+    await agent!.agent.batchCreateLogs({ logSourceId: new Uint8Array(16), logs: [{ output: "hello", level: Log_Level.INFO }] });
+    const r = await runCli(["status", "alice/dev", "--data-dir", dir, "--json"], NO_CONTROL_ENV);
+    assert.equal(r.code, 0, r.stderr);
+    const detail = JSON.parse(r.stdout) as WorkspaceStatus;
+    assert.deepEqual(
+      detail.agents.map((a) => [a.agent, a.status, a.logs.map((l) => [l.source, l.output])]),
+      [["main", "connected", [["External", "hello"]]]],
+    );
   });
 
   test("a wrong --admin-token is one line on stderr and exit 1", async () => {
