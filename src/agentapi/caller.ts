@@ -18,17 +18,31 @@ export type LoadCaller = (ctx: HandlerContext) => Promise<Caller>;
  */
 export function callerLoader(getAgentById: (id: string) => Promise<WorkspaceAgent | undefined>): LoadCaller {
   return async (ctx) => {
-    const identity = ctx.values.get(agentIdentityKey);
-    if (identity === undefined) throw new ConnectError("no agent identity on this call", Code.Unauthenticated);
+    const identity = callerIdentity(ctx);
     let agent: WorkspaceAgent | undefined;
     try {
       agent = await getAgentById(identity.agentId);
     } catch (err) {
       throw internal("get workspace agent", err);
     }
-    if (agent === undefined) throw new ConnectError(`workspace agent ${identity.agentId} not found`, Code.NotFound);
+    if (agent === undefined) throw agentNotFound(identity.agentId);
     return { identity, agent };
   };
+}
+
+/**
+ * Who the call authenticated as, without the re-read: for an RPC whose own statement re-reads the
+ * agent row (and answers {@link agentNotFound} when it is gone), so §1.7 still holds in one round trip.
+ */
+export function callerIdentity(ctx: HandlerContext): AgentIdentity {
+  const identity = ctx.values.get(agentIdentityKey);
+  if (identity === undefined) throw new ConnectError("no agent identity on this call", Code.Unauthenticated);
+  return identity;
+}
+
+/** What every RPC answers once its agent is deleted (agent-api.md §1.7). */
+export function agentNotFound(agentId: string): ConnectError {
+  return new ConnectError(`workspace agent ${agentId} not found`, Code.NotFound);
 }
 
 /** A database (or other unexpected) failure as Internal, with what was being done: "fetching …: <cause>". */

@@ -60,15 +60,29 @@ export async function insertLogs(
 
 /** Result of {@link insertLogBatch}: the id range of the new rows instead of the rows. */
 export type InsertLogBatchResult =
-  | { overflowed: false; firstId: number; lastId: number; /** logs_length before this insert. */ previousLength: number }
-  | { overflowed: true };
+  | { status: "stored"; firstId: number; lastId: number; /** logs_length before this insert. */ previousLength: number }
+  /** This batch would have crossed {@link MAX_LOGS_LENGTH}: nothing stored (the caller sets the flag). */
+  | { status: "overflowed" }
+  /** `logs_overflowed` was already set: nothing written. */
+  | { status: "already_overflowed" }
+  /** No such agent, or it is deleted: nothing written. */
+  | { status: "agent_not_found" }
+  /**
+   * The agent row changed between the statement's read and its update (deleted or overflowed by
+   * another transaction meanwhile): nothing written; read the agent again to know which.
+   */
+  | { status: "agent_changed" };
 
 /**
- * {@link insertLogs} for ingestion: the same single statement under the same cap, but it sends back
- * only the new ids' range and the previous length, not every row (BatchCreateLogs needs no more,
- * and echoing 500 lines back costs as much as sending them). `lines` must not be empty.
- * With `notifyChannel`, the same statement also sends `{"created_after": <first new id − 1>}` on
- * it (the `agent-logs:<agent>` event), saving a round trip and a commit per batch.
+ * {@link insertLogs} for ingestion, in one statement that is also the RPC's agent re-read
+ * (agent-api.md §1.7): it finds the agent (not deleted), writes nothing if it is gone or its
+ * `logs_overflowed` is set, else inserts the lines and adds their bytes to logs_length under the
+ * same cap. It sends back only the new ids' range and the previous length, not every row
+ * (BatchCreateLogs needs no more, and echoing 500 lines back costs as much as sending them).
+ * `lines` must not be empty. With `notifyChannel`, the same statement also sends
+ * `{"created_after": <first new id − 1>}` on it (the `agent-logs:<agent>` event) when it stored
+ * rows. One round trip and one commit per batch: under ingestion load each extra round trip was
+ * a pool slot held and a queue behind it.
  */
 export async function insertLogBatch(
   q: Queryable,
@@ -77,25 +91,38 @@ export async function insertLogBatch(
   const outputs = p.lines.map((l) => l.output);
   const length = outputs.reduce((n, o) => n + Buffer.byteLength(o), 0);
   try {
-    const { rows } = await q.query<{ firstId: number; lastId: number; newLength: number }>(
-      `WITH new_length AS (
-         UPDATE workspace_agents SET logs_length = logs_length + $2 WHERE id = $1 RETURNING logs_length
+    // `caller` reads the row in the statement's snapshot; the UPDATE re-checks the same conditions
+    // on the newest row version, so a concurrent delete or overflow shows as caller-without-update.
+    const { rows } = await q.query<{ found: boolean; wasOverflowed: boolean | null; firstId: number | null; lastId: number | null; newLength: number | null }>(
+      `WITH caller AS (
+         SELECT logs_overflowed FROM workspace_agents WHERE id = $1 AND NOT deleted
+       ), new_length AS (
+         UPDATE workspace_agents SET logs_length = logs_length + $2
+         WHERE id = $1 AND NOT deleted AND NOT logs_overflowed
+         RETURNING logs_length
        ), inserted AS (
          INSERT INTO workspace_agent_logs (agent_id, created_at, output, level, log_source_id)
          SELECT $1::uuid, $3::timestamptz, u.output, u.level, $6::uuid
          FROM unnest($4::text[], $5::log_level[]) WITH ORDINALITY AS u(output, level, n)
+         WHERE EXISTS (SELECT 1 FROM new_length)
          ORDER BY u.n
          RETURNING id
        )
-       SELECT r."firstId", r."lastId", r."newLength",
-              CASE WHEN $7::text IS NOT NULL THEN pg_notify($7, json_build_object('created_after', r."firstId" - 1)::text) END
+       SELECT EXISTS (SELECT 1 FROM caller) AS found, (SELECT logs_overflowed FROM caller) AS "wasOverflowed",
+              r."firstId", r."lastId", r."newLength",
+              CASE WHEN $7::text IS NOT NULL AND r."firstId" IS NOT NULL
+                   THEN pg_notify($7, json_build_object('created_after', r."firstId" - 1)::text) END
        FROM (SELECT min(id) AS "firstId", max(id) AS "lastId", (SELECT logs_length FROM new_length) AS "newLength" FROM inserted) r`,
       [p.agentId, length, p.createdAt, outputs, p.lines.map((l) => l.level), p.logSourceId, p.notifyChannel ?? null],
     );
     const r = rows[0]!;
-    return { overflowed: false, firstId: Number(r.firstId), lastId: Number(r.lastId), previousLength: r.newLength - length };
+    if (!r.found) return { status: "agent_not_found" };
+    if (r.wasOverflowed) return { status: "already_overflowed" };
+    if (r.firstId === null || r.newLength === null) return { status: "agent_changed" };
+    return { status: "stored", firstId: Number(r.firstId), lastId: Number(r.lastId), previousLength: r.newLength - length };
   } catch (err) {
-    if (isCheckViolation(err, "max_logs_length")) return { overflowed: true };
+    // The CHECK fails only in the UPDATE, so the agent was there and not overflowed.
+    if (isCheckViolation(err, "max_logs_length")) return { status: "overflowed" };
     throw err;
   }
 }
