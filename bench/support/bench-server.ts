@@ -11,7 +11,8 @@
  *                         log source id comes back in `agents`;
  *   COUNT_STATEMENTS=1    every statement counted by kind, timed, and sent back with "usage";
  *   POOL_SIZE             the pg pool size (default: the server's own);
- *   AGENT_STATS_INTERVAL_MS  the stats interval given to agents.
+ *   AGENT_STATS_INTERVAL_MS  the stats interval given to agents;
+ *   AGENTS_PER_WORKSPACE  default 100.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -26,7 +27,11 @@ import { startAgentgate } from "../../src/server/start.js";
 import { countedDatabase, StatementCounter } from "./statement-counter.js";
 
 const AGENTS = Number(process.env.AGENTS ?? 1);
-const PER_WORKSPACE = 100;
+/**
+ * Agents per workspace: 100 for the tunnel bench (fewer rows to provision); AGENTS_PER_WORKSPACE=1
+ * for a fleet of ordinary one-agent workspaces.
+ */
+const PER_WORKSPACE = Number(process.env.AGENTS_PER_WORKSPACE ?? 100);
 const POOL_SIZE = process.env.POOL_SIZE ? Number(process.env.POOL_SIZE) : undefined;
 
 /** The agent an Agent API benchmark needs: metadata to report and a log source to file lines under. */
