@@ -15,6 +15,8 @@ export const STATEMENT_KINDS: [string, RegExp][] = [
   ["usage flush", /UPDATE workspaces SET last_used_at/],
   ["heartbeat flush", /FROM unnest\(\$1::uuid\[\], \$2::timestamptz\[\]/],
   ["connect/disconnect", /UPDATE workspace_agents SET/],
+  // The outdated-build check each connected agent makes every --agent-update-interval (15 s).
+  ["latest build (per agent, 15 s)", /FROM workspace_builds b\s+WHERE b\.workspace_id = \$1 ORDER BY b\.build_number DESC LIMIT 1/],
 ];
 
 /** Characters of an unknown statement kept as its kind's name. */
