@@ -134,4 +134,17 @@ describe("BatchCreateLogs", () => {
     assert.deepEqual(await agentRow(a.agentId), { logs_length: 0, logs_overflowed: true });
     assert.equal((await logRows(a.agentId)).length, 0);
   });
+
+  test("an agent deleted mid-session gets NotFound from BatchCreateLogs, for a real source and the legacy nil one, and nothing is stored", async () => {
+    const a = await provisionAgent(t.db, { scripts: [{ display_name: "s", script: "true" }] });
+    const source = (await row<{ log_source_id: string }>(t.db, "SELECT log_source_id FROM workspace_agent_scripts WHERE workspace_agent_id = $1", [a.agentId])).log_source_id;
+    await withTunnel(srv.url, a.token, async (tun) => {
+      await tun.agent.getServiceBanner({});
+      await t.db.query("UPDATE workspace_agents SET deleted = true WHERE id = $1", [a.agentId]);
+      await rejectsWith(tun.agent.batchCreateLogs({ logSourceId: uuidBytes(source), logs: [{ output: "after delete" }] }), Code.NotFound, a.agentId);
+      await rejectsWith(tun.agent.batchCreateLogs({ logSourceId: NIL_SOURCE, logs: [{ output: "after delete" }] }), Code.NotFound, a.agentId);
+    });
+    assert.equal((await logRows(a.agentId)).length, 0);
+    assert.equal((await agentRow(a.agentId)).logs_length, 0);
+  });
 });
