@@ -25,8 +25,9 @@ export async function runServe(argv: string[]): Promise<number> {
   const server = await startAgentgate(config, db, logger);
   const replica = await registerReplica(db, server.replicaId, logger);
   const { address, port } = server.address;
-  logger.info({ replica_id: server.replicaId, url: `http://${hostForUrl(address)}:${port}` }, "agentgate listening");
+  // Written before "listening" is logged, so whoever waits for that line finds them.
   const files = await writeServerFiles(config.dataDir, { url: `http://${hostForUrl(loopbackFor(address))}:${port}`, pid: process.pid }, generatedToken);
+  logger.info({ replica_id: server.replicaId, url: `http://${hostForUrl(address)}:${port}` }, "agentgate listening");
 
   await waitForSignal(logger);
   logger.info("shutting down");
