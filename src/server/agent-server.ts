@@ -127,7 +127,10 @@ export class AgentServer {
           (err: unknown) => writeError(res as ServerResponse, 503, { message: "Not ready.", detail: err instanceof Error ? err.message : String(err) }),
         );
       } else if (req.method === "GET" && path === "/metrics") {
-        this.metrics.registry.metrics().then((text) => res.writeHead(200, { "content-type": this.metrics.registry.contentType }).end(text));
+        this.metrics.registry.metrics().then(
+          (text) => res.writeHead(200, { "content-type": this.metrics.registry.contentType }).end(text),
+          (err: unknown) => writeError(res as ServerResponse, 500, { message: "Collecting metrics failed.", detail: err instanceof Error ? err.message : String(err) }),
+        );
       } else if (path === AGENT_RPC_PATH && req.httpVersionMajor === 1) {
         void handleAgentPlainRequest(req as IncomingMessage, res as ServerResponse, endpoint);
       } else {
