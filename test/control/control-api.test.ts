@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Code, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import {
   AgentStatus,
@@ -22,22 +22,13 @@ import { listMetadata } from "../../src/db/queries/metadata.js";
 import { getMemoryMonitor, listVolumeMonitors } from "../../src/db/queries/resource-monitors.js";
 import { listScriptsByAgentId } from "../../src/db/queries/scripts.js";
 import { startTestServer, useTestDatabase, type TestServer } from "../support/agent-server.js";
+import { connectErrorOf } from "../support/connect-error.js";
 
 const ADMIN_TOKEN = "test-admin-token";
 
 /** A username no other test in this file uses. */
 function owner(): string {
   return `u-${randomUUID().slice(0, 8)}`;
-}
-
-/** Resolves to the ConnectError `p` rejects with; fails when it resolves. */
-async function connectErrorOf(p: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await p;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  assert.fail("expected the call to fail");
 }
 
 describe("control API", () => {

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { AgentStatus, AppHealth, LifecycleState, LogLevel } from "../../gen/agentgate/control/v1/control_pb.js";
 import { AppHealth as AgentAppHealth, Lifecycle_State, Log_Level } from "../../gen/coder/agent/v2/agent_pb.js";
 import { createControlClient, type ControlClient } from "../../src/cli/control-client.js";
@@ -14,19 +14,11 @@ import { listScriptsByAgentId } from "../../src/db/queries/scripts.js";
 import { uuidBytes } from "../agentapi/support.js";
 import { startTestServer, useTestDatabase, type TestServer } from "../support/agent-server.js";
 import { recordEvents } from "../support/events.js";
+import { connectErrorOf } from "../support/connect-error.js";
 
 const ADMIN_TOKEN = "test-admin-token";
 /** More lines than the default limit returns, so the default is seen cutting. */
 const LINES = DEFAULT_LOG_LIMIT + 5;
-
-async function connectErrorOf(p: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await p;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  assert.fail("expected the call to fail");
-}
 
 /**
  * GetWorkspaceAgents over a real server: the agent reports through a real tunnel what the README's

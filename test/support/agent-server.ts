@@ -7,13 +7,11 @@
  *   ... srv.url ...
  *   await srv.close(); await db.destroy();
  */
-import { after, before } from "node:test";
 import { parseServerConfig, type ServerConfig } from "../../src/config.js";
 import type { Database } from "../../src/db/database.js";
 import { silentLogger } from "../../src/log.js";
 import type { AgentServer } from "../../src/server/agent-server.js";
 import { startAgentgate } from "../../src/server/start.js";
-import { createTestDatabase, type EngineName, type TestDatabase } from "./database.js";
 
 export interface TestServer {
   server: AgentServer;
@@ -35,33 +33,7 @@ export async function startTestServer(db: Database, overrides: Partial<ServerCon
   return { server, url: `http://${hostPort}`, hostPort, close: () => server.shutdown() };
 }
 
-/** The engine end-to-end tests run on: PostgreSQL when TEST_DATABASE_URL is set, else PGlite. */
-export function primaryEngine(): EngineName {
-  return process.env.TEST_DATABASE_URL ? "pg" : "pglite";
-}
-
-/** A fresh migrated database on `engine` for this test file, opened in `before` and dropped in `after`. */
-export function useTestDatabase(engine: EngineName = primaryEngine()): { readonly db: Database; readonly testDb: TestDatabase } {
-  let testDb: TestDatabase | undefined;
-  let db: Database | undefined;
-  before(async () => {
-    testDb = await createTestDatabase(engine);
-    db = await testDb.open();
-  });
-  after(async () => {
-    await testDb?.destroy();
-  });
-  return {
-    get db() {
-      if (db === undefined) throw new Error("test database not open yet");
-      return db;
-    },
-    get testDb() {
-      if (testDb === undefined) throw new Error("test database not created yet");
-      return testDb;
-    },
-  };
-}
+export { primaryEngine, useTestDatabase } from "./database.js";
 
 /**
  * Polls `check` until it returns a value other than undefined, for state that only the

@@ -107,28 +107,46 @@ export interface EngineContext {
   readonly testDb: TestDatabase;
 }
 
+/** The engine single-engine test files run on: PostgreSQL when TEST_DATABASE_URL is set, else PGlite. */
+export function primaryEngine(): EngineName {
+  return process.env.TEST_DATABASE_URL ? "pg" : "pglite";
+}
+
+/** A fresh migrated database on `engine` for the enclosing suite, opened in `before` and dropped in `after`. */
+export function useTestDatabase(engine: EngineName = primaryEngine()): { readonly db: Database; readonly testDb: TestDatabase } {
+  let testDb: TestDatabase | undefined;
+  let db: Database | undefined;
+  before(async () => {
+    testDb = await createTestDatabase(engine);
+    db = await testDb.open();
+  });
+  after(async () => {
+    await testDb?.destroy();
+  });
+  return {
+    get db() {
+      if (db === undefined) throw new Error("test database not open yet: use t.db inside a test or hook");
+      return db;
+    },
+    get testDb() {
+      if (testDb === undefined) throw new Error("test database not created yet");
+      return testDb;
+    },
+  };
+}
+
 /** Runs `fn` inside `describe(engine)` once per available engine, with a fresh migrated database each. */
 export function forEachEngine(fn: (t: EngineContext) => void): void {
   for (const name of availableEngines()) {
     describe(name, () => {
-      let testDb: TestDatabase | undefined;
-      let db: Database | undefined;
-      before(async () => {
-        testDb = await createTestDatabase(name);
-        db = await testDb.open();
-      });
-      after(async () => {
-        await testDb?.destroy();
-      });
+      const t = useTestDatabase(name);
       fn({
         name,
         get db() {
-          if (db === undefined) throw new Error("test database not open yet: use t.db inside a test or hook");
-          return db;
+          return t.db;
         },
         get testDb() {
-          if (testDb === undefined) throw new Error("test database not created yet");
-          return testDb;
+          return t.testDb;
         },
       });
     });
