@@ -4,7 +4,8 @@ import { randomUUID } from "node:crypto";
 import { connectAgent } from "../../src/client/index.js";
 import { makeWorkspace } from "../support/fixtures.js";
 import { rawGet } from "../support/http.js";
-import { startTestServer, useTestDatabase, type TestServer } from "../support/agent-server.js";
+import { primaryEngine, startTestServer, useTestDatabase, type TestServer } from "../support/agent-server.js";
+import { createTestDatabase } from "../support/database.js";
 
 describe("health, readiness and metrics routes", () => {
   const t = useTestDatabase();
@@ -43,6 +44,25 @@ describe("health, readiness and metrics routes", () => {
       assert.match(text, /^# TYPE agentgate_agent_evictions_total counter$/m);
     } finally {
       await conn.close();
+    }
+  });
+});
+
+describe("readiness on a database that is not migrated", () => {
+  test("/readyz answers 503 naming the pending migrations while /healthz answers 200", async () => {
+    const tdb = await createTestDatabase(primaryEngine(), { migrated: false });
+    try {
+      const srv = await startTestServer(await tdb.open());
+      try {
+        assert.equal((await fetch(`${srv.url}/healthz`)).status, 200);
+        const res = await fetch(`${srv.url}/readyz`);
+        assert.equal(res.status, 503);
+        assert.match(((await res.json()) as { detail: string }).detail, /migrations not applied: 0001_init/);
+      } finally {
+        await srv.close();
+      }
+    } finally {
+      await tdb.destroy();
     }
   });
 });
