@@ -59,9 +59,8 @@ export async function interopKitDir(): Promise<string> {
     }
     try {
       await mkdir(dir, { recursive: true });
-      const hasGo = spawnSync("go", ["version"]).status === 0;
       const built = spawnSync("bash", [join(kitSource(), "build.sh"), dir], {
-        env: { ...process.env, ...(hasGo ? { SKIP_APT: "1" } : {}) },
+        env: { ...process.env, ...(debianPackagesPresent() ? { SKIP_APT: "1" } : {}) },
         encoding: "utf8",
       });
       if (built.status !== 0) throw new Error(`building the interop kit failed:\n${built.stdout}\n${built.stderr}`);
@@ -70,6 +69,16 @@ export async function interopKitDir(): Promise<string> {
     }
   }
   return dir;
+}
+
+/** Go, protoc and the Go libraries the kit builds from are installed: apt-get can be skipped. */
+function debianPackagesPresent(): boolean {
+  const gocode = "/usr/share/gocode/src";
+  return (
+    spawnSync("go", ["version"]).status === 0 &&
+    spawnSync("protoc", ["--version"]).status === 0 &&
+    ["github.com/hashicorp/yamux", "github.com/gorilla/websocket", "google.golang.org/grpc", "google.golang.org/protobuf"].every((lib) => existsSync(join(gocode, lib)))
+  );
 }
 
 /** A lock left by a builder that died (killed by a timeout, say) must not block the next run. */
