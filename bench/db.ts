@@ -1,7 +1,8 @@
 /**
  * Batched against one-at-a-time database writes, on PostgreSQL, in one run:
  * - connection-time updates of 10,000 agents: one unnest statement against one statement per agent;
- * - 100,000 log rows: batches of 1,000 lines against one row per statement.
+ * - 100,000 log rows through insertLogBatch (what BatchCreateLogs runs): batches of 1,000 lines
+ *   against one row per statement.
  * Each path writes the same rows; the ratio is the point (the batched path should be ≥ 20×).
  *
  *   BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test node --import tsx bench/db.ts
@@ -15,7 +16,7 @@ import { openDatabase } from "../src/db/database.js";
 import { migrate } from "../src/db/migrate.js";
 import { insertAgent, updateAgentConnection, updateAgentConnections, type AgentConnectionUpdate } from "../src/db/queries/agents.js";
 import { insertNextBuild } from "../src/db/queries/builds.js";
-import { insertLogs } from "../src/db/queries/logs.js";
+import { insertLogBatch } from "../src/db/queries/logs.js";
 import { insertResource } from "../src/db/queries/resources.js";
 import { insertUser } from "../src/db/queries/users.js";
 import { insertWorkspace } from "../src/db/queries/workspaces.js";
@@ -76,13 +77,13 @@ try {
   const line = (i: number) => ({ output: `bench log line ${i} ${"x".repeat(40)}`, level: "info" as const });
   const rowByRow = await time(async () => {
     for (let i = 0; i < LOG_ROWS; i++) {
-      await insertLogs(db, { agentId: ids[i % LOG_AGENTS]!, logSourceId: NIL_UUID, createdAt: new Date(), lines: [line(i)] });
+      await insertLogBatch(db, { agentId: ids[i % LOG_AGENTS]!, logSourceId: NIL_UUID, createdAt: new Date(), lines: [line(i)] });
     }
   });
   const inBatches = await time(async () => {
     for (let i = 0; i < LOG_ROWS; i += LOG_BATCH) {
       const lines = Array.from({ length: Math.min(LOG_BATCH, LOG_ROWS - i) }, (_, j) => line(i + j));
-      await insertLogs(db, { agentId: ids[(i / LOG_BATCH) % LOG_AGENTS]!, logSourceId: NIL_UUID, createdAt: new Date(), lines });
+      await insertLogBatch(db, { agentId: ids[(i / LOG_BATCH) % LOG_AGENTS]!, logSourceId: NIL_UUID, createdAt: new Date(), lines });
     }
   });
   report(`log rows, ${LOG_ROWS}`, "one row per statement", rowByRow, `batches of ${LOG_BATCH}`, inBatches);

@@ -22,39 +22,28 @@ export type InsertLogsResult =
   | { overflowed: true };
 
 /**
- * Inserts a batch of log lines in one statement that also adds their byte length to the agent's
- * logs_length. If that would pass {@link MAX_LOGS_LENGTH}, nothing is written and the result says
- * `overflowed` (the caller then calls {@link setLogsOverflowed}). A line over 1024 characters is an
- * error, as in Coder. Every row gets `createdAt` (server time).
+ * Inserts a batch of log lines through {@link insertLogBatch} (one statement that also adds their
+ * byte length to the agent's logs_length) and reads the new rows back. If the batch would pass
+ * {@link MAX_LOGS_LENGTH}, or the agent is already marked overflowed, nothing is written and the
+ * result says `overflowed`. A line over 1024 characters is an error, as in Coder. Every row gets
+ * `createdAt` (server time). For callers that want the rows; ingestion uses insertLogBatch.
  */
 export async function insertLogs(
   q: Queryable,
   p: { agentId: string; logSourceId: string; createdAt: Date; lines: { output: string; level: LogLevel }[] },
 ): Promise<InsertLogsResult> {
   if (p.lines.length === 0) return { overflowed: false, logs: [], previousLength: -1 };
-  const outputs = p.lines.map((l) => l.output);
-  const length = outputs.reduce((n, o) => n + Buffer.byteLength(o), 0);
-  try {
-    const { rows } = await q.query<AgentLog & { newLength: number }>(
-      `WITH new_length AS (
-         UPDATE workspace_agents SET logs_length = logs_length + $2 WHERE id = $1 RETURNING logs_length
-       ), inserted AS (
-         INSERT INTO workspace_agent_logs (agent_id, created_at, output, level, log_source_id)
-         SELECT $1::uuid, $3::timestamptz, u.output, u.level, $6::uuid
-         FROM unnest($4::text[], $5::log_level[]) WITH ORDINALITY AS u(output, level, n)
-         ORDER BY u.n
-         RETURNING id, agent_id, created_at, output, level, log_source_id
-       )
-       SELECT i.id, i.agent_id AS "agentId", i.created_at AS "createdAt", i.output, i.level,
-              i.log_source_id AS "logSourceId", (SELECT logs_length FROM new_length) AS "newLength"
-       FROM inserted i ORDER BY i.id`,
-      [p.agentId, length, p.createdAt, outputs, p.lines.map((l) => l.level), p.logSourceId],
-    );
-    const previousLength = (rows[0]?.newLength ?? length) - length;
-    return { overflowed: false, logs: rows.map(({ newLength: _, ...log }) => log), previousLength };
-  } catch (err) {
-    if (isCheckViolation(err, "max_logs_length")) return { overflowed: true };
-    throw err;
+  const result = await insertLogBatch(q, p);
+  switch (result.status) {
+    case "stored": {
+      const logs = await listLogsAfter(q, { agentId: p.agentId, afterId: result.firstId - 1, limit: result.lastId - result.firstId + 1 });
+      return { overflowed: false, logs, previousLength: result.previousLength };
+    }
+    case "overflowed":
+    case "already_overflowed":
+      return { overflowed: true };
+    default:
+      throw new Error(`inserting logs: workspace agent ${p.agentId} not found`);
   }
 }
 
