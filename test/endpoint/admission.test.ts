@@ -6,7 +6,8 @@ import { insertAgent } from "../../src/db/queries/agents.js";
 import { randomUUID } from "node:crypto";
 import { makeBuild, makeWorkspace, type WorkspaceFixture } from "../support/fixtures.js";
 import { rawGet } from "../support/http.js";
-import { startTestServer, useTestDatabase, type TestServer } from "../support/agent-server.js";
+import { primaryEngine, startTestServer, useTestDatabase, type TestServer } from "../support/agent-server.js";
+import { createTestDatabase } from "../support/database.js";
 
 const PATH = "/api/v2/workspaceagents/me/rpc";
 
@@ -131,19 +132,21 @@ describe("agent endpoint admission (before any upgrade)", () => {
 });
 
 describe("agent endpoint with a failing database", () => {
-  const t = useTestDatabase();
   test("a database error during auth: 500 naming what failed, no upgrade", async () => {
-    const db = await t.testDb.open();
+    // A database of its own, closed under the running server (PGlite allows one handle per folder).
+    const testDb = await createTestDatabase(primaryEngine());
+    const db = await testDb.open();
     const srv = await startTestServer(db);
-    const ws = await makeWorkspace(db, { agents: ["main"] });
-    await db.close();
     try {
+      const ws = await makeWorkspace(db, { agents: ["main"] });
+      await db.close();
       const res = await rawGet(`${srv.url}${PATH}`, { "Coder-Session-Token": ws.agents[0]!.authToken });
       assert.equal(res.status, 500);
       assert.equal(res.upgraded, false);
       assert.equal(JSON.parse(res.body).message, "Internal error checking workspace agent authorization.");
     } finally {
       await srv.close();
+      await testDb.destroy();
     }
   });
 });

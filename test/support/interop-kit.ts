@@ -8,7 +8,7 @@ import { execFile, spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { isProcessAlive } from "../../src/process-alive.js";
 
@@ -33,22 +33,48 @@ function kitSource(): string {
   return process.env.AGENTGATE_INTEROP_SRC ?? resolve(ROOT, "..", "shared", "interop");
 }
 
-/** Set to 1 to skip the tests that need the kit (a machine without Debian's packages). */
-export const SKIP_INTEROP = process.env.AGENTGATE_SKIP_INTEROP === "1";
+/**
+ * Why the kit's tests are skipped on this machine, or false when they run: AGENTGATE_SKIP_INTEROP=1,
+ * or no kit given, none built yet and no way to build one (its Debian packages need root and apt-get).
+ * A skipped suite prints this one line as its reason.
+ */
+export const SKIP_INTEROP: string | false = interopSkipReason();
+
+function interopSkipReason(): string | false {
+  if (process.env.AGENTGATE_SKIP_INTEROP === "1") return "AGENTGATE_SKIP_INTEROP=1";
+  if (process.env.AGENTGATE_INTEROP_KIT) return false;
+  if (existsSync(join(cacheDir(), "bin", "agentprobe"))) return false;
+  if (!existsSync(join(kitSource(), "build.sh"))) {
+    return `no interop kit: ${join(kitSource(), "build.sh")} not found (set AGENTGATE_INTEROP_SRC to the kit's sources, or AGENTGATE_INTEROP_KIT to a built kit)`;
+  }
+  if (debianPackagesPresent()) return false;
+  if (spawnSync("apt-get", ["--version"]).status !== 0) return "no interop kit: building it needs Debian's apt-get (or set AGENTGATE_INTEROP_KIT to a built kit)";
+  if (process.getuid?.() !== 0) return "no interop kit: installing its Debian packages needs root (or set AGENTGATE_INTEROP_KIT to a built kit)";
+  return false;
+}
+
+/** Where `npm test` builds the kit when none is given. */
+function cacheDir(): string {
+  return join(ROOT, "node_modules", ".cache", "agentgate-interop-kit");
+}
 
 /** The kit's folder: AGENTGATE_INTEROP_KIT, else a cache folder built on first use. */
 export async function interopKitDir(): Promise<string> {
   const given = process.env.AGENTGATE_INTEROP_KIT;
   if (given) return given;
-  const dir = join(ROOT, "node_modules", ".cache", "agentgate-interop-kit");
+  const dir = cacheDir();
   const lock = `${dir}.lock`;
+  // The lock lives beside the kit; on a fresh clone node_modules/.cache does not exist yet.
+  await mkdir(dirname(lock), { recursive: true });
   // Test files run in parallel: one builds (apt-get takes dpkg's lock), the others wait for it.
   const deadline = Date.now() + BUILD_WAIT_MS;
   while (!existsSync(join(dir, "bin", "agentprobe"))) {
     try {
       await mkdir(lock, { recursive: false });
       await writeFile(join(lock, "pid"), String(process.pid));
-    } catch {
+    } catch (err) {
+      // Only an existing lock means another builder; anything else is a real failure.
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
       if (lockHolderGone(lock)) {
         await rm(lock, { recursive: true, force: true });
         continue;

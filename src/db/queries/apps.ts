@@ -87,7 +87,7 @@ export async function updateAppHealths(q: Queryable, updates: { id: string; heal
   if (updates.length === 0) return;
   await q.query(
     `UPDATE workspace_apps a SET health = u.health
-     FROM unnest($1::uuid[], $2::workspace_app_health[]) AS u(id, health) WHERE a.id = u.id`,
+     FROM unnest($1::uuid[], $2::text[]::workspace_app_health[]) AS u(id, health) WHERE a.id = u.id`,
     [updates.map((u) => u.id), updates.map((u) => u.health)],
   );
 }

@@ -92,7 +92,7 @@ export async function insertLogBatch(
        ), inserted AS (
          INSERT INTO workspace_agent_logs (agent_id, created_at, output, level, log_source_id)
          SELECT $1::uuid, $3::timestamptz, u.output, u.level, $6::uuid
-         FROM unnest($4::text[], $5::log_level[]) WITH ORDINALITY AS u(output, level, n)
+         FROM unnest($4::text[], $5::text[]::log_level[]) WITH ORDINALITY AS u(output, level, n)
          WHERE EXISTS (SELECT 1 FROM new_length)
          ORDER BY u.n
          RETURNING id
