@@ -87,22 +87,21 @@ export function createConnectHandler(options: ConnectHandlerOptions): NodeHandle
 
 /**
  * An unknown path: gRPC clients get status 12 (Unimplemented) in a trailers-only response,
- * everyone else a 404, which Connect clients also read as Unimplemented.
+ * everyone else a 404, which Connect clients also read as Unimplemented. On HTTP/2 the status
+ * must travel in one HEADERS frame that ends the stream: headers followed by an empty DATA frame
+ * is a response without trailers, which grpc-go reports as Internal.
  */
 function answerUnknownRoute(req: NodeServerRequest, res: NodeServerResponse): void {
   const contentType = req.headers["content-type"] ?? "";
+  const message = `unknown method ${req.url ?? ""}`;
   // Drain the body so the connection stays usable.
   req.resume();
   if (contentType.startsWith("application/grpc")) {
-    res.writeHead(200, {
-      "content-type": contentType,
-      "grpc-status": String(Code.Unimplemented),
-      "grpc-message": encodeURIComponent(`unknown method ${req.url ?? ""}`),
-    });
-    res.end();
+    const headers = { "content-type": contentType, "grpc-status": String(Code.Unimplemented), "grpc-message": encodeURIComponent(message) };
+    if ("stream" in res) res.stream.respond({ ":status": 200, ...headers }, { endStream: true });
+    else res.writeHead(200, headers).end();
     return;
   }
-  const body = JSON.stringify({ code: "unimplemented", message: `unknown method ${req.url ?? ""}` });
   res.writeHead(404, { "content-type": "application/json" });
-  res.end(body);
+  res.end(JSON.stringify({ code: "unimplemented", message }));
 }
