@@ -110,7 +110,8 @@ export class AgentServer {
     const http2 = createHttp2Server({ settings: { maxConcurrentStreams: MAX_CONCURRENT_RPCS_PER_CONNECTION } });
     const endpoint: AgentEndpointOptions = {
       lookup: options.store.lookupAgentByToken,
-      wss: (this.wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: MAX_WEBSOCKET_MESSAGE_BYTES })),
+      // The tunnel speaks no subprotocol: whatever a client offers, the 101 names none, as coderd's does.
+      wss: (this.wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: MAX_WEBSOCKET_MESSAGE_BYTES, handleProtocols: () => false })),
       replicaId: options.replicaId,
       metrics: this.metrics,
       logger,
