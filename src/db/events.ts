@@ -39,15 +39,19 @@ export interface AgentLogsEvent {
   created_after: number;
 }
 
+/** What {@link agentMetadataChannel} puts before the agent id (SQL that notifies builds the name from it). */
+export const AGENT_METADATA_CHANNEL_PREFIX = "workspace_agent_metadata:";
+
 /** `workspace_agent_metadata:<agentId>`: metadata values changed, payload {@link AgentMetadataEvent}. */
 export function agentMetadataChannel(agentId: string): string {
-  return `workspace_agent_metadata:${agentId}`;
+  return `${AGENT_METADATA_CHANNEL_PREFIX}${agentId}`;
 }
 
 /** Payload of `workspace_agent_metadata:<agent>`. */
 export interface AgentMetadataEvent {
-  /** RFC 3339. */
+  /** RFC 3339: when the newest of these values was collected (server time). */
   collected_at: string;
+  /** The keys whose values changed, sorted. */
   keys: string[];
 }
 

@@ -11,7 +11,7 @@ import { UsageTracker } from "../agentapi/usage-tracker.js";
 import type { Batcher } from "../db/batcher.js";
 import type { ServerConfig } from "../config.js";
 import type { Database } from "../db/database.js";
-import { AGENT_METADATA_BATCH_CHANNEL, publishWorkspaceEvent } from "../db/events.js";
+import { publishWorkspaceEvent } from "../db/events.js";
 import { updateMetadataAndNotify } from "../db/queries/metadata.js";
 import { insertStats } from "../db/queries/stats.js";
 import { updateWorkspacesLastUsed } from "../db/queries/workspaces.js";
@@ -42,7 +42,7 @@ export async function startAgentgate(config: ServerConfig, db: Database, logger:
   const pubsub = observedPubsub(db.pubsub, () => metrics.pubsubErrors.inc());
   const statsBatcher = createStatsBatcher((rows) => insertStats(db, rows), logger);
   const metadataBatcher = createMetadataBatcher(
-    async (updates) => void (await updateMetadataAndNotify(db, updates, AGENT_METADATA_BATCH_CHANNEL)),
+    async (updates) => void (await updateMetadataAndNotify(db, updates)),
     config.metadataFlushIntervalMs,
     logger,
   );
