@@ -9,7 +9,7 @@ const CLOSE_UNSUPPORTED_DATA = 1003;
 
 /**
  * Turns a WebSocket into a byte-stream Duplex: binary messages in, in order, with no meaning
- * to their boundaries; every write goes out as one binary message.
+ * to their boundaries; every write goes out as one binary message, never merged with another.
  *
  * Three things ws's own `createWebSocketStream` gets wrong for a tunnel are handled here:
  * the `message` listener is attached synchronously (a first message can arrive in the same
@@ -39,8 +39,10 @@ export function webSocketDuplex(ws: WebSocket, options: { readableHighWaterMark?
         callback(new Error("websocket is not open"));
         return;
       }
-      const buffers = chunks.map((c) => c.chunk as Buffer);
-      ws.send(buffers.length === 1 ? buffers[0]! : Buffer.concat(buffers), { binary: true }, (err) => callback(err ?? null));
+      // Each write stays its own message: a writer that sized its writes to the peer's read limit
+      // (the yamux session does) must not see two of them merged past it.
+      const last = chunks.length - 1;
+      chunks.forEach((c, i) => ws.send(c.chunk as Buffer, { binary: true }, i === last ? (err) => callback(err ?? null) : undefined));
     },
     final(callback) {
       if (ws.readyState === ws.OPEN) ws.close(1000);

@@ -4,6 +4,7 @@ import {
   Flag,
   FrameType,
   GoAwayCode,
+  HEADER_SIZE,
   INITIAL_STREAM_WINDOW,
   MAX_UINT32,
   SESSION_STREAM_ID,
@@ -35,7 +36,17 @@ export interface SessionOptions {
   closeTimeoutMs?: number;
   /** Outgoing bytes queued before stream writes wait (write backpressure). Default 1 MiB. */
   writeHighWaterMark?: number;
+  /**
+   * Largest write to the transport, for one that sends each write as one message to a peer with a
+   * read limit (a WebSocket): frames are packed into writes of whole frames up to this size, and
+   * streams cut their data into Data frames that fit, so no write ever exceeds it. At least
+   * {@link MIN_MAX_MESSAGE_BYTES}. Default: no limit.
+   */
+  maxMessageBytes?: number;
 }
+
+/** Smallest `maxMessageBytes`: a header and one byte of data must fit in a write. */
+export const MIN_MAX_MESSAGE_BYTES = HEADER_SIZE + 1;
 
 /** Counters for logs and metrics; read them, don't write them. */
 export interface SessionCounters {
@@ -115,6 +126,7 @@ export class Session extends EventEmitter implements FrameHandler, StreamHost, W
   private readonly keepaliveIntervalMs: number;
   private readonly keepaliveTimeoutMs: number;
   private readonly closeTimeoutMs: number;
+  private readonly maxFramePayload: number;
   private readonly streams = new Map<number, Stream>();
   private readonly decoder: FrameDecoder;
   private readonly writer: FrameWriter;
@@ -147,9 +159,14 @@ export class Session extends EventEmitter implements FrameHandler, StreamHost, W
     this.keepaliveIntervalMs = options.keepaliveIntervalMs ?? 0;
     this.keepaliveTimeoutMs = options.keepaliveTimeoutMs ?? DEFAULT_KEEPALIVE_TIMEOUT_MS;
     this.closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
+    const maxMessage = options.maxMessageBytes;
+    if (maxMessage !== undefined && !(Number.isInteger(maxMessage) && maxMessage >= MIN_MAX_MESSAGE_BYTES)) {
+      throw new RangeError(`yamux: maxMessageBytes must be an integer of at least ${MIN_MAX_MESSAGE_BYTES}`);
+    }
+    this.maxFramePayload = maxMessage === undefined ? MAX_UINT32 : maxMessage - HEADER_SIZE;
     // The session is the decoder's handler, the writer's owner and its streams' host itself:
     // no per-session closures for them, as idle sessions should cost little.
-    this.writer = new FrameWriter(transport, options.writeHighWaterMark ?? DEFAULT_WRITE_HIGH_WATER_MARK, this);
+    this.writer = new FrameWriter(transport, options.writeHighWaterMark ?? DEFAULT_WRITE_HIGH_WATER_MARK, this, maxMessage);
     this.decoder = new FrameDecoder(this);
     transport.on("data", this.onTransportData);
     transport.on("end", this.onTransportEnd);
@@ -427,6 +444,7 @@ export class Session extends EventEmitter implements FrameHandler, StreamHost, W
       outbound,
       receiveWindow: this.initialWindow,
       maxReceiveWindow: this.maxWindow,
+      maxFramePayload: this.maxFramePayload,
     });
     this.streams.set(id, stream);
     return stream;
