@@ -1,5 +1,6 @@
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import type { ControlService } from "../../gen/agentgate/control/v1/control_pb.js";
+import type { ServerConfig } from "../config.js";
 import type { Database } from "../db/database.js";
 import { getUserByUsername } from "../db/queries/users.js";
 import type { Logger } from "../log.js";
@@ -10,16 +11,15 @@ import { watchAgents } from "./watch-agents.js";
 import { readWorkspaceAgents } from "./workspace-agents.js";
 import { workspaceHandlers } from "./workspaces.js";
 
-/** What the control service needs; `ServerConfig` has both config fields. */
-export interface ControlServiceDeps {
+/**
+ * What the control service is built from, handed whole to every part of it: the database, the
+ * logger, and the admin token (without one, every control call is refused) and inactivity timeout
+ * (statuses are computed with it, as the server disconnects agents).
+ */
+export interface ControlOptions {
   db: Database;
   logger: Logger;
-  config: {
-    /** The operator's secret; without one, every control call is refused. */
-    adminToken?: string | undefined;
-    /** The inactivity timeout statuses are computed with, as the server disconnects agents. */
-    agentInactiveTimeoutMs: number;
-  };
+  config: Pick<ServerConfig, "adminToken" | "agentInactiveTimeoutMs">;
 }
 
 /**
@@ -27,10 +27,10 @@ export interface ControlServiceDeps {
  * first, in the handler itself rather than in a router-wide interceptor, so no other service's
  * authentication can reach it or be reached by it.
  */
-export function controlService(deps: ControlServiceDeps): ServiceImpl<typeof ControlService> {
-  const { db, config } = deps;
+export function controlService(options: ControlOptions): ServiceImpl<typeof ControlService> {
+  const { db, config } = options;
   const authorize = (ctx: HandlerContext) => requireAdminToken(ctx.requestHeader, config.adminToken);
-  const workspaces = workspaceHandlers(deps);
+  const workspaces = workspaceHandlers(options);
   const ownerId = async (username: string) => {
     const owner = await getUserByUsername(db, username);
     if (owner === undefined) throw new ConnectError(`owner "${username}" not found`, Code.NotFound);
@@ -57,7 +57,7 @@ export function controlService(deps: ControlServiceDeps): ServiceImpl<typeof Con
     async *watchAgents(req, ctx) {
       authorize(ctx);
       if (req.owner === "") throw new ConnectError("owner is required", Code.InvalidArgument);
-      yield* watchAgents({ db, logger: deps.logger, inactiveTimeoutMs: config.agentInactiveTimeoutMs }, await ownerId(req.owner), ctx.signal);
+      yield* watchAgents(options, await ownerId(req.owner), ctx.signal);
     },
     async getWorkspaceAgents(req, ctx) {
       authorize(ctx);

@@ -1,10 +1,9 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { WatchAgentsResponseSchema } from "../../gen/agentgate/control/v1/control_pb.js";
-import type { Database } from "../db/database.js";
 import { workspaceOwnerChannel, type WorkspaceEventKind } from "../db/events.js";
-import type { AgentOverview } from "../db/queries/agents.js";
-import type { Logger } from "../log.js";
+import type { AgentOverview } from "../db/queries/agent-overviews.js";
 import { readAgentSummaries, type AgentSummaryInit } from "./agent-summary.js";
+import type { ControlOptions } from "./control-service.js";
 
 /**
  * Events that can change what a watcher sees. Stats, metadata, logs and app health are left out:
@@ -16,14 +15,6 @@ const WATCHED_KINDS: ReadonlySet<WorkspaceEventKind> = new Set<WorkspaceEventKin
 /** setTimeout's largest delay; a later deadline is re-checked then. */
 const MAX_TIMER_MS = 2_147_483_647;
 
-/** What WatchAgents needs. */
-export interface WatchAgentsDeps {
-  db: Database;
-  logger: Logger;
-  /** The server's AgentInactiveDisconnectTimeout: a connected agent silent this long shows disconnected. */
-  inactiveTimeoutMs: number;
-}
-
 /**
  * One owner's agents: the current list, then the list again whenever it changes. Subscribes to
  * `workspace_owner:<ownerId>` before the first read so no event falls in between. However many
@@ -33,14 +24,14 @@ export interface WatchAgentsDeps {
  * passing, a connected agent going quiet). Ends when `signal` aborts.
  */
 export async function* watchAgents(
-  deps: WatchAgentsDeps,
+  options: ControlOptions,
   ownerId: string,
   signal: AbortSignal,
 ): AsyncGenerator<MessageInitShape<typeof WatchAgentsResponseSchema>> {
   const wakeup = new Wakeup();
   const onAbort = () => wakeup.notify();
   signal.addEventListener("abort", onAbort, { once: true });
-  const unsubscribe = await deps.db.pubsub.subscribe(
+  const unsubscribe = await options.db.pubsub.subscribe(
     workspaceOwnerChannel(ownerId),
     (payload) => {
       if (isWatchedEvent(payload)) wakeup.notify();
@@ -53,14 +44,14 @@ export async function* watchAgents(
     let lastKey: string | undefined;
     while (!signal.aborted) {
       const now = new Date();
-      const { overviews, agents } = await readAgentSummaries(deps.db, { ownerId }, deps.inactiveTimeoutMs, now);
+      const { overviews, agents } = await readAgentSummaries(options.db, { ownerId }, options.config.agentInactiveTimeoutMs, now);
       const key = changeKey(agents);
       if (key !== lastKey) {
         lastKey = key;
         yield { agents };
       }
       clearTimeout(timer);
-      const deadline = nextStatusChange(overviews, now, deps.inactiveTimeoutMs);
+      const deadline = nextStatusChange(overviews, now, options.config.agentInactiveTimeoutMs);
       if (deadline !== undefined) timer = setTimeout(() => wakeup.notify(), Math.min(deadline - now.getTime(), MAX_TIMER_MS));
       await wakeup.wait();
     }

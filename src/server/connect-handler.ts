@@ -10,20 +10,11 @@ export type NodeHandler = ReturnType<typeof connectNodeAdapter>;
 type NodeServerRequest = Parameters<NodeHandler>[0];
 type NodeServerResponse = Parameters<NodeHandler>[1];
 
-/** One RPC message, either way, at most 4 MiB (contract C11): a manifest with a 512,000-byte script fits with room. */
-export const MAX_RPC_MESSAGE_BYTES = 4 * 1024 * 1024;
-
-/** Where a tunnel's stream carries its identity, so the handler knows the caller without a token. */
-export const tunnelIdentity: unique symbol = Symbol("agentgate.tunnelIdentity");
-
 /**
- * A socket-like object that may carry a tunnel identity: the yamux stream itself (HTTP/1.1), or
- * for HTTP/2 a proxy of Node's JSStreamSocket, which wraps the yamux stream as `stream`.
+ * One RPC message, either way, at most 4 MiB, as coderd's DRPC limit (a larger one is
+ * ResourceExhausted): a manifest with a 512,000-byte script fits with room.
  */
-interface IdentifiedSocket {
-  [tunnelIdentity]?: AgentIdentity;
-  stream?: { [tunnelIdentity]?: AgentIdentity };
-}
+export const MAX_RPC_MESSAGE_BYTES = 4 * 1024 * 1024;
 
 /**
  * The services an agent calls, with its agent token on the plain port. Other services on the
@@ -37,6 +28,8 @@ export type ResolveCallerIdentity = (header: Headers) => Promise<AgentIdentity>;
 export interface ConnectHandlerOptions {
   routes: (router: ConnectRouter) => void;
   metrics: ServerMetrics;
+  /** The identity a tunnel's request carries; undefined on the plain port. */
+  tunnelIdentity: (req: NodeServerRequest) => AgentIdentity | undefined;
   resolveCaller: ResolveCallerIdentity;
   /** Aborted at shutdown so streaming handlers end. */
   shutdownSignal?: AbortSignal;
@@ -52,17 +45,18 @@ export function createConnectHandler(options: ConnectHandlerOptions): NodeHandle
   const { metrics } = options;
   const observe: Interceptor = (next) => async (req) => {
     const method = req.method.name;
+    const service = req.service.typeName;
     const stop = metrics.rpcSeconds.startTimer({ method });
     try {
-      if (AGENT_SERVICES.has(req.service.typeName) && req.contextValues.get(agentIdentityKey) === undefined) {
+      if (AGENT_SERVICES.has(service) && req.contextValues.get(agentIdentityKey) === undefined) {
         req.contextValues.set(agentIdentityKey, await options.resolveCaller(req.header));
       }
       const res = await next(req);
-      metrics.rpcs.inc({ method, code: "ok" });
+      metrics.rpcs.inc({ service, method, code: "ok" });
       return res;
     } catch (err) {
       const connectErr = ConnectError.from(err);
-      metrics.rpcs.inc({ method, code: Code[connectErr.code] ?? "unknown" });
+      metrics.rpcs.inc({ service, method, code: Code[connectErr.code] ?? "unknown" });
       throw connectErr;
     } finally {
       stop();
@@ -76,8 +70,7 @@ export function createConnectHandler(options: ConnectHandlerOptions): NodeHandle
     shutdownSignal: options.shutdownSignal,
     contextValues(req) {
       const values = createContextValues();
-      const socket = req.socket as unknown as IdentifiedSocket | null;
-      const identity = socket?.[tunnelIdentity] ?? socket?.stream?.[tunnelIdentity];
+      const identity = options.tunnelIdentity(req);
       if (identity !== undefined) values.set(agentIdentityKey, identity);
       return values;
     },

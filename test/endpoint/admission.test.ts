@@ -1,6 +1,6 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { softDeleteSubAgent } from "../../src/db/queries/agents.js";
+import { softDeleteSubAgent } from "../../src/db/queries/sub-agents.js";
 import { softDeleteWorkspace } from "../../src/db/queries/workspaces.js";
 import { insertAgent } from "../../src/db/queries/agents.js";
 import { randomUUID } from "node:crypto";

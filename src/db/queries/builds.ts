@@ -37,12 +37,6 @@ export async function getLatestBuild(q: Queryable, workspaceId: string): Promise
   return rows[0];
 }
 
-/** The build by id. */
-export async function getBuildById(q: Queryable, id: string): Promise<WorkspaceBuild | undefined> {
-  const { rows } = await q.query<WorkspaceBuild>(`SELECT ${selectList("b", BUILD_COLUMNS)} FROM workspace_builds b WHERE b.id = $1`, [id]);
-  return rows[0];
-}
-
 /**
  * Inserts the next build of a workspace, numbered one past the latest. The workspace row is locked
  * first so concurrent builds of one workspace get consecutive numbers instead of a unique violation.

@@ -64,29 +64,6 @@ export interface MetadataUpdate {
 }
 
 /**
- * `UpdateWorkspaceAgentMetadata` for many agents in one statement (unnest). Only existing
- * (agent, key) rows change; unknown keys are ignored. For a key given twice the newest
- * collectedAt wins. Returns the number of rows updated.
- */
-export async function updateMetadata(q: Queryable, updates: MetadataUpdate[]): Promise<number> {
-  const latest = new Map<string, MetadataUpdate>();
-  for (const u of updates) {
-    const k = `${u.agentId}\u0000${u.key}`;
-    const prev = latest.get(k);
-    if (prev === undefined || prev.collectedAt.getTime() <= u.collectedAt.getTime()) latest.set(k, u);
-  }
-  if (latest.size === 0) return 0;
-  const list = [...latest.values()];
-  const { rowCount } = await q.query(
-    `UPDATE workspace_agent_metadata m SET value = u.value, error = u.error, collected_at = u.collected_at
-     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[]) AS u(agent_id, key, value, error, collected_at)
-     WHERE m.workspace_agent_id = u.agent_id AND m.key = u.key`,
-    [list.map((u) => u.agentId), list.map((u) => u.key), list.map((u) => u.value), list.map((u) => u.error), list.map((u) => isoOrNull(u.collectedAt))],
-  );
-  return rowCount;
-}
-
-/**
  * Most agent ids per `workspace_agent_metadata_batch` payload: each id costs 40 bytes of JSON
  * (`"<36>", `), so 180 of them stay well under NOTIFY's 8000-byte limit.
  */

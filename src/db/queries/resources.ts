@@ -38,11 +38,3 @@ export async function insertResource(
   return rows[0]!;
 }
 
-/** The resources of a build, by the build's job id. */
-export async function listResourcesByJobId(q: Queryable, jobId: string): Promise<WorkspaceResource[]> {
-  const { rows } = await q.query<WorkspaceResource>(
-    `SELECT ${selectList("r", RESOURCE_COLUMNS)} FROM workspace_resources r WHERE r.job_id = $1 ORDER BY r.created_at, r.id`,
-    [jobId],
-  );
-  return rows;
-}

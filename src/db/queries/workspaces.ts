@@ -47,20 +47,6 @@ export async function getWorkspaceByOwnerAndName(
   return rows[0];
 }
 
-/** The workspace an agent belongs to (through resource and build), if neither is deleted. */
-export async function getWorkspaceByAgentId(q: Queryable, agentId: string): Promise<Workspace | undefined> {
-  const { rows } = await q.query<Workspace>(
-    `SELECT ${selectList("w", WORKSPACE_COLUMNS)}
-     FROM workspace_agents a
-     JOIN workspace_resources r ON r.id = a.resource_id
-     JOIN workspace_builds b ON b.job_id = r.job_id
-     JOIN workspaces w ON w.id = b.workspace_id
-     WHERE a.id = $1 AND NOT a.deleted AND NOT w.deleted`,
-    [agentId],
-  );
-  return rows[0];
-}
-
 /** Inserts a workspace and returns it. */
 export async function insertWorkspace(
   q: Queryable,
