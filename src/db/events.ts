@@ -3,7 +3,7 @@ import { NIL_UUID } from "./enums.js";
 import type { Pubsub } from "./pubsub.js";
 
 /**
- * Well-known pubsub channels and their payloads (agent-api.md §1.10). Channels carry ids; a
+ * Well-known pubsub channels and their payloads, as coderd publishes them. Channels carry ids; a
  * subscriber re-reads the database.
  */
 
@@ -12,7 +12,7 @@ export const WORKSPACE_EVENT_KINDS = [
   "state_change", "stats_update", "mtd_update", "app_health",
   "agt_lifecycle_update", "agt_connection_update", "agt_first_logs", "agt_logs_overflow",
   "agt_timeout", "agt_task_update", "agt_app_status_update",
-  // agentgate's stand-in for Coder's out-of-memory/out-of-disk notifications (agent-api.md §2.11).
+  // agentgate's stand-in for Coder's out-of-memory/out-of-disk notifications.
   "agt_resources_alert",
 ] as const;
 export type WorkspaceEventKind = (typeof WORKSPACE_EVENT_KINDS)[number];
@@ -55,16 +55,16 @@ export interface AgentMetadataEvent {
   keys: string[];
 }
 
-/** [LATEST] `workspace_agent_metadata_batch`: agent ids whose metadata a batcher flush changed. */
+/** `workspace_agent_metadata_batch` (newest coderd releases): agent ids whose metadata a batcher flush changed. */
 export const AGENT_METADATA_BATCH_CHANNEL = "workspace_agent_metadata_batch";
 
-/** An event that §1.10's checks reject: it is dropped, never published. */
+/** An event that {@link validateWorkspaceEvent} rejects: it is dropped, never published. */
 export class InvalidWorkspaceEventError extends Error {
   override name = "InvalidWorkspaceEventError";
 }
 
 /**
- * Checks an event as §1.10 says: a non-nil workspace_id, a known kind, and an agent_id for
+ * Checks an event as coderd does: a non-nil workspace_id, a known kind, and an agent_id for
  * `agt_lifecycle_update`. Throws {@link InvalidWorkspaceEventError}.
  */
 export function validateWorkspaceEvent(event: WorkspaceEvent): void {
@@ -77,7 +77,7 @@ export function validateWorkspaceEvent(event: WorkspaceEvent): void {
 
 /**
  * Publishes a `workspace_owner:<ownerId>` event. Never throws: an invalid event or a failed
- * publish is logged and dropped, so it can't fail the RPC that caused it (C10). Resolves to whether
+ * publish is logged and dropped, so it can't fail the RPC that caused it. Resolves to whether
  * it was published.
  */
 export async function publishWorkspaceEvent(

@@ -63,7 +63,7 @@ export const AGENT_COLUMNS: ColumnList = [
 /** @internal Every column of `workspace_agents a`, aliased to {@link WorkspaceAgent}'s names. */
 export const AGENT_SELECT = selectList("a", AGENT_COLUMNS);
 
-/** The non-deleted agent with this id (each RPC re-reads it, §1.7). */
+/** The non-deleted agent with this id (each RPC re-reads its caller's with it). */
 export async function getAgentById(q: Queryable, id: string): Promise<WorkspaceAgent | undefined> {
   const { rows } = await q.query<WorkspaceAgent>(`SELECT ${AGENT_SELECT} FROM workspace_agents a WHERE a.id = $1 AND NOT a.deleted`, [id]);
   return rows[0];

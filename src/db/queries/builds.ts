@@ -27,7 +27,7 @@ export const BUILD_COLUMNS: ColumnList = [
   ["reason", "reason"], ["daily_cost", "dailyCost"],
 ];
 
-/** The build with the highest build_number of a workspace ("latest build", agent-api.md §4). */
+/** The build with the highest build_number of a workspace: its "latest build", the only one whose agents may connect. */
 export async function getLatestBuild(q: Queryable, workspaceId: string): Promise<WorkspaceBuild | undefined> {
   const { rows } = await q.query<WorkspaceBuild>(
     `SELECT ${selectList("b", BUILD_COLUMNS)} FROM workspace_builds b

@@ -2,7 +2,7 @@ import type { Queryable } from "../database.js";
 import type { LogLevel } from "../enums.js";
 import { isCheckViolation } from "../errors.js";
 
-/** Per-agent cap on the bytes of log output (`max_logs_length`, agent-api.md §2.8). */
+/** Per-agent cap on the bytes of log output (the `max_logs_length` check), as Coder's 1 MiB. */
 export const MAX_LOGS_LENGTH = 1_048_576;
 
 /** A `workspace_agent_logs` row. */
@@ -32,10 +32,10 @@ export type InsertLogBatchResult =
   | { status: "agent_changed" };
 
 /**
- * Inserts a batch of log lines for BatchCreateLogs in one statement that is also the RPC's agent re-read
- * (agent-api.md §1.7): it finds the agent (not deleted), writes nothing if it is gone or its
- * `logs_overflowed` is set, else inserts the lines and adds their bytes to logs_length under the
- * same cap. It sends back only the new ids' range and the previous length, not every row
+ * Inserts a batch of log lines for BatchCreateLogs in one statement that is also the RPC's agent
+ * re-read (every RPC re-reads its agent, so a deleted one answers NotFound): it finds the agent
+ * (not deleted), writes nothing if it is gone or its `logs_overflowed` is set, else inserts the
+ * lines and adds their bytes to logs_length under the same cap. It sends back only the new ids' range and the previous length, not every row
  * (BatchCreateLogs needs no more, and echoing 500 lines back costs as much as sending them).
  * `lines` must not be empty. With `notifyChannel`, the same statement also sends
  * `{"created_after": <first new id − 1>}` on it (the `agent-logs:<agent>` event) when it stored

@@ -10,7 +10,7 @@ export interface AgentMetadata {
   script: string;
   value: string;
   error: string;
-  /** Seconds (agent-api.md §2.2). */
+  /** Seconds (the manifest carries them as the nanos of a Duration, as Coder does). */
   timeout: number;
   /** Seconds. */
   interval: number;
