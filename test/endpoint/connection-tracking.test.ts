@@ -104,6 +104,8 @@ describe("connection tracking: pings, connection times, evictions, events", () =
     assert.deepEqual(closed, { code: 1001, reason: "build is outdated" });
     await connectionUpdate();
     assert.notEqual((await agentRow(ws)).disconnectedAt, null, "disconnected_at after eviction");
+    const metrics = await srv.server.metrics.registry.metrics();
+    assert.match(metrics, /^agentgate_agent_evictions_total\{reason="build_outdated"\} [1-9]/m, "the eviction is counted under its fixed reason");
     events.stop();
   });
 
