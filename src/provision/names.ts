@@ -4,9 +4,9 @@
  */
 
 /** Agent names, usernames and workspace names: letters, digits and single inner hyphens. */
-export const NAME_PATTERN = /^[a-zA-Z0-9](?:-?[a-zA-Z0-9])*$/;
+const NAME_PATTERN = /^[a-zA-Z0-9](?:-?[a-zA-Z0-9])*$/;
 /** App slugs: lower-case letters, digits and single inner hyphens. */
-export const APP_SLUG_PATTERN = /^[a-z0-9](?:-?[a-z0-9])*$/;
+const APP_SLUG_PATTERN = /^[a-z0-9](?:-?[a-z0-9])*$/;
 /** `workspace_agents.name` is varchar(64). */
 export const MAX_AGENT_NAME = 64;
 /** Usernames and workspace names: Coder's 32-character limit. */

@@ -19,8 +19,7 @@ export interface WorkspaceBuild {
   dailyCost: number;
 }
 
-/** @internal */
-export const BUILD_COLUMNS: ColumnList = [
+const BUILD_COLUMNS: ColumnList = [
   ["id", "id"], ["created_at", "createdAt"], ["updated_at", "updatedAt"], ["workspace_id", "workspaceId"],
   ["template_version_id", "templateVersionId"], ["build_number", "buildNumber"], ["transition", "transition"],
   ["initiator_id", "initiatorId"], ["job_id", "jobId"], ["deadline", "deadline"], ["max_deadline", "maxDeadline"],

@@ -17,8 +17,7 @@ export interface WorkspaceResource {
   modulePath: string | null;
 }
 
-/** @internal */
-export const RESOURCE_COLUMNS: ColumnList = [
+const RESOURCE_COLUMNS: ColumnList = [
   ["id", "id"], ["created_at", "createdAt"], ["job_id", "jobId"], ["transition", "transition"], ["type", "type"],
   ["name", "name"], ["hide", "hide"], ["icon", "icon"], ["instance_type", "instanceType"],
   ["daily_cost", "dailyCost"], ["module_path", "modulePath"],
