@@ -61,9 +61,12 @@ export async function handleAgentUpgrade(req: IncomingMessage, socket: Duplex, h
     return;
   }
   if (socket.destroyed) return;
+  // Read now: a closure here that kept `req` would keep the whole request for the tunnel's life,
+  // as the socket's error listener shares this function's scope.
+  const remoteAddress = req.socket.remoteAddress;
   options.wss.handleUpgrade(req, socket, head, (ws) => {
     options.metrics.upgrades.inc({ result: "upgraded", status: "101" });
-    options.onTunnel(ws, identity, req.socket.remoteAddress);
+    options.onTunnel(ws, identity, remoteAddress);
   });
 }
 

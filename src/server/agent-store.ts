@@ -25,7 +25,8 @@ export function agentServerStore(db: Database, replicaId: string): AgentServerSt
     async connect(agentId, at) {
       const connection = await connectAgent(db, { id: agentId, replicaId, now: at });
       if (connection === undefined) throw new Error("agent was deleted");
-      return connection;
+      // The tracker keeps this for the connection's life: only the guard, not the row's dates.
+      return { connectionGeneration: connection.connectionGeneration, disconnectedAt: connection.disconnectedAt };
     },
     async writeHeartbeats(refreshes) {
       await refreshAgentConnections(db, replicaId, refreshes);

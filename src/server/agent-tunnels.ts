@@ -75,14 +75,10 @@ export class AgentTunnels {
   /** Runs the tunnel of an admitted agent on its upgraded WebSocket. */
   run(ws: WebSocket, identity: AgentIdentity, remoteAddress: string | undefined): void {
     const { config, metrics, heartbeats, store, servers, identities } = this.options;
-    const logger = this.options.logger.child({
-      agent_id: identity.agentId,
-      agent: identity.agentName,
-      workspace_id: identity.workspaceId,
-      workspace: identity.workspaceName,
-      owner: identity.ownerUsername,
-      remote_address: remoteAddress,
-    });
+    // The child carries only ids: every binding costs each idle tunnel its memory. The names go
+    // on the two lines operators read, connected and disconnected.
+    const logger = this.options.logger.child({ agent_id: identity.agentId, workspace_id: identity.workspaceId });
+    const names = () => ({ owner: identity.ownerUsername, workspace: identity.workspaceName, agent: identity.agentName, remote_address: remoteAddress });
     const session = new Session(webSocketDuplex(ws), {
       role: "server",
       maxStreams: config.maxStreamsPerAgent,
@@ -128,7 +124,7 @@ export class AgentTunnels {
     this.tunnels.add(tunnel);
     metrics.connectedAgents.inc();
     const connectedAt = Date.now();
-    logger.info({ api_version: identity.apiVersion, build_number: identity.buildNumber }, "agent connected");
+    logger.info({ ...names(), api_version: identity.apiVersion, build_number: identity.buildNumber }, "agent connected");
     let ended = false;
     const end = (cause: DisconnectReason) => {
       if (ended) return;
@@ -140,7 +136,7 @@ export class AgentTunnels {
       if (reason === "protocol_error") metrics.yamuxProtocolErrors.inc();
       void tracker.stop().finally(() => {
         this.tunnels.delete(tunnel);
-        logger.info({ reason, connected_ms: Date.now() - connectedAt }, "agent disconnected");
+        logger.info({ ...names(), reason, connected_ms: Date.now() - connectedAt }, "agent disconnected");
         resolveDone();
       });
     };

@@ -1,4 +1,4 @@
-import type { AgentConnection } from "../db/queries/agent-connections.js";
+import type { ConnectionGuard } from "../db/queries/agent-connections.js";
 import type { Logger } from "../log.js";
 
 /** Why the tracker ends a connection: a fixed set, for metrics labels and log fields. */
@@ -15,11 +15,11 @@ export type EvictionReason =
 /** The database side of connection tracking, handed in so the tracker stays testable alone. */
 export interface ConnectionStore {
   /** Marks the agent connected now (first/last connected, this replica) as a new connection generation. */
-  connect(agentId: string, at: Date): Promise<AgentConnection>;
+  connect(agentId: string, at: Date): Promise<ConnectionGuard>;
   /** Queues a refresh of last_connected_at (and disconnected_at = null) for a later batched write; never throws. */
-  refresh(agentId: string, connection: AgentConnection, at: Date): void;
+  refresh(agentId: string, connection: ConnectionGuard, at: Date): void;
   /** Sets disconnected_at, unless a newer connection of the agent has been recorded since (then false). */
-  disconnect(agentId: string, connection: AgentConnection, at: Date): Promise<boolean>;
+  disconnect(agentId: string, connection: ConnectionGuard, at: Date): Promise<boolean>;
   /** The id of the workspace's latest build. */
   latestBuildId(workspaceId: string): Promise<string | undefined>;
 }
@@ -62,7 +62,7 @@ export interface ConnectionTrackerOptions {
  */
 export class ConnectionTracker {
   private lastPong = Date.now();
-  private connection: AgentConnection | undefined;
+  private connection: ConnectionGuard | undefined;
   private connecting: Promise<unknown> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;

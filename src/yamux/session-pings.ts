@@ -8,8 +8,7 @@ interface PendingPing {
 
 /**
  * @internal The session's pings in flight: each gets an opaque id the peer echoes, and resolves
- * with the round trip when its ACK comes back. The map exists only while pings are out, since an
- * idle session should cost little.
+ * with the round trip when its ACK comes back. The map exists only while pings are out.
  */
 export class PendingPings {
   private pending: Map<number, PendingPing> | undefined;

@@ -41,7 +41,8 @@ export class Session extends EventEmitter implements FrameHandler, StreamHost, W
   private payloadStream: Stream | undefined;
   private payloadLeft = 0;
   private payloadFlags = 0;
-  private readonly pings = new PendingPings();
+  /** Made on the first ping: an idle session should cost little. */
+  private pings: PendingPings | undefined;
   private keepaliveTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
   private drained: (() => void) | undefined;
@@ -110,7 +111,7 @@ export class Session extends EventEmitter implements FrameHandler, StreamHost, W
   ping(): Promise<number> {
     if (this.terminated) return Promise.reject(new YamuxError(YamuxErrorCode.SessionClosed, "yamux session is closed"));
     this.counters.pingsSent++;
-    const { id, rtt } = this.pings.start();
+    const { id, rtt } = (this.pings ??= new PendingPings()).start();
     this.sendFrame(FrameType.Ping, Flag.SYN, SESSION_STREAM_ID, id);
     return rtt;
   }
@@ -284,7 +285,7 @@ export class Session extends EventEmitter implements FrameHandler, StreamHost, W
       this.reply(FrameType.Ping, Flag.ACK, SESSION_STREAM_ID, opaque);
       return;
     }
-    if (flags & Flag.ACK) this.pings.answered(opaque);
+    if (flags & Flag.ACK) this.pings?.answered(opaque);
   }
 
   private onGoAway(code: number): void {
@@ -385,7 +386,7 @@ export class Session extends EventEmitter implements FrameHandler, StreamHost, W
     if (this.inputPaused) transport.resume(); // keep discarding input so nothing piles up
     for (const stream of [...this.streams.values()]) stream.abort(streamError);
     this.streams.clear();
-    this.pings.failAll(streamError ?? new YamuxError(YamuxErrorCode.SessionClosed, "yamux session closed"));
+    this.pings?.failAll(streamError ?? new YamuxError(YamuxErrorCode.SessionClosed, "yamux session closed"));
     if (cause !== undefined && this.listenerCount("error") > 0) this.emit("error", cause);
     this.emit("close");
   }

@@ -38,10 +38,13 @@ export async function connectAgent(
   return rows[0];
 }
 
+/** What later writes of a connection are guarded by: its generation and the disconnect it found. */
+export type ConnectionGuard = Pick<AgentConnection, "connectionGeneration" | "disconnectedAt">;
+
 /** One periodic refresh of a live connection: it was last seen `at`. */
 export interface ConnectionRefresh {
   agentId: string;
-  connection: AgentConnection;
+  connection: ConnectionGuard;
   at: Date;
 }
 
