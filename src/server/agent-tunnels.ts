@@ -133,7 +133,8 @@ export class AgentTunnels {
       session.destroy();
       metrics.connectedAgents.dec();
       metrics.disconnects.inc({ reason });
-      if (reason === "protocol_error") metrics.yamuxProtocolErrors.inc();
+      // Only what our session saw: an agent's own 1002 close is its claim, not its fault.
+      if (session.error?.code === YamuxErrorCode.Protocol) metrics.yamuxProtocolErrors.inc();
       void tracker.stop().finally(() => {
         this.tunnels.delete(tunnel);
         logger.info({ ...names(), reason, connected_ms: Date.now() - connectedAt }, "agent disconnected");
