@@ -1,6 +1,6 @@
-import type { MessageInitShape } from "@bufbuild/protobuf";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import type { GetServerStatsResponseSchema, ServerStatsSampleSchema } from "../../gen/agentgate/control/v1/control_pb.js";
+import { GetServerStatsResponseSchema, type GetServerStatsResponse, type ServerStatsSampleSchema } from "../../gen/agentgate/control/v1/control_pb.js";
 import type { Logger } from "../log.js";
 import type { ServerMetrics } from "../server/metrics.js";
 
@@ -72,17 +72,17 @@ export class ServerStatsSampler {
   }
 
   /** GetServerStats' answer: the ring, oldest first, and the figures now. */
-  async snapshot(): Promise<MessageInitShape<typeof GetServerStatsResponseSchema>> {
+  async snapshot(): Promise<GetServerStatsResponse> {
     // The first sample, at least, is in the ring before anyone reads it.
     await this.sampling;
     const current = (await this.measure(new Date())).sample;
-    return {
+    return create(GetServerStatsResponseSchema, {
       replicaId: this.options.replicaId,
       startedAt: timestampFromDate(this.startedAt),
       sampleIntervalSeconds: Math.round(this.intervalMs / 1000),
-      samples: [...this.samples],
+      samples: this.samples,
       current,
-    };
+    });
   }
 
   async close(): Promise<void> {

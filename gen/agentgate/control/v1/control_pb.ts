@@ -601,7 +601,7 @@ export type AgentSummary = Message<"agentgate.control.v1.AgentSummary"> & {
   version: string;
 
   /**
-   * The Agent API version it reported at startup ("" until it does).
+   * The Agent API version of the connection it reported startup on ("" until it does).
    *
    * @generated from field: string api_version = 11;
    */
