@@ -34,21 +34,23 @@ function signedIn(token: string): void {
   byId("fleet").hidden = false;
   byId("sign-out").hidden = false;
   const live = byId("live");
+  const figures = showServerFigures(control, {
+    onReplica: (id) => {
+      if (s.thisReplica !== id) {
+        s.thisReplica = id;
+        redraw(s);
+      }
+    },
+    onRefused: signOutRefused,
+  });
   s.stops.push(
-    showServerFigures(control, {
-      onReplica: (id) => {
-        if (s.thisReplica !== id) {
-          s.thisReplica = id;
-          redraw(s);
-        }
-      },
-      onRefused: signOutRefused,
-    }),
+    figures,
     liveStream({
       open: (signal) => control.watchAgents({}, { signal }),
       onMessage: (m) => {
         s.agents = m.agents;
         redraw(s);
+        figures.refresh();
       },
       onState: (state, err) => {
         live.className = `pill ${state}`;

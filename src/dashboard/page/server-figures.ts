@@ -22,12 +22,18 @@ export interface FiguresHandlers {
 /**
  * The server's own figures: the cards (connected agents, RPC rate, errors) and the two plots
  * (connected agents and RPC rate over the last hour), from GetServerStats. The server samples at
- * a fixed interval, so the page reads once per interval, when there is a new sample to show.
+ * a fixed interval, so the page reads once per interval, when there is a new sample to show, and
+ * at `refresh()`, which the page calls when the agents change (so the connected count follows).
  */
-export function showServerFigures(control: Control, handlers: FiguresHandlers): { stop(): void } {
+export function showServerFigures(control: Control, handlers: FiguresHandlers): { stop(): void; refresh(): void } {
   let timer: ReturnType<typeof setTimeout> | undefined;
   let stopped = false;
+  let reading = false;
+  let lastRead = 0;
   const refresh = async () => {
+    clearTimeout(timer);
+    reading = true;
+    lastRead = Date.now();
     let next = RETRY_MS;
     try {
       const stats = await control.getServerStats({});
@@ -39,6 +45,8 @@ export function showServerFigures(control: Control, handlers: FiguresHandlers): 
       if (stopped) return;
       if (isRefusedToken(err)) return handlers.onRefused(err);
       byId("figures-error").textContent = `Server figures unavailable: ${errorText(err)}`;
+    } finally {
+      reading = false;
     }
     timer = setTimeout(() => void refresh(), next);
   };
@@ -47,6 +55,12 @@ export function showServerFigures(control: Control, handlers: FiguresHandlers): 
     stop() {
       stopped = true;
       clearTimeout(timer);
+    },
+    refresh() {
+      if (stopped || reading) return;
+      clearTimeout(timer);
+      // Many changes in a burst: one read, at most every MIN_REFRESH_MS.
+      timer = setTimeout(() => void refresh(), Math.max(0, lastRead + MIN_REFRESH_MS - Date.now()));
     },
   };
 }
@@ -58,7 +72,7 @@ function render(stats: GetServerStatsResponse): void {
   byId("figures").replaceChildren(
     card("Connected agents", String(current.connectedAgents), `on this replica (${shortId(stats.replicaId)})`, "figure-agents"),
     card("RPC rate", rate(current.rpcRate), `${current.rpcsTotal} since start`, "figure-rpcs"),
-    card("Errors", rate(current.rpcErrorRate), `${current.rpcErrorsTotal} failed RPCs since start`, current.rpcErrorsTotal > 0n ? "figure-errors bad" : "figure-errors"),
+    card("Errors", rate(current.rpcErrorRate), `${current.rpcErrorsTotal} failed RPC${current.rpcErrorsTotal === 1n ? "" : "s"} since start`, current.rpcErrorRate > 0 ? "figure-errors bad" : "figure-errors"),
   );
   const samples = [...stats.samples, current];
   const now = timestampMs(current.at!);
