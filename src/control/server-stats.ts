@@ -1,6 +1,6 @@
-import { create, type MessageInitShape } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { GetServerStatsResponseSchema, type GetServerStatsResponse, type ServerStatsSampleSchema } from "../../gen/agentgate/control/v1/control_pb.js";
+import { create } from "@bufbuild/protobuf";
+import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { GetServerStatsResponseSchema, ServerStatsSampleSchema, type GetServerStatsResponse, type ServerStatsSample } from "../../gen/agentgate/control/v1/control_pb.js";
 import type { Logger } from "../log.js";
 import type { ServerMetrics } from "../server/metrics.js";
 
@@ -35,7 +35,6 @@ export function metricsStatsSource(metrics: ServerMetrics): StatsSource {
   };
 }
 
-type Sample = MessageInitShape<typeof ServerStatsSampleSchema>;
 
 /** What the sampler needs. */
 export interface ServerStatsSamplerOptions {
@@ -58,8 +57,7 @@ export class ServerStatsSampler {
   readonly startedAt = new Date();
   readonly intervalMs: number;
   private readonly capacity: number;
-  private readonly samples: Sample[] = [];
-  private last = { at: this.startedAt, total: 0, errors: 0 };
+  private readonly samples: ServerStatsSample[] = [];
   private readonly timer: NodeJS.Timeout;
   private sampling: Promise<void>;
 
@@ -75,12 +73,15 @@ export class ServerStatsSampler {
   async snapshot(): Promise<GetServerStatsResponse> {
     // The first sample, at least, is in the ring before anyone reads it.
     await this.sampling;
-    const current = (await this.measure(new Date())).sample;
+    const now = new Date();
+    // Over at least one interval when the ring has one, so a call just after a sample shows no spike.
+    const base = this.samples.findLast((x) => timestampDate(x.at!).getTime() <= now.getTime() - this.intervalMs) ?? this.samples[0];
+    const current = await this.measure(now, base);
     return create(GetServerStatsResponseSchema, {
       replicaId: this.options.replicaId,
       startedAt: timestampFromDate(this.startedAt),
       sampleIntervalSeconds: Math.round(this.intervalMs / 1000),
-      samples: this.samples,
+      samples: [...this.samples],
       current,
     });
   }
@@ -92,30 +93,26 @@ export class ServerStatsSampler {
 
   private async sample(): Promise<void> {
     try {
-      const { sample, counts } = await this.measure(new Date());
-      this.samples.push(sample);
+      this.samples.push(await this.measure(new Date(), this.samples.at(-1)));
       if (this.samples.length > this.capacity) this.samples.shift();
-      this.last = counts;
     } catch (err) {
       this.options.logger.warn({ err }, "sampling the server's figures failed");
     }
   }
 
-  /** The figures at `at`, with rates over the time since the last sample in the ring. */
-  private async measure(at: Date): Promise<{ sample: Sample; counts: { at: Date; total: number; errors: number } }> {
+  /** The figures at `at`, with rates over the time since `base` (since the start without one). */
+  private async measure(at: Date, base: ServerStatsSample | undefined): Promise<ServerStatsSample> {
     const [connectedAgents, { total, errors }] = await Promise.all([this.options.source.connectedAgents(), this.options.source.rpcCounts()]);
-    const seconds = (at.getTime() - this.last.at.getTime()) / 1000;
+    const since = base === undefined ? this.startedAt.getTime() : timestampDate(base.at!).getTime();
+    const seconds = (at.getTime() - since) / 1000;
     const rate = (delta: number) => (seconds > 0 ? delta / seconds : 0);
-    return {
-      sample: {
-        at: timestampFromDate(at),
-        connectedAgents,
-        rpcsTotal: BigInt(total),
-        rpcErrorsTotal: BigInt(errors),
-        rpcRate: rate(total - this.last.total),
-        rpcErrorRate: rate(errors - this.last.errors),
-      },
-      counts: { at, total, errors },
-    };
+    return create(ServerStatsSampleSchema, {
+      at: timestampFromDate(at),
+      connectedAgents,
+      rpcsTotal: BigInt(total),
+      rpcErrorsTotal: BigInt(errors),
+      rpcRate: rate(total - Number(base?.rpcsTotal ?? 0)),
+      rpcErrorRate: rate(errors - Number(base?.rpcErrorsTotal ?? 0)),
+    });
   }
 }

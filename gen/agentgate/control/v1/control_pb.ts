@@ -1243,7 +1243,8 @@ export type GetServerStatsResponse = Message<"agentgate.control.v1.GetServerStat
   samples: ServerStatsSample[];
 
   /**
-   * The figures at the moment of the call (not part of samples).
+   * The figures at the moment of the call (not part of samples), its rates over the last full
+   * interval at least (since start before that).
    *
    * @generated from field: agentgate.control.v1.ServerStatsSample current = 5;
    */
@@ -1258,7 +1259,7 @@ export const GetServerStatsResponseSchema: GenMessage<GetServerStatsResponse> = 
   messageDesc(file_agentgate_control_v1_control, 31);
 
 /**
- * The server's figures at one moment; rates are over the time since the sample before.
+ * The server's figures at one moment; a sample's rates are over the time since the sample before.
  *
  * @generated from message agentgate.control.v1.ServerStatsSample
  */
