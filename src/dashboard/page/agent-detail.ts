@@ -72,18 +72,13 @@ function summaryList(s: AgentSummary): HTMLElement {
 function metadataSection(d: AgentDetail): HTMLElement {
   return section(
     "Metadata",
-    d.metadata.length === 0 ? undefined : h(
-      "table",
-      { class: "metadata" },
-      h("thead", {}, h("tr", {}, h("th", {}, "Item"), h("th", {}, "Value"), h("th", {}, "Collected"))),
-      h("tbody", {}, ...d.metadata.map((m) => h(
-        "tr",
-        { "data-key": m.key },
-        h("td", { title: m.key }, m.displayName || m.key),
-        h("td", { class: m.error ? "mono error" : "mono" }, m.error || m.value),
-        h("td", {}, agoElement(m.collectedAt)),
-      ))),
-    ),
+    table("metadata", ["Item", "Value", "Collected"], d.metadata.map((m) => h(
+      "tr",
+      { "data-key": m.key },
+      h("td", { title: m.key }, m.displayName || m.key),
+      h("td", { class: m.error ? "mono error" : "mono" }, m.error || m.value),
+      h("td", {}, agoElement(m.collectedAt)),
+    ))),
     "No metadata items.",
   );
 }
@@ -91,20 +86,21 @@ function metadataSection(d: AgentDetail): HTMLElement {
 function appsSection(d: AgentDetail): HTMLElement {
   return section(
     "Apps",
-    d.apps.length === 0 ? undefined : h(
-      "table",
-      { class: "apps" },
-      h("thead", {}, h("tr", {}, h("th", {}, "App"), h("th", {}, "Health"), h("th", {}, "URL"))),
-      h("tbody", {}, ...d.apps.map((a) => h(
-        "tr",
-        { "data-slug": a.slug },
-        h("td", {}, a.displayName || a.slug),
-        h("td", {}, h("span", { class: `badge health-${healthLabel(a.health)}` }, healthLabel(a.health))),
-        h("td", { class: "mono" }, a.url ?? "command"),
-      ))),
-    ),
+    table("apps", ["App", "Health", "URL"], d.apps.map((a) => h(
+      "tr",
+      { "data-slug": a.slug },
+      h("td", {}, a.displayName || a.slug),
+      h("td", {}, h("span", { class: `badge health-${healthLabel(a.health)}` }, healthLabel(a.health))),
+      h("td", { class: "mono" }, a.url ?? "command"),
+    ))),
     "No apps.",
   );
+}
+
+/** A table with a header row, or undefined without rows (the section then says it is empty). */
+function table(className: string, headings: string[], rows: HTMLTableRowElement[]): HTMLElement | undefined {
+  if (rows.length === 0) return undefined;
+  return h("table", { class: className }, h("thead", {}, h("tr", {}, ...headings.map((x) => h("th", {}, x)))), h("tbody", {}, ...rows));
 }
 
 function logsSection(d: AgentDetail): HTMLElement {
