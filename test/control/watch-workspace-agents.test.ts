@@ -52,10 +52,10 @@ describe("WatchWorkspaceAgents", () => {
     const [web] = await listAppsByAgentId(t.db, agentId);
     const abort = new AbortController();
     const updates = control.watchWorkspaceAgents({ workspace: `${owner}/dev`, logLimit: 5 }, { signal: abort.signal })[Symbol.asyncIterator]();
+    const first = onlyAgent(await nextMatching(updates, () => true));
+    assert.deepEqual([first?.summary?.agentId, first?.summary?.status, first?.logs.length], [agentId, AgentStatus.CONNECTING, 0]);
     const conn = connectAgent({ url: srv.url, token: created.agents[0]!.token });
     try {
-      const first = onlyAgent(await nextMatching(updates, () => true));
-      assert.deepEqual([first?.summary?.agentId, first?.logs.length], [agentId, 0]);
       await nextMatching(updates, (r) => onlyAgent(r)?.summary?.status === AgentStatus.CONNECTED, 10_000, "connected");
       await conn.agent.updateLifecycle({ lifecycle: { state: Lifecycle_State.READY } });
       await nextMatching(updates, (r) => onlyAgent(r)?.summary?.lifecycleState === LifecycleState.READY, 10_000, "ready");
