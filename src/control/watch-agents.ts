@@ -48,9 +48,9 @@ export function watchAgents(
 
 /**
  * What a watcher is told about. `last_connected_at` is left out: heartbeats move it every few
- * seconds, and a list resent for each would bury the changes that matter. @internal
+ * seconds, and a list resent for each would bury the changes that matter.
  */
-export function summariesKey(agents: AgentSummaryInit[]): string {
+function summariesKey(agents: AgentSummaryInit[]): string {
   return JSON.stringify(agents.map((a) => [a.workspaceId, a.workspaceName, a.agentId, a.buildNumber, a.status, a.lifecycleState, a.version, a.apiVersion, a.replicaId]));
 }
 
