@@ -6,7 +6,9 @@ import type { Logger } from "../log.js";
 import { requireAdminToken } from "./admin-auth.js";
 import { readAgentSummaries } from "./agent-summary.js";
 import { toConnectError } from "./errors.js";
+import type { ServerStatsSampler } from "./server-stats.js";
 import { watchAgents } from "./watch-agents.js";
+import { watchWorkspaceAgents } from "./watch-workspace-agents.js";
 import { readWorkspaceAgents } from "./workspace-agents.js";
 import { workspaceHandlers } from "./workspaces.js";
 
@@ -14,6 +16,8 @@ import { workspaceHandlers } from "./workspaces.js";
 export interface ControlServiceDeps {
   db: Database;
   logger: Logger;
+  /** GetServerStats' figures. */
+  stats: Pick<ServerStatsSampler, "snapshot">;
   config: {
     /** The operator's secret; without one, every control call is refused. */
     adminToken?: string | undefined;
@@ -56,8 +60,8 @@ export function controlService(deps: ControlServiceDeps): ServiceImpl<typeof Con
     },
     async *watchAgents(req, ctx) {
       authorize(ctx);
-      if (req.owner === "") throw new ConnectError("owner is required", Code.InvalidArgument);
-      yield* watchAgents({ db, logger: deps.logger, inactiveTimeoutMs: config.agentInactiveTimeoutMs }, await ownerId(req.owner), ctx.signal);
+      const owner = req.owner === "" ? undefined : await ownerId(req.owner);
+      yield* watchAgents({ db, logger: deps.logger, inactiveTimeoutMs: config.agentInactiveTimeoutMs }, owner, ctx.signal);
     },
     async getWorkspaceAgents(req, ctx) {
       authorize(ctx);
@@ -66,6 +70,18 @@ export function controlService(deps: ControlServiceDeps): ServiceImpl<typeof Con
       } catch (err) {
         throw toConnectError(err);
       }
+    },
+    async *watchWorkspaceAgents(req, ctx) {
+      authorize(ctx);
+      try {
+        yield* await watchWorkspaceAgents({ db, inactiveTimeoutMs: config.agentInactiveTimeoutMs }, { workspace: req.workspace, logLimit: req.logLimit }, ctx.signal);
+      } catch (err) {
+        throw toConnectError(err);
+      }
+    },
+    async getServerStats(_req, ctx) {
+      authorize(ctx);
+      return deps.stats.snapshot();
     },
   };
 }

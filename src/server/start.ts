@@ -4,6 +4,7 @@ import { Agent } from "../../gen/coder/agent/v2/agent_pb.js";
 import { Tailnet } from "../../gen/coder/tailnet/v2/tailnet_pb.js";
 import { ControlService } from "../../gen/agentgate/control/v1/control_pb.js";
 import { controlService } from "../control/control-service.js";
+import { metricsStatsSource, ServerStatsSampler } from "../control/server-stats.js";
 import { agentService } from "../agentapi/api.js";
 import type { BannerSettings } from "../agentapi/banners.js";
 import { createMetadataBatcher, createStatsBatcher } from "../agentapi/batchers.js";
@@ -40,6 +41,7 @@ export async function startAgentgate(config: ServerConfig, db: Database, logger:
   await derpMaps.current();
   const metrics = new ServerMetrics();
   const pubsub = observedPubsub(db.pubsub, () => metrics.pubsubErrors.inc());
+  const stats = new ServerStatsSampler({ source: metricsStatsSource(metrics), replicaId, logger });
   const statsBatcher = createStatsBatcher((rows) => insertStats(db, rows), logger);
   const metadataBatcher = createMetadataBatcher(
     async (updates) => void (await updateMetadataAndNotify(db, updates, AGENT_METADATA_BATCH_CHANNEL)),
@@ -80,7 +82,7 @@ export async function startAgentgate(config: ServerConfig, db: Database, logger:
         }),
       );
       router.service(Tailnet, tailnetService({ derpMaps, derpMapPollMs: DERP_MAP_POLL_MS }));
-      router.service(ControlService, controlService({ db, logger, config }));
+      router.service(ControlService, controlService({ db, logger, config, stats }));
     },
     publishConnectionUpdate: (identity) =>
       void publishWorkspaceEvent(
@@ -90,7 +92,7 @@ export async function startAgentgate(config: ServerConfig, db: Database, logger:
         logger,
       ),
     // Final flushes run after the tunnels drained, so the last reports are in them.
-    closeOnShutdown: [statsBatcher, metadataBatcher, usageTracker],
+    closeOnShutdown: [statsBatcher, metadataBatcher, usageTracker, stats],
   });
   server.metrics.watchBatcher(batcherGauges("stats", statsBatcher));
   server.metrics.watchBatcher(batcherGauges("metadata", metadataBatcher));
