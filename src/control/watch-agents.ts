@@ -4,6 +4,7 @@ import type { Database } from "../db/database.js";
 import { workspaceOwnerChannel, type WorkspaceEventKind } from "../db/events.js";
 import type { AgentOverview } from "../db/queries/agents.js";
 import type { Logger } from "../log.js";
+import { Wakeup } from "../wakeup.js";
 import { readAgentSummaries, type AgentSummaryInit } from "./agent-summary.js";
 
 /**
@@ -104,21 +105,4 @@ function nextStatusChange(overviews: AgentOverview[], now: Date, inactiveTimeout
     if (at !== undefined && at > now.getTime() && (next === undefined || at < next)) next = at;
   }
   return next;
-}
-
-/** @internal A coalescing "something changed" flag one loop waits on. */
-class Wakeup {
-  private pending = false;
-  private resolve: (() => void) | undefined;
-
-  notify(): void {
-    this.pending = true;
-    this.resolve?.();
-  }
-
-  async wait(): Promise<void> {
-    if (!this.pending) await new Promise<void>((r) => (this.resolve = r));
-    this.resolve = undefined;
-    this.pending = false;
-  }
 }
