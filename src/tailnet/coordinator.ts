@@ -205,10 +205,10 @@ export class Coordinator {
     for (const t of this.timers) clearInterval(t);
     for (const u of this.unsubscribe) u();
     const peers = [...this.local.values()];
+    const here = new Set(this.local.keys());
     for (const p of peers) {
-      const lost = [...p.told.keys()].filter((id) => this.local.has(id)).map((id) => update(id, Kind.LOST, REASONS.coordinatorClose));
-      p.sendUpdates(lost);
-      this.remove(p, Kind.LOST, REASONS.coordinatorClose);
+      p.sendUpdates([...p.told.keys()].filter((id) => here.has(id)).map((id) => update(id, Kind.LOST, REASONS.coordinatorClose)));
+      void this.remove(p, Kind.LOST, REASONS.coordinatorClose);
     }
     this.wakeup.notify();
     await this.loop;
