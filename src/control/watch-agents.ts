@@ -1,19 +1,12 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { WatchAgentsResponseSchema } from "../../gen/agentgate/control/v1/control_pb.js";
 import type { Database } from "../db/database.js";
-import { workspaceOwnerChannel, type WorkspaceEventKind } from "../db/events.js";
+import { isWorkspaceEventOf, WORKSPACE_STATE_EVENT_KINDS, workspaceOwnerChannel } from "../db/events.js";
 import type { AgentOverview } from "../db/queries/agents.js";
 import type { Logger } from "../log.js";
 import { Wakeup } from "../wakeup.js";
 import { readAgentSummaries, type AgentSummaryInit } from "./agent-summary.js";
 
-/**
- * Events that can change what a watcher sees. Stats, metadata, logs and app health are left out:
- * they are frequent and change nothing in an agent summary.
- */
-const WATCHED_KINDS: ReadonlySet<WorkspaceEventKind> = new Set<WorkspaceEventKind>([
-  "agt_connection_update", "agt_lifecycle_update", "agt_timeout", "state_change",
-]);
 /** setTimeout's largest delay; a later deadline is re-checked then. */
 const MAX_TIMER_MS = 2_147_483_647;
 
@@ -44,7 +37,7 @@ export async function* watchAgents(
   const unsubscribe = await deps.db.pubsub.subscribe(
     workspaceOwnerChannel(ownerId),
     (payload) => {
-      if (isWatchedEvent(payload)) wakeup.notify();
+      if (isWorkspaceEventOf(payload, WORKSPACE_STATE_EVENT_KINDS)) wakeup.notify();
     },
     // Events may have been missed: re-read.
     () => wakeup.notify(),
@@ -69,15 +62,6 @@ export async function* watchAgents(
     clearTimeout(timer);
     signal.removeEventListener("abort", onAbort);
     unsubscribe();
-  }
-}
-
-/** A payload that may change a summary; one that can't be parsed counts, to be safe. */
-function isWatchedEvent(payload: Buffer): boolean {
-  try {
-    return WATCHED_KINDS.has((JSON.parse(payload.toString("utf8")) as { kind: WorkspaceEventKind }).kind);
-  } catch {
-    return true;
   }
 }
 

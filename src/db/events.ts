@@ -17,6 +17,23 @@ export const WORKSPACE_EVENT_KINDS = [
 ] as const;
 export type WorkspaceEventKind = (typeof WORKSPACE_EVENT_KINDS)[number];
 
+/**
+ * Kinds after which a workspace's builds, agents, or agents' connection or lifecycle may differ;
+ * the frequent ones (stats, metadata, logs, app health) change none of these.
+ */
+export const WORKSPACE_STATE_EVENT_KINDS: ReadonlySet<WorkspaceEventKind> = new Set<WorkspaceEventKind>([
+  "state_change", "agt_connection_update", "agt_lifecycle_update", "agt_timeout",
+]);
+
+/** Whether a `workspace_owner:<owner>` payload is of one of `kinds`; one that can't be parsed counts, to be safe. */
+export function isWorkspaceEventOf(payload: Buffer, kinds: ReadonlySet<WorkspaceEventKind>): boolean {
+  try {
+    return kinds.has((JSON.parse(payload.toString("utf8")) as WorkspaceEvent).kind);
+  } catch {
+    return true;
+  }
+}
+
 /** Payload of `workspace_owner:<owner>`. */
 export interface WorkspaceEvent {
   kind: WorkspaceEventKind;
