@@ -48,7 +48,7 @@ export async function startAgentgate(config: ServerConfig, db: Database, logger:
     config.metadataFlushIntervalMs,
     logger,
   );
-  const resumeTokens = await ResumeTokens.load(db);
+  const resumeTokens = ResumeTokens.fromDatabase(db);
   const coordinator = await Coordinator.start({ db, pubsub, replicaId, logger: logger.child({ component: "tailnet" }) });
   const usageTracker = new UsageTracker({
     write: (ids, at) => updateWorkspacesLastUsed(db, ids, at),

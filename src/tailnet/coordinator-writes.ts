@@ -41,7 +41,6 @@ export class CoordinatorWrites {
     private readonly coordinatorId: string,
     private readonly retryMs: number,
     private readonly logger: Logger,
-    private readonly onError: (err: unknown) => void,
   ) {}
 
   /** Queues a write; resolves once it is in the database (never if the queue is closed first). */
@@ -88,7 +87,6 @@ export class CoordinatorWrites {
       return true;
     } catch (err) {
       this.logger.warn({ err, kind: writes[0]!.kind, count: writes.length }, "tailnet write failed; retrying");
-      this.onError(err);
       return false;
     }
   }

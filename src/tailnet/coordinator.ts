@@ -14,6 +14,7 @@ import type { Pubsub } from "../db/pubsub.js";
 import { cleanupTailnet, listLiveCoordinators, listPeerRows, readBindings, TAILNET_CHANNELS, type TailnetPeerRow } from "../db/queries/tailnet.js";
 import type { Logger } from "../log.js";
 import { Wakeup } from "../wakeup.js";
+import { CoordinateAuthError } from "./coordinatee-auth.js";
 import { CoordinatorWrites, type CoordinatorWrite } from "./coordinator-writes.js";
 import { LocalPeer, MAX_NODE_BYTES } from "./local-peer.js";
 import type { PeerIdentity } from "./peer-identity.js";
@@ -94,7 +95,8 @@ export class Coordinator {
   private notedPeers = new Set<string>();
   private dirty = new Set<string>();
   private fullRefresh = true;
-  private healthy = true;
+  /** False until the first heartbeat is written, and while heartbeats fail. */
+  private healthy = false;
   private closed = false;
   private loop: Promise<void> | undefined;
   private readonly timers: NodeJS.Timeout[] = [];
@@ -115,7 +117,7 @@ export class Coordinator {
       retryMs: options.retryMs ?? 500,
       closeTimeoutMs: options.closeTimeoutMs ?? 5_000,
     };
-    this.writes = new CoordinatorWrites(this.db, this.self, this.intervals.retryMs, this.logger, () => undefined);
+    this.writes = new CoordinatorWrites(this.db, this.self, this.intervals.retryMs, this.logger);
     this.liveness = new ReplicaLiveness(this.self, this.intervals.replicaTimeoutMs);
     this.heartbeats = new HeartbeatLoop({
       db: this.db,
@@ -127,7 +129,10 @@ export class Coordinator {
     });
   }
 
-  /** Subscribes, writes the first heartbeat and starts serving. Throws if the database can't be reached. */
+  /**
+   * Subscribes, writes the first heartbeat and starts serving. A database that is not migrated
+   * yet leaves the coordinator unhealthy (refusing streams) until a heartbeat can be written.
+   */
   static async start(options: CoordinatorOptions): Promise<Coordinator> {
     const c = new Coordinator(options);
     try {
@@ -153,7 +158,8 @@ export class Coordinator {
    * Serves one Coordinate stream for `peer`: its requests in, the updates it must know out. Ends
    * when the peer disconnects (after the DISCONNECTED write is queued), is replaced by a newer
    * stream of the same id, or is removed; when `requests` end or `signal` aborts the peer is
-   * lost. A refused request fails the stream with PermissionDenied.
+   * lost. A request the peer may not make fails the stream with PermissionDenied, a malformed
+   * one (an id that is no UUID, a node over 16 KiB) with InvalidArgument.
    */
   async *coordinate(peer: PeerIdentity, requests: AsyncIterable<CoordinateRequest>, signal: AbortSignal): AsyncGenerator<CoordinateResponse> {
     if (!this.healthy) {
@@ -294,7 +300,8 @@ export class Coordinator {
     } catch (err) {
       const message = err instanceof ConnectError ? err.rawMessage : (err as Error).message;
       this.logger.info({ peer_id: p.id, peer_name: p.identity.name, err: message }, "tailnet request refused; peer lost");
-      writes.push(this.remove(p, Kind.LOST, REASONS.lost, { error: new ConnectError(message, Code.PermissionDenied) }));
+      const code = err instanceof CoordinateAuthError ? Code.PermissionDenied : Code.InvalidArgument;
+      writes.push(this.remove(p, Kind.LOST, REASONS.lost, { error: new ConnectError(message, code) }));
     }
     return writes;
   }
@@ -365,6 +372,12 @@ export class Coordinator {
     while (!this.closed) {
       await this.wakeup.wait();
       if (this.closed) break;
+      // Nothing to tell anyone; the first peer to attach brings the full refresh on.
+      if (this.local.size === 0) {
+        this.notedPeers.clear();
+        this.dirty.clear();
+        continue;
+      }
       try {
         if (this.fullRefresh) {
           this.fullRefresh = false;

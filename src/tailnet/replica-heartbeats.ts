@@ -63,7 +63,7 @@ export interface HeartbeatLoopOptions {
   replicaId: string;
   intervalMs: number;
   logger: Logger;
-  /** Health changed: false after {@link FAILED_HEARTBEATS_UNHEALTHY} failures in a row, true at the next success. */
+  /** Health changed: true at the first success and the first after failures, false after {@link FAILED_HEARTBEATS_UNHEALTHY} failures in a row. */
   onHealth: (healthy: boolean) => void;
   onFailure: () => void;
 }
@@ -71,20 +71,21 @@ export interface HeartbeatLoopOptions {
 /**
  * @internal Writes this replica's heartbeat every `intervalMs`, counted from the end of the
  * previous write, so heartbeats never bunch up after a slow one. A write that takes longer than
- * the interval counts as failed.
+ * the interval counts as failed. Unhealthy until the first write succeeds (peers' rows need the
+ * replica's row), then after {@link FAILED_HEARTBEATS_UNHEALTHY} failures in a row.
  */
 export class HeartbeatLoop {
   private failures = 0;
-  private healthy = true;
+  private healthy = false;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private current: Promise<void> | undefined;
 
   constructor(private readonly options: HeartbeatLoopOptions) {}
 
-  /** Writes the first heartbeat (throws if it fails), then keeps writing. */
+  /** Writes the first heartbeat (whether it succeeds shows through `onHealth`), then keeps writing. */
   async start(): Promise<void> {
-    await heartbeatCoordinator(this.options.db, this.options.replicaId);
+    await this.beat();
     this.schedule();
   }
 
@@ -115,7 +116,7 @@ export class HeartbeatLoop {
       this.failures = 0;
       if (!this.healthy) {
         this.healthy = true;
-        options.logger.info("tailnet heartbeat written again; coordinator healthy");
+        options.logger.info("tailnet heartbeat written; coordinator healthy");
         options.onHealth(true);
       }
     } catch (err) {

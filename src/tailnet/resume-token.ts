@@ -23,14 +23,20 @@ export class ResumeTokenError extends Error {
  * every replica verifies what any replica issued.
  */
 export class ResumeTokens {
+  private key: Promise<Uint8Array> | undefined;
+
+  /** `key` itself, or where to get it on first use (a failed fetch is tried again next time). */
   constructor(
-    private readonly key: Uint8Array,
+    private readonly source: Uint8Array | (() => Promise<Uint8Array>),
     private readonly expiryMs = RESUME_TOKEN_EXPIRY_MS,
   ) {}
 
-  /** The tokens of the key shared by every replica of `db` (made on first use). */
-  static async load(db: Queryable, expiryMs?: number): Promise<ResumeTokens> {
-    return new ResumeTokens(await getOrCreateResumeTokenKey(db, randomBytes(KEY_BYTES)), expiryMs);
+  /**
+   * The tokens of the key every replica of `db` shares, made by whichever replica needs it first.
+   * Read on first use, so a server starts before its database is migrated.
+   */
+  static fromDatabase(db: Queryable, expiryMs?: number): ResumeTokens {
+    return new ResumeTokens(() => getOrCreateResumeTokenKey(db, randomBytes(KEY_BYTES)), expiryMs);
   }
 
   /** A token for `peerId`, with when to refresh it and when it expires (RefreshResumeToken's answer). */
@@ -42,15 +48,16 @@ export class ResumeTokens {
       .setSubject(peerId)
       .setIssuedAt(Math.floor(now / 1000))
       .setExpirationTime(Math.floor(expiresAt / 1000))
-      .sign(this.key);
+      .sign(await this.signingKey());
     return { token, refreshIn: durationFromMs(this.expiryMs / 2), expiresAt: timestampFromMs(expiresAt) };
   }
 
   /** The peer id a valid token carries; throws {@link ResumeTokenError} saying what is wrong. */
   async verify(token: string): Promise<string> {
+    const key = await this.signingKey();
     let subject: string | undefined;
     try {
-      subject = (await jwtVerify(token, this.key, { algorithms: [ALGORITHM] })).payload.sub;
+      subject = (await jwtVerify(token, key, { algorithms: [ALGORITHM] })).payload.sub;
     } catch (err) {
       if (err instanceof joseErrors.JWTExpired) throw new ResumeTokenError("resume token expired");
       throw new ResumeTokenError("invalid resume token", { cause: err });
@@ -58,5 +65,15 @@ export class ResumeTokens {
     // The signature vouches for the subject: only this server's key wrote it.
     if (subject === undefined) throw new ResumeTokenError("invalid resume token: no peer id");
     return subject;
+  }
+
+  private signingKey(): Promise<Uint8Array> {
+    const { source } = this;
+    if (typeof source !== "function") return Promise.resolve(source);
+    this.key ??= source().catch((err: unknown) => {
+      this.key = undefined;
+      throw err;
+    });
+    return this.key;
   }
 }

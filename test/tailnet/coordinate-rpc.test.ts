@@ -167,7 +167,7 @@ describe("coordination RPCs", () => {
       });
 
     test("RefreshResumeToken gives a token for the client's peer id, to refresh halfway through its 24 h", async () => {
-      const resumeTokens = await ResumeTokens.load(t.db);
+      const resumeTokens = ResumeTokens.fromDatabase(t.db);
       const handlers = coordinationHandlers({ coordinator: clients, resumeTokens, db: t.db, logger: silentLogger() });
       const res = await handlers.refreshResumeToken(create(RefreshResumeTokenRequestSchema), context(Tailnet.method.refreshResumeToken));
       assert.equal(await resumeTokens.verify(res.token!), identity.peerId);
@@ -177,7 +177,7 @@ describe("coordination RPCs", () => {
     });
 
     test("WorkspaceUpdates of another owner is PermissionDenied", async () => {
-      const handlers = coordinationHandlers({ coordinator: clients, resumeTokens: await ResumeTokens.load(t.db), db: t.db, logger: silentLogger() });
+      const handlers = coordinationHandlers({ coordinator: clients, resumeTokens: ResumeTokens.fromDatabase(t.db), db: t.db, logger: silentLogger() });
       const stream = handlers.workspaceUpdates({ workspaceOwnerId: uuidToBytes(randomUUID()) } as never, context(Tailnet.method.workspaceUpdates));
       await assert.rejects(stream[Symbol.asyncIterator]().next(), (err: unknown) => err instanceof ConnectError && err.code === Code.PermissionDenied);
     });

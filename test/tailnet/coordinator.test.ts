@@ -6,6 +6,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { CoordinateResponse_PeerUpdate_Kind as Kind } from "../../gen/coder/tailnet/v2/tailnet_pb.js";
 import { Coordinator } from "../../src/tailnet/coordinator.js";
 import { agentAddresses, LEGACY_AGENT_ADDRESS } from "../../src/tailnet/agent-addresses.js";
@@ -256,6 +257,22 @@ forEachEngine((t) => {
     assert.match(String(await bad.closed), /expected 128, got 64/);
     agent.updateDERP(9);
     await good.waitForDERP(agent.id, 9);
+  });
+
+  test("a malformed request (a 3-byte id, a node over 16 KiB) fails only that stream, with InvalidArgument", async () => {
+    const agent = TestPeer.agent(coordinator);
+    const badId = TestPeer.client(coordinator, agent.id);
+    badId.send({ removeTunnel: { id: new Uint8Array(3) } });
+    const err = await badId.closed;
+    assert.ok(err instanceof ConnectError && err.code === Code.InvalidArgument && /invalid UUID/.test(err.rawMessage), String(err));
+    const huge = TestPeer.client(coordinator, agent.id);
+    huge.updateNode({ endpoints: Array.from({ length: 1000 }, (_, i) => `192.0.2.${i % 250}:${10_000 + i}`) });
+    const tooBig = await huge.closed;
+    assert.ok(tooBig instanceof ConnectError && tooBig.code === Code.InvalidArgument && /exceeds 16384/.test(tooBig.rawMessage), String(tooBig));
+    const fine = TestPeer.client(coordinator, agent.id);
+    fine.addTunnel(agent.id);
+    agent.updateDERP(2);
+    await fine.waitForDERP(agent.id, 2);
   });
 
   test("a client may only open a tunnel to its own agent, and may not send ready_for_handshake", async () => {

@@ -8,8 +8,8 @@ import { forEachEngine } from "../support/database.js";
 forEachEngine((t) => {
   test("every replica of a database shares one key: a token one issues, another verifies", async () => {
     const peerId = randomUUID();
-    const first = await ResumeTokens.load(t.db);
-    const second = await ResumeTokens.load(t.db);
+    const first = ResumeTokens.fromDatabase(t.db);
+    const second = ResumeTokens.fromDatabase(t.db);
     assert.equal(await second.verify((await first.issue(peerId)).token!), peerId);
   });
 });
