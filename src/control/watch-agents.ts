@@ -1,7 +1,7 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { WatchAgentsResponseSchema } from "../../gen/agentgate/control/v1/control_pb.js";
 import type { Database } from "../db/database.js";
-import { isWorkspaceEventOf, WORKSPACE_STATE_EVENT_KINDS, workspaceOwnerChannel } from "../db/events.js";
+import { wakeOnWorkspaceState } from "../db/events.js";
 import type { AgentOverview } from "../db/queries/agents.js";
 import type { Logger } from "../log.js";
 import { Wakeup } from "../wakeup.js";
@@ -32,16 +32,7 @@ export async function* watchAgents(
   signal: AbortSignal,
 ): AsyncGenerator<MessageInitShape<typeof WatchAgentsResponseSchema>> {
   const wakeup = new Wakeup();
-  const onAbort = () => wakeup.notify();
-  signal.addEventListener("abort", onAbort, { once: true });
-  const unsubscribe = await deps.db.pubsub.subscribe(
-    workspaceOwnerChannel(ownerId),
-    (payload) => {
-      if (isWorkspaceEventOf(payload, WORKSPACE_STATE_EVENT_KINDS)) wakeup.notify();
-    },
-    // Events may have been missed: re-read.
-    () => wakeup.notify(),
-  );
+  const stop = await wakeOnWorkspaceState(deps.db.pubsub, ownerId, signal, wakeup);
   let timer: NodeJS.Timeout | undefined;
   try {
     let lastKey: string | undefined;
@@ -60,8 +51,7 @@ export async function* watchAgents(
     }
   } finally {
     clearTimeout(timer);
-    signal.removeEventListener("abort", onAbort);
-    unsubscribe();
+    stop();
   }
 }
 

@@ -17,23 +17,6 @@ export const WORKSPACE_EVENT_KINDS = [
 ] as const;
 export type WorkspaceEventKind = (typeof WORKSPACE_EVENT_KINDS)[number];
 
-/**
- * Kinds after which a workspace's builds, agents, or agents' connection or lifecycle may differ;
- * the frequent ones (stats, metadata, logs, app health) change none of these.
- */
-export const WORKSPACE_STATE_EVENT_KINDS: ReadonlySet<WorkspaceEventKind> = new Set<WorkspaceEventKind>([
-  "state_change", "agt_connection_update", "agt_lifecycle_update", "agt_timeout",
-]);
-
-/** Whether a `workspace_owner:<owner>` payload is of one of `kinds`; one that can't be parsed counts, to be safe. */
-export function isWorkspaceEventOf(payload: Buffer, kinds: ReadonlySet<WorkspaceEventKind>): boolean {
-  try {
-    return kinds.has((JSON.parse(payload.toString("utf8")) as WorkspaceEvent).kind);
-  } catch {
-    return true;
-  }
-}
-
 /** Payload of `workspace_owner:<owner>`. */
 export interface WorkspaceEvent {
   kind: WorkspaceEventKind;
@@ -108,5 +91,49 @@ export async function publishWorkspaceEvent(
   } catch (err) {
     logger?.warn({ err, kind: event.kind, workspace_id: event.workspace_id }, "workspace event not published");
     return false;
+  }
+}
+
+/**
+ * Kinds after which a workspace's builds, agents, or agents' connection or lifecycle may differ;
+ * the frequent ones (stats, metadata, logs, app health) change none of these.
+ */
+const WORKSPACE_STATE_EVENT_KINDS: ReadonlySet<WorkspaceEventKind> = new Set<WorkspaceEventKind>([
+  "state_change", "agt_connection_update", "agt_lifecycle_update", "agt_timeout",
+]);
+
+/**
+ * For a loop that re-reads an owner's workspaces: notifies `wakeup` on each
+ * `workspace_owner:<ownerId>` event that may change their builds, agents or agents' state (a
+ * payload that can't be parsed counts, to be safe), when events may have been missed, and when
+ * `signal` aborts. Resolves once listening, with a function that stops it.
+ */
+export async function wakeOnWorkspaceState(pubsub: Pubsub, ownerId: string, signal: AbortSignal, wakeup: { notify(): void }): Promise<() => void> {
+  const notify = () => wakeup.notify();
+  signal.addEventListener("abort", notify, { once: true });
+  let unsubscribe: () => void;
+  try {
+    unsubscribe = await pubsub.subscribe(
+      workspaceOwnerChannel(ownerId),
+      (payload) => {
+        if (isWorkspaceStateEvent(payload)) wakeup.notify();
+      },
+      notify,
+    );
+  } catch (err) {
+    signal.removeEventListener("abort", notify);
+    throw err;
+  }
+  return () => {
+    signal.removeEventListener("abort", notify);
+    unsubscribe();
+  };
+}
+
+function isWorkspaceStateEvent(payload: Buffer): boolean {
+  try {
+    return WORKSPACE_STATE_EVENT_KINDS.has((JSON.parse(payload.toString("utf8")) as WorkspaceEvent).kind);
+  } catch {
+    return true;
   }
 }

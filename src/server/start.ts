@@ -86,7 +86,7 @@ export async function startAgentgate(config: ServerConfig, db: Database, logger:
       );
       router.service(
         Tailnet,
-        tailnetService({ derpMaps, derpMapPollMs: DERP_MAP_POLL_MS, coordination: { coordinator, resumeTokens, db, logger } }),
+        tailnetService({ derpMaps, derpMapPollMs: DERP_MAP_POLL_MS, coordination: { coordinator, resumeTokens, db } }),
       );
       router.service(ControlService, controlService({ db, logger, config }));
     },

@@ -11,10 +11,9 @@ import {
 import { uuidToBytes } from "../agentapi/uuid-bytes.js";
 import type { Database } from "../db/database.js";
 import type { WorkspaceTransition } from "../db/enums.js";
-import { isWorkspaceEventOf, WORKSPACE_STATE_EVENT_KINDS, workspaceOwnerChannel } from "../db/events.js";
+import { wakeOnWorkspaceState } from "../db/events.js";
 import { listAgentOverviews } from "../db/queries/agents.js";
 import { listOwnerWorkspaceTransitions } from "../db/queries/workspaces.js";
-import type { Logger } from "../log.js";
 import { Wakeup } from "../wakeup.js";
 
 /**
@@ -30,7 +29,6 @@ const STATUS_OF: Record<WorkspaceTransition, Workspace_Status> = {
 /** What WorkspaceUpdates needs. */
 export interface WorkspaceUpdatesDeps {
   db: Database;
-  logger: Logger;
 }
 
 /**
@@ -42,18 +40,7 @@ export interface WorkspaceUpdatesDeps {
  */
 export async function* workspaceUpdates(deps: WorkspaceUpdatesDeps, ownerId: string, signal: AbortSignal): AsyncGenerator<WorkspaceUpdate> {
   const wakeup = new Wakeup();
-  const onAbort = () => wakeup.notify();
-  signal.addEventListener("abort", onAbort, { once: true });
-  const unsubscribe = await deps.db.pubsub.subscribe(
-    workspaceOwnerChannel(ownerId),
-    (payload) => {
-      if (isWorkspaceEventOf(payload, WORKSPACE_STATE_EVENT_KINDS)) wakeup.notify();
-    },
-    (err) => {
-      deps.logger.debug({ err }, "workspace events may have been missed; re-reading");
-      wakeup.notify();
-    },
-  );
+  const stop = await wakeOnWorkspaceState(deps.db.pubsub, ownerId, signal, wakeup);
   try {
     let sent: Snapshot | undefined;
     while (!signal.aborted) {
@@ -64,8 +51,7 @@ export async function* workspaceUpdates(deps: WorkspaceUpdatesDeps, ownerId: str
       await wakeup.wait();
     }
   } finally {
-    signal.removeEventListener("abort", onAbort);
-    unsubscribe();
+    stop();
   }
 }
 

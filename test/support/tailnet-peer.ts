@@ -38,14 +38,14 @@ export interface Heard {
   reason: string;
 }
 
-/** An async iterable of requests that a test pushes into. */
-class RequestQueue implements AsyncIterable<CoordinateRequest> {
+/** An async iterable of requests that a test pushes into: a Coordinate stream's request side. */
+export class RequestQueue implements AsyncIterable<CoordinateRequest> {
   private items: CoordinateRequest[] = [];
   private ended = false;
   private wake: (() => void) | undefined;
 
-  push(req: CoordinateRequest): void {
-    this.items.push(req);
+  push(init: Parameters<typeof create<typeof CoordinateRequestSchema>>[1]): void {
+    this.items.push(create(CoordinateRequestSchema, init));
     this.wake?.();
   }
 
@@ -112,12 +112,27 @@ export class TestPeer {
     return new TestPeer(coordinator, { id, name: `client-${id.slice(0, 8)}`, kind: "client", auth: clientCoordinateeAuth(agentId) }, opts);
   }
 
+  /**
+   * An agent on `agentSide` and its client on `clientSide` with a tunnel between them, each
+   * having heard the other's first node (agent DERP 1, client DERP 2).
+   */
+  static async pair(agentSide: Coordinator, clientSide = agentSide): Promise<{ agent: TestPeer; client: TestPeer }> {
+    const agent = TestPeer.agent(agentSide);
+    const client = TestPeer.client(clientSide, agent.id);
+    client.addTunnel(agent.id);
+    agent.updateDERP(1);
+    client.updateDERP(2);
+    await client.waitForDERP(agent.id, 1);
+    await agent.waitForDERP(client.id, 2);
+    return { agent, client };
+  }
+
   get id(): string {
     return this.identity.id;
   }
 
   send(init: Parameters<typeof create<typeof CoordinateRequestSchema>>[1]): void {
-    this.requests.push(create(CoordinateRequestSchema, init));
+    this.requests.push(init);
   }
 
   /** update_self with the node so far, changed by `patch`; an agent's node carries its own address. */

@@ -11,11 +11,9 @@ import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, createContextValues, createHandlerContext } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import {
-  CoordinateRequestSchema,
   CoordinateResponse_PeerUpdate_Kind as Kind,
   RefreshResumeTokenRequestSchema,
   Tailnet,
-  type CoordinateRequest,
   type CoordinateResponse,
 } from "../../gen/coder/tailnet/v2/tailnet_pb.js";
 import { uuidFromBytes, uuidToBytes } from "../../src/agentapi/uuid-bytes.js";
@@ -28,30 +26,7 @@ import { clientIdentityKey } from "../../src/tailnet/peer-identity.js";
 import { ResumeTokens } from "../../src/tailnet/resume-token.js";
 import { startTestServer, useTestDatabase, type TestServer } from "../support/agent-server.js";
 import { makeWorkspace } from "../support/fixtures.js";
-import { TestPeer } from "../support/tailnet-peer.js";
-
-/** Requests a test pushes into a client-side bidi stream. */
-class Outbox implements AsyncIterable<CoordinateRequest> {
-  private items: CoordinateRequest[] = [];
-  private wake: (() => void) | undefined;
-  private ended = false;
-  push(init: Parameters<typeof create<typeof CoordinateRequestSchema>>[1]): void {
-    this.items.push(create(CoordinateRequestSchema, init));
-    this.wake?.();
-  }
-  end(): void {
-    this.ended = true;
-    this.wake?.();
-  }
-  async *[Symbol.asyncIterator](): AsyncIterator<CoordinateRequest> {
-    for (;;) {
-      const next = this.items.shift();
-      if (next !== undefined) yield next;
-      else if (this.ended) return;
-      else await new Promise<void>((r) => (this.wake = r)).then(() => (this.wake = undefined));
-    }
-  }
-}
+import { RequestQueue, TestPeer } from "../support/tailnet-peer.js";
 
 /** Reads responses until one holds an update matching `match`. */
 async function nextUpdate(responses: AsyncIterator<CoordinateResponse>, match: (u: CoordinateResponse["peerUpdates"][number]) => boolean) {
@@ -85,7 +60,7 @@ describe("coordination RPCs", () => {
       const client = TestPeer.client(clients, agentId);
       client.addTunnel(agentId);
       client.updateDERP(21);
-      const out = new Outbox();
+      const out = new RequestQueue();
       const responses = conn.tailnet.coordinate(out)[Symbol.asyncIterator]();
       out.push({ updateSelf: { node: { preferredDerp: 7, addresses: [`${agentAddresses(agentId)[1]}/128`] } } });
       const heard = await nextUpdate(responses, (u) => u.kind === Kind.NODE);
@@ -107,7 +82,7 @@ describe("coordination RPCs", () => {
     try {
       const client = TestPeer.client(clients, agentId);
       client.addTunnel(agentId);
-      const out = new Outbox();
+      const out = new RequestQueue();
       const responses = conn.tailnet.coordinate(out)[Symbol.asyncIterator]();
       out.push({ updateSelf: { node: { preferredDerp: 1, addresses: [`${agentAddresses(agentId)[0]}/128`] } } });
       await client.waitForDERP(agentId, 1);
@@ -131,7 +106,7 @@ describe("coordination RPCs", () => {
     const client = TestPeer.client(clients, agentId);
     client.addTunnel(agentId);
     client.updateDERP(3);
-    const out = new Outbox();
+    const out = new RequestQueue();
     const abort = new AbortController();
     const responses = tailnet.coordinate(out, { headers: { "Coder-Session-Token": ws.agents[0]!.authToken }, signal: abort.signal })[Symbol.asyncIterator]();
     out.push({ updateSelf: { node: { preferredDerp: 4 } } });
@@ -168,7 +143,7 @@ describe("coordination RPCs", () => {
 
     test("RefreshResumeToken gives a token for the client's peer id, to refresh halfway through its 24 h", async () => {
       const resumeTokens = ResumeTokens.fromDatabase(t.db);
-      const handlers = coordinationHandlers({ coordinator: clients, resumeTokens, db: t.db, logger: silentLogger() });
+      const handlers = coordinationHandlers({ coordinator: clients, resumeTokens, db: t.db });
       const res = await handlers.refreshResumeToken(create(RefreshResumeTokenRequestSchema), context(Tailnet.method.refreshResumeToken));
       assert.equal(await resumeTokens.verify(res.token!), identity.peerId);
       assert.equal(Number(res.refreshIn!.seconds), 12 * 3600);
@@ -177,7 +152,7 @@ describe("coordination RPCs", () => {
     });
 
     test("WorkspaceUpdates of another owner is PermissionDenied", async () => {
-      const handlers = coordinationHandlers({ coordinator: clients, resumeTokens: ResumeTokens.fromDatabase(t.db), db: t.db, logger: silentLogger() });
+      const handlers = coordinationHandlers({ coordinator: clients, resumeTokens: ResumeTokens.fromDatabase(t.db), db: t.db });
       const stream = handlers.workspaceUpdates({ workspaceOwnerId: uuidToBytes(randomUUID()) } as never, context(Tailnet.method.workspaceUpdates));
       await assert.rejects(stream[Symbol.asyncIterator]().next(), (err: unknown) => err instanceof ConnectError && err.code === Code.PermissionDenied);
     });

@@ -37,24 +37,14 @@ forEachEngine((t) => {
   });
 
   test("graceful disconnect: the other side sees DISCONNECTED and the stream closes", async () => {
-    const agent = TestPeer.agent(coordinator);
-    const client = TestPeer.client(coordinator, agent.id);
-    client.addTunnel(agent.id);
-    agent.updateDERP(1);
-    client.updateDERP(2);
-    await agent.waitForDERP(client.id, 2);
+    const { agent, client } = await TestPeer.pair(coordinator);
     client.disconnect();
     await agent.waitForKind(client.id, Kind.DISCONNECTED, "graceful disconnect");
     assert.equal(await client.closed, undefined);
   });
 
   test("a dropped stream: the other side sees LOST", async () => {
-    const agent = TestPeer.agent(coordinator);
-    const client = TestPeer.client(coordinator, agent.id);
-    client.addTunnel(agent.id);
-    agent.updateDERP(1);
-    client.updateDERP(2);
-    await client.waitForDERP(agent.id, 1);
+    const { agent, client } = await TestPeer.pair(coordinator);
     agent.drop();
     await client.waitForKind(agent.id, Kind.LOST, "lost");
   });
@@ -90,13 +80,7 @@ forEachEngine((t) => {
   });
 
   test("remove_tunnel: both sides see DISCONNECTED", async () => {
-    const agent = TestPeer.agent(coordinator);
-    const client = TestPeer.client(coordinator, agent.id);
-    client.addTunnel(agent.id);
-    agent.updateDERP(1);
-    client.updateDERP(2);
-    await client.waitForDERP(agent.id, 1);
-    await agent.waitForDERP(client.id, 2);
+    const { agent, client } = await TestPeer.pair(coordinator);
     client.removeTunnel(agent.id);
     await client.waitForKind(agent.id, Kind.DISCONNECTED, "tunnel removed");
     await agent.waitForKind(client.id, Kind.DISCONNECTED, "tunnel removed");
@@ -167,13 +151,7 @@ forEachEngine((t) => {
 
   test("coordinator shutdown: every peer sees the others LOST, not DISCONNECTED, and the streams end", async () => {
     const own = await Coordinator.start({ db: t.db, replicaId: randomUUID(), logger: silentLogger() });
-    const agent = TestPeer.agent(own);
-    const client = TestPeer.client(own, agent.id);
-    client.addTunnel(agent.id);
-    agent.updateDERP(1);
-    client.updateDERP(2);
-    await client.waitForDERP(agent.id, 1);
-    await agent.waitForDERP(client.id, 2);
+    const { agent, client } = await TestPeer.pair(own);
     await own.close();
     await client.waitForClose();
     await agent.waitForClose();

@@ -11,7 +11,6 @@ import { uuidFromBytes } from "../../src/agentapi/uuid-bytes.js";
 import { createControlClient, type ControlClient } from "../../src/cli/control-client.js";
 import { connectAgent } from "../../src/client/index.js";
 import { insertAgent } from "../../src/db/queries/agents.js";
-import { silentLogger } from "../../src/log.js";
 import { workspaceUpdates } from "../../src/tailnet/workspace-updates.js";
 import { startTestServer, type TestServer } from "../support/agent-server.js";
 import { forEachEngine } from "../support/database.js";
@@ -60,7 +59,7 @@ forEachEngine((t) => {
 
   test("the owner's workspaces and agents now, then a new build's agents replace the old ones", async () => {
     const { owner, ownerId, ws } = await ownerWithWorkspace();
-    const updates = open(workspaceUpdates({ db: t.db, logger: silentLogger() }, ownerId, abort.signal));
+    const updates = open(workspaceUpdates({ db: t.db }, ownerId, abort.signal));
     const first = await updates.next();
     assert.deepEqual(first.upsertedWorkspaces.map((w) => [uuidFromBytes(w.id, "id"), w.name, w.status]), [[ws.workspaceId, "dev", Workspace_Status.RUNNING]]);
     assert.deepEqual(ids(first.upsertedAgents), [ws.agents[0]!.id]);
@@ -81,7 +80,7 @@ forEachEngine((t) => {
 
   test("a deleted workspace goes with its agents", async () => {
     const { ownerId, ws } = await ownerWithWorkspace();
-    const updates = open(workspaceUpdates({ db: t.db, logger: silentLogger() }, ownerId, abort.signal));
+    const updates = open(workspaceUpdates({ db: t.db }, ownerId, abort.signal));
     await updates.next();
     await control.deleteWorkspace({ workspace: ws.workspaceId });
     const gone = await updates.next();
@@ -92,7 +91,7 @@ forEachEngine((t) => {
 
   test("an agent's connection change re-reads: an agent added without an event of its own shows up then", async () => {
     const { ownerId, ws } = await ownerWithWorkspace();
-    const updates = open(workspaceUpdates({ db: t.db, logger: silentLogger() }, ownerId, abort.signal));
+    const updates = open(workspaceUpdates({ db: t.db }, ownerId, abort.signal));
     await updates.next();
     const { rows } = await t.db.query<{ resourceId: string }>("SELECT resource_id AS \"resourceId\" FROM workspace_agents WHERE id = $1", [ws.agents[0]!.id]);
     const quiet = await insertAgent(t.db, {
