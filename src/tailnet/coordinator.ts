@@ -173,7 +173,7 @@ export class Coordinator {
     try {
       yield* p.responses(signal);
     } finally {
-      if (this.local.get(p.id) === p) this.remove(p, Kind.LOST, REASONS.lost);
+      if (this.local.get(p.id) === p) void this.remove(p, Kind.LOST, REASONS.lost);
     }
   }
 
@@ -273,7 +273,7 @@ export class Coordinator {
     } catch (err) {
       if (!signal.aborted) this.logger.debug({ err, peer_id: p.id }, "tailnet peer request stream failed");
     }
-    if (this.local.get(p.id) === p) this.remove(p, Kind.LOST, REASONS.lost);
+    if (this.local.get(p.id) === p) void this.remove(p, Kind.LOST, REASONS.lost);
   }
 
   /** Acts on one request; returns the writes it queued. A refused request ends the peer as lost. */
