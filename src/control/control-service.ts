@@ -5,6 +5,7 @@ import { getUserByUsername } from "../db/queries/users.js";
 import type { Logger } from "../log.js";
 import { requireAdminToken } from "./admin-auth.js";
 import { readAgentSummaries } from "./agent-summary.js";
+import { clientTokenHandlers } from "./client-tokens.js";
 import { toConnectError } from "./errors.js";
 import type { ServerStatsSampler } from "./server-stats.js";
 import { watchAgents } from "./watch-agents.js";
@@ -35,6 +36,7 @@ export function controlService(deps: ControlServiceDeps): ServiceImpl<typeof Con
   const { db, config } = deps;
   const authorize = (ctx: HandlerContext) => requireAdminToken(ctx.requestHeader, config.adminToken);
   const workspaces = workspaceHandlers(deps);
+  const clientTokens = clientTokenHandlers(db);
   const ownerId = async (username: string) => {
     const owner = await getUserByUsername(db, username);
     if (owner === undefined) throw new ConnectError(`owner "${username}" not found`, Code.NotFound);
@@ -82,6 +84,14 @@ export function controlService(deps: ControlServiceDeps): ServiceImpl<typeof Con
     async getServerStats(_req, ctx) {
       authorize(ctx);
       return deps.stats.snapshot();
+    },
+    async issueClientToken(req, ctx) {
+      authorize(ctx);
+      return clientTokens.issueClientToken(req);
+    },
+    async revokeClientToken(req, ctx) {
+      authorize(ctx);
+      return clientTokens.revokeClientToken(req);
     },
   };
 }

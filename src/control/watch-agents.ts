@@ -1,11 +1,11 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { WatchAgentsResponseSchema } from "../../gen/agentgate/control/v1/control_pb.js";
 import type { Database } from "../db/database.js";
-import { AGENT_SUMMARY_EVENT_KINDS, ANY_OWNER_CHANNEL, parseWorkspaceEvent, workspaceOwnerChannel } from "../db/events.js";
+import { ANY_OWNER_CHANNEL, subscribeWorkspaceState, workspaceOwnerChannel } from "../db/events.js";
 import type { AgentOverview } from "../db/queries/agents.js";
 import type { Logger } from "../log.js";
 import { readAgentSummaries, type AgentSummaryInit } from "./agent-summary.js";
-import { watchLoop } from "./watch-loop.js";
+import { watchLoop } from "../db/watch-loop.js";
 
 /** What WatchAgents needs. */
 export interface WatchAgentsDeps {
@@ -28,17 +28,7 @@ export function watchAgents(
 ): AsyncGenerator<MessageInitShape<typeof WatchAgentsResponseSchema>> {
   const channel = ownerId === undefined ? ANY_OWNER_CHANNEL : workspaceOwnerChannel(ownerId);
   return watchLoop({
-    listen: (notify) =>
-      deps.db.pubsub.subscribe(
-        channel,
-        (payload) => {
-          const event = parseWorkspaceEvent(payload);
-          // One that can't be parsed counts, to be safe.
-          if (event === undefined || AGENT_SUMMARY_EVENT_KINDS.has(event.kind)) notify();
-        },
-        // Events may have been missed: re-read.
-        notify,
-      ),
+    listen: (notify) => subscribeWorkspaceState(deps.db.pubsub, channel, notify),
     async read(now) {
       const { overviews, agents } = await readAgentSummaries(deps.db, ownerId === undefined ? {} : { ownerId }, deps.inactiveTimeoutMs, now);
       return { value: { agents }, key: summariesKey(agents), changesAt: nextStatusChange(overviews, now, deps.inactiveTimeoutMs) };

@@ -4,7 +4,7 @@ import type { Database } from "../db/database.js";
 import { AGENT_METADATA_BATCH_CHANNEL, agentLogsChannel, parseWorkspaceEvent, workspaceOwnerChannel } from "../db/events.js";
 import { resolveWorkspace } from "../provision/provision.js";
 import { nextStatusChange } from "./watch-agents.js";
-import { watchLoop } from "./watch-loop.js";
+import { watchLoop } from "../db/watch-loop.js";
 import { readWorkspaceDetail } from "./workspace-agents.js";
 
 /**

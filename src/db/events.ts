@@ -118,3 +118,20 @@ export async function publishWorkspaceEvent(
     return false;
   }
 }
+
+/**
+ * For a loop that re-reads workspaces or agents: calls `notify` on each event of `channel` (an
+ * owner's, or {@link ANY_OWNER_CHANNEL}) that may change their builds, agents or agents' state,
+ * that is one of {@link AGENT_SUMMARY_EVENT_KINDS} (a payload that can't be parsed counts, to be
+ * safe), and when events may have been missed. Resolves once listening, with a function that stops.
+ */
+export function subscribeWorkspaceState(pubsub: Pubsub, channel: string, notify: () => void): Promise<() => void> {
+  return pubsub.subscribe(
+    channel,
+    (payload) => {
+      const event = parseWorkspaceEvent(payload);
+      if (event === undefined || AGENT_SUMMARY_EVENT_KINDS.has(event.kind)) notify();
+    },
+    notify,
+  );
+}

@@ -18,6 +18,8 @@ import { insertStats } from "../db/queries/stats.js";
 import { updateWorkspacesLastUsed } from "../db/queries/workspaces.js";
 import type { Logger } from "../log.js";
 import { emptyDerpMapSource, fileDerpMapSource } from "../tailnet/derp-map-source.js";
+import { Coordinator } from "../tailnet/coordinator.js";
+import { ResumeTokens } from "../tailnet/resume-token.js";
 import { tailnetService } from "../tailnet/tailnet-service.js";
 import { AgentServer } from "./agent-server.js";
 import { ServerMetrics, type BatcherGauges } from "./metrics.js";
@@ -48,12 +50,15 @@ export async function startAgentgate(config: ServerConfig, db: Database, logger:
     config.metadataFlushIntervalMs,
     logger,
   );
+  const resumeTokens = ResumeTokens.fromDatabase(db);
+  const coordinator = await Coordinator.start({ db, pubsub, replicaId, logger: logger.child({ component: "tailnet" }) });
   const usageTracker = new UsageTracker({
     write: (ids, at) => updateWorkspacesLastUsed(db, ids, at),
     flushIntervalMs: config.usageFlushIntervalMs,
     now: () => new Date(),
     logger,
   });
+  // A server that fails to listen must not leave the coordinator heartbeating.
   const server = await AgentServer.start({
     config,
     logger,
@@ -81,7 +86,10 @@ export async function startAgentgate(config: ServerConfig, db: Database, logger:
           usageTracker,
         }),
       );
-      router.service(Tailnet, tailnetService({ derpMaps, derpMapPollMs: DERP_MAP_POLL_MS }));
+      router.service(
+        Tailnet,
+        tailnetService({ derpMaps, derpMapPollMs: DERP_MAP_POLL_MS, coordination: { coordinator, resumeTokens, db } }),
+      );
       router.service(ControlService, controlService({ db, logger, config, stats }));
     },
     publishConnectionUpdate: (identity) =>
@@ -92,7 +100,10 @@ export async function startAgentgate(config: ServerConfig, db: Database, logger:
         logger,
       ),
     // Final flushes run after the tunnels drained, so the last reports are in them.
-    closeOnShutdown: [statsBatcher, metadataBatcher, usageTracker, stats],
+    closeOnShutdown: [coordinator, statsBatcher, metadataBatcher, usageTracker, stats],
+  }).catch(async (err: unknown) => {
+    await coordinator.close();
+    throw err;
   });
   server.metrics.watchBatcher(batcherGauges("stats", statsBatcher));
   server.metrics.watchBatcher(batcherGauges("metadata", metadataBatcher));

@@ -9,15 +9,15 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file agentgate/control/v1/control.proto.
  */
 export const file_agentgate_control_v1_control: GenFile = /*@__PURE__*/
-  fileDesc("CiJhZ2VudGdhdGUvY29udHJvbC92MS9jb250cm9sLnByb3RvEhRhZ2VudGdhdGUuY29udHJvbC52MSJoChZDcmVhdGVXb3Jrc3BhY2VSZXF1ZXN0Eg0KBW93bmVyGAEgASgJEgwKBG5hbWUYAiABKAkSMQoEc3BlYxgDIAEoCzIjLmFnZW50Z2F0ZS5jb250cm9sLnYxLldvcmtzcGFjZVNwZWMijwEKF0NyZWF0ZVdvcmtzcGFjZVJlc3BvbnNlEhQKDHdvcmtzcGFjZV9pZBgBIAEoCRIQCghidWlsZF9pZBgCIAEoCRIUCgxidWlsZF9udW1iZXIYAyABKAUSNgoGYWdlbnRzGAQgAygLMiYuYWdlbnRnYXRlLmNvbnRyb2wudjEuUHJvdmlzaW9uZWRBZ2VudCJdChVCdWlsZFdvcmtzcGFjZVJlcXVlc3QSEQoJd29ya3NwYWNlGAEgASgJEjEKBHNwZWMYAiABKAsyIy5hZ2VudGdhdGUuY29udHJvbC52MS5Xb3Jrc3BhY2VTcGVjIo4BChZCdWlsZFdvcmtzcGFjZVJlc3BvbnNlEhQKDHdvcmtzcGFjZV9pZBgBIAEoCRIQCghidWlsZF9pZBgCIAEoCRIUCgxidWlsZF9udW1iZXIYAyABKAUSNgoGYWdlbnRzGAQgAygLMiYuYWdlbnRnYXRlLmNvbnRyb2wudjEuUHJvdmlzaW9uZWRBZ2VudCIrChZEZWxldGVXb3Jrc3BhY2VSZXF1ZXN0EhEKCXdvcmtzcGFjZRgBIAEoCSIvChdEZWxldGVXb3Jrc3BhY2VSZXNwb25zZRIUCgx3b3Jrc3BhY2VfaWQYASABKAkiIgoRTGlzdEFnZW50c1JlcXVlc3QSDQoFb3duZXIYASABKAkiSAoSTGlzdEFnZW50c1Jlc3BvbnNlEjIKBmFnZW50cxgBIAMoCzIiLmFnZW50Z2F0ZS5jb250cm9sLnYxLkFnZW50U3VtbWFyeSIjChJXYXRjaEFnZW50c1JlcXVlc3QSDQoFb3duZXIYASABKAkiSQoTV2F0Y2hBZ2VudHNSZXNwb25zZRIyCgZhZ2VudHMYASADKAsyIi5hZ2VudGdhdGUuY29udHJvbC52MS5BZ2VudFN1bW1hcnkiVAoZR2V0V29ya3NwYWNlQWdlbnRzUmVxdWVzdBIRCgl3b3Jrc3BhY2UYASABKAkSFgoJbG9nX2xpbWl0GAIgASgNSACIAQFCDAoKX2xvZ19saW1pdCKiAQoaR2V0V29ya3NwYWNlQWdlbnRzUmVzcG9uc2USFAoMd29ya3NwYWNlX2lkGAEgASgJEg0KBW93bmVyGAIgASgJEhYKDndvcmtzcGFjZV9uYW1lGAMgASgJEhQKDGJ1aWxkX251bWJlchgEIAEoBRIxCgZhZ2VudHMYBSADKAsyIS5hZ2VudGdhdGUuY29udHJvbC52MS5BZ2VudERldGFpbCL2AQoLQWdlbnREZXRhaWwSMwoHc3VtbWFyeRgBIAEoCzIiLmFnZW50Z2F0ZS5jb250cm9sLnYxLkFnZW50U3VtbWFyeRI5CghtZXRhZGF0YRgCIAMoCzInLmFnZW50Z2F0ZS5jb250cm9sLnYxLkFnZW50TWV0YWRhdGFJdGVtEiwKBGFwcHMYAyADKAsyHi5hZ2VudGdhdGUuY29udHJvbC52MS5BZ2VudEFwcBIwCgRsb2dzGAQgAygLMiIuYWdlbnRnYXRlLmNvbnRyb2wudjEuQWdlbnRMb2dMaW5lEhcKD2xvZ3Nfb3ZlcmZsb3dlZBgFIAEoCCK5AQoRQWdlbnRNZXRhZGF0YUl0ZW0SCwoDa2V5GAEgASgJEhQKDGRpc3BsYXlfbmFtZRgCIAEoCRINCgV2YWx1ZRgDIAEoCRINCgVlcnJvchgEIAEoCRIwCgxjb2xsZWN0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhgKEGludGVydmFsX3NlY29uZHMYBiABKA0SFwoPdGltZW91dF9zZWNvbmRzGAcgASgNInkKCEFnZW50QXBwEgwKBHNsdWcYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEhAKA3VybBgDIAEoCUgAiAEBEi8KBmhlYWx0aBgEIAEoDjIfLmFnZW50Z2F0ZS5jb250cm9sLnYxLkFwcEhlYWx0aEIGCgRfdXJsIpkBCgxBZ2VudExvZ0xpbmUSCgoCaWQYASABKAMSLgoKY3JlYXRlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoFbGV2ZWwYAyABKA4yHi5hZ2VudGdhdGUuY29udHJvbC52MS5Mb2dMZXZlbBIOCgZzb3VyY2UYBCABKAkSDgoGb3V0cHV0GAUgASgJIjsKEFByb3Zpc2lvbmVkQWdlbnQSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRINCgV0b2tlbhgDIAEoCSLqAgoMQWdlbnRTdW1tYXJ5EhQKDHdvcmtzcGFjZV9pZBgBIAEoCRINCgVvd25lchgCIAEoCRIWCg53b3Jrc3BhY2VfbmFtZRgDIAEoCRIQCghhZ2VudF9pZBgEIAEoCRISCgphZ2VudF9uYW1lGAUgASgJEhQKDGJ1aWxkX251bWJlchgGIAEoBRIxCgZzdGF0dXMYByABKA4yIS5hZ2VudGdhdGUuY29udHJvbC52MS5BZ2VudFN0YXR1cxI9Cg9saWZlY3ljbGVfc3RhdGUYCCABKA4yJC5hZ2VudGdhdGUuY29udHJvbC52MS5MaWZlY3ljbGVTdGF0ZRI1ChFsYXN0X2Nvbm5lY3RlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHdmVyc2lvbhgKIAEoCRITCgthcGlfdmVyc2lvbhgLIAEoCRISCgpyZXBsaWNhX2lkGAwgASgJIkAKDVdvcmtzcGFjZVNwZWMSLwoGYWdlbnRzGAEgAygLMh8uYWdlbnRnYXRlLmNvbnRyb2wudjEuQWdlbnRTcGVjIv8ECglBZ2VudFNwZWMSDAoEbmFtZRgBIAEoCRIPCgJvcxgCIAEoCUgAiAEBEhkKDGFyY2hpdGVjdHVyZRgDIAEoCUgBiAEBEhEKCWRpcmVjdG9yeRgEIAEoCRI1CgNlbnYYBSADKAsyKC5hZ2VudGdhdGUuY29udHJvbC52MS5BZ2VudFNwZWMuRW52RW50cnkSIgoaY29ubmVjdGlvbl90aW1lb3V0X3NlY29uZHMYBiABKA0SGwoTdHJvdWJsZXNob290aW5nX3VybBgHIAEoCRIRCgltb3RkX2ZpbGUYCCABKAkSOgoMZGlzcGxheV9hcHBzGAkgASgLMiQuYWdlbnRnYXRlLmNvbnRyb2wudjEuRGlzcGxheUFwcExpc3QSKwoEYXBwcxgKIAMoCzIdLmFnZW50Z2F0ZS5jb250cm9sLnYxLkFwcFNwZWMSMQoHc2NyaXB0cxgLIAMoCzIgLmFnZW50Z2F0ZS5jb250cm9sLnYxLlNjcmlwdFNwZWMSNAoIbWV0YWRhdGEYDCADKAsyIi5hZ2VudGdhdGUuY29udHJvbC52MS5NZXRhZGF0YVNwZWMSPQoNZGV2Y29udGFpbmVycxgNIAMoCzImLmFnZW50Z2F0ZS5jb250cm9sLnYxLkRldmNvbnRhaW5lclNwZWMSRQoRcmVzb3VyY2VfbW9uaXRvcnMYDiABKAsyKi5hZ2VudGdhdGUuY29udHJvbC52MS5SZXNvdXJjZU1vbml0b3JzU3BlYxoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgUKA19vc0IPCg1fYXJjaGl0ZWN0dXJlIkAKDkRpc3BsYXlBcHBMaXN0Ei4KBGFwcHMYASADKA4yIC5hZ2VudGdhdGUuY29udHJvbC52MS5EaXNwbGF5QXBwIqAGCgdBcHBTcGVjEgwKBHNsdWcYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEgwKBGljb24YAyABKAkSEAoDdXJsGAQgASgJSACIAQESFAoHY29tbWFuZBgFIAEoCUgBiAEBEhAKCGV4dGVybmFsGAYgASgIEhEKCXN1YmRvbWFpbhgHIAEoCBIOCgZoaWRkZW4YCCABKAgSQQoNc2hhcmluZ19sZXZlbBgJIAEoDjIqLmFnZW50Z2F0ZS5jb250cm9sLnYxLkFwcFNwZWMuU2hhcmluZ0xldmVsEjUKB29wZW5faW4YCiABKA4yJC5hZ2VudGdhdGUuY29udHJvbC52MS5BcHBTcGVjLk9wZW5JbhIaCg1kaXNwbGF5X2dyb3VwGAsgASgJSAKIAQESDwoHdG9vbHRpcBgMIAEoCRI+CgtoZWFsdGhjaGVjaxgNIAEoCzIpLmFnZW50Z2F0ZS5jb250cm9sLnYxLkFwcFNwZWMuSGVhbHRoY2hlY2sadAoLSGVhbHRoY2hlY2sSCwoDdXJsGAEgASgJEh0KEGludGVydmFsX3NlY29uZHMYAiABKA1IAIgBARIWCgl0aHJlc2hvbGQYAyABKA1IAYgBAUITChFfaW50ZXJ2YWxfc2Vjb25kc0IMCgpfdGhyZXNob2xkIqEBCgxTaGFyaW5nTGV2ZWwSHQoZU0hBUklOR19MRVZFTF9VTlNQRUNJRklFRBAAEhcKE1NIQVJJTkdfTEVWRUxfT1dORVIQARIfChtTSEFSSU5HX0xFVkVMX0FVVEhFTlRJQ0FURUQQAhIeChpTSEFSSU5HX0xFVkVMX09SR0FOSVpBVElPThADEhgKFFNIQVJJTkdfTEVWRUxfUFVCTElDEAQiXwoGT3BlbkluEhcKE09QRU5fSU5fVU5TUEVDSUZJRUQQABIPCgtPUEVOX0lOX1RBQhABEhIKDk9QRU5fSU5fV0lORE9XEAISFwoTT1BFTl9JTl9TTElNX1dJTkRPVxADQgYKBF91cmxCCgoIX2NvbW1hbmRCEAoOX2Rpc3BsYXlfZ3JvdXAiwAEKClNjcmlwdFNwZWMSFAoMZGlzcGxheV9uYW1lGAEgASgJEgwKBGljb24YAiABKAkSDgoGc2NyaXB0GAMgASgJEgwKBGNyb24YBCABKAkSEAoIbG9nX3BhdGgYBSABKAkSFAoMcnVuX29uX3N0YXJ0GAYgASgIEhMKC3J1bl9vbl9zdG9wGAcgASgIEhoKEnN0YXJ0X2Jsb2Nrc19sb2dpbhgIIAEoCBIXCg90aW1lb3V0X3NlY29uZHMYCSABKA0ipwEKDE1ldGFkYXRhU3BlYxILCgNrZXkYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEg4KBnNjcmlwdBgDIAEoCRIdChBpbnRlcnZhbF9zZWNvbmRzGAQgASgNSACIAQESHAoPdGltZW91dF9zZWNvbmRzGAUgASgNSAGIAQFCEwoRX2ludGVydmFsX3NlY29uZHNCEgoQX3RpbWVvdXRfc2Vjb25kcyJPChBEZXZjb250YWluZXJTcGVjEhgKEHdvcmtzcGFjZV9mb2xkZXIYASABKAkSEwoLY29uZmlnX3BhdGgYAiABKAkSDAoEbmFtZRgDIAEoCSKDAQoUUmVzb3VyY2VNb25pdG9yc1NwZWMSMQoGbWVtb3J5GAEgASgLMiEuYWdlbnRnYXRlLmNvbnRyb2wudjEuTW9uaXRvclNwZWMSOAoHdm9sdW1lcxgCIAMoCzInLmFnZW50Z2F0ZS5jb250cm9sLnYxLlZvbHVtZU1vbml0b3JTcGVjIkIKC01vbml0b3JTcGVjEhQKB2VuYWJsZWQYASABKAhIAIgBARIRCgl0aHJlc2hvbGQYAiABKA1CCgoIX2VuYWJsZWQiVgoRVm9sdW1lTW9uaXRvclNwZWMSDAoEcGF0aBgBIAEoCRIUCgdlbmFibGVkGAIgASgISACIAQESEQoJdGhyZXNob2xkGAMgASgNQgoKCF9lbmFibGVkIlYKG1dhdGNoV29ya3NwYWNlQWdlbnRzUmVxdWVzdBIRCgl3b3Jrc3BhY2UYASABKAkSFgoJbG9nX2xpbWl0GAIgASgNSACIAQFCDAoKX2xvZ19saW1pdCJjChxXYXRjaFdvcmtzcGFjZUFnZW50c1Jlc3BvbnNlEkMKCXdvcmtzcGFjZRgBIAEoCzIwLmFnZW50Z2F0ZS5jb250cm9sLnYxLkdldFdvcmtzcGFjZUFnZW50c1Jlc3BvbnNlIhcKFUdldFNlcnZlclN0YXRzUmVxdWVzdCLxAQoWR2V0U2VydmVyU3RhdHNSZXNwb25zZRISCgpyZXBsaWNhX2lkGAEgASgJEi4KCnN0YXJ0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEh8KF3NhbXBsZV9pbnRlcnZhbF9zZWNvbmRzGAMgASgNEjgKB3NhbXBsZXMYBCADKAsyJy5hZ2VudGdhdGUuY29udHJvbC52MS5TZXJ2ZXJTdGF0c1NhbXBsZRI4CgdjdXJyZW50GAUgASgLMicuYWdlbnRnYXRlLmNvbnRyb2wudjEuU2VydmVyU3RhdHNTYW1wbGUirQEKEVNlcnZlclN0YXRzU2FtcGxlEiYKAmF0GAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIYChBjb25uZWN0ZWRfYWdlbnRzGAIgASgNEhIKCnJwY3NfdG90YWwYAyABKAQSGAoQcnBjX2Vycm9yc190b3RhbBgEIAEoBBIQCghycGNfcmF0ZRgFIAEoARIWCg5ycGNfZXJyb3JfcmF0ZRgGIAEoASqPAQoJQXBwSGVhbHRoEhoKFkFQUF9IRUFMVEhfVU5TUEVDSUZJRUQQABIXChNBUFBfSEVBTFRIX0RJU0FCTEVEEAESGwoXQVBQX0hFQUxUSF9JTklUSUFMSVpJTkcQAhIWChJBUFBfSEVBTFRIX0hFQUxUSFkQAxIYChRBUFBfSEVBTFRIX1VOSEVBTFRIWRAEKowBCghMb2dMZXZlbBIZChVMT0dfTEVWRUxfVU5TUEVDSUZJRUQQABITCg9MT0dfTEVWRUxfVFJBQ0UQARITCg9MT0dfTEVWRUxfREVCVUcQAhISCg5MT0dfTEVWRUxfSU5GTxADEhIKDkxPR19MRVZFTF9XQVJOEAQSEwoPTE9HX0xFVkVMX0VSUk9SEAUqnQEKC0FnZW50U3RhdHVzEhwKGEFHRU5UX1NUQVRVU19VTlNQRUNJRklFRBAAEhsKF0FHRU5UX1NUQVRVU19DT05ORUNUSU5HEAESGgoWQUdFTlRfU1RBVFVTX0NPTk5FQ1RFRBACEh0KGUFHRU5UX1NUQVRVU19ESVNDT05ORUNURUQQAxIYChRBR0VOVF9TVEFUVVNfVElNRU9VVBAEKtECCg5MaWZlY3ljbGVTdGF0ZRIfChtMSUZFQ1lDTEVfU1RBVEVfVU5TUEVDSUZJRUQQABIbChdMSUZFQ1lDTEVfU1RBVEVfQ1JFQVRFRBABEhwKGExJRkVDWUNMRV9TVEFURV9TVEFSVElORxACEiEKHUxJRkVDWUNMRV9TVEFURV9TVEFSVF9USU1FT1VUEAMSHwobTElGRUNZQ0xFX1NUQVRFX1NUQVJUX0VSUk9SEAQSGQoVTElGRUNZQ0xFX1NUQVRFX1JFQURZEAUSIQodTElGRUNZQ0xFX1NUQVRFX1NIVVRUSU5HX0RPV04QBhIkCiBMSUZFQ1lDTEVfU1RBVEVfU0hVVERPV05fVElNRU9VVBAHEiIKHkxJRkVDWUNMRV9TVEFURV9TSFVURE9XTl9FUlJPUhAIEhcKE0xJRkVDWUNMRV9TVEFURV9PRkYQCSrEAQoKRGlzcGxheUFwcBIbChdESVNQTEFZX0FQUF9VTlNQRUNJRklFRBAAEhYKEkRJU1BMQVlfQVBQX1ZTQ09ERRABEh8KG0RJU1BMQVlfQVBQX1ZTQ09ERV9JTlNJREVSUxACEhwKGERJU1BMQVlfQVBQX1dFQl9URVJNSU5BTBADEhoKFkRJU1BMQVlfQVBQX1NTSF9IRUxQRVIQBBImCiJESVNQTEFZX0FQUF9QT1JUX0ZPUldBUkRJTkdfSEVMUEVSEAUyiwcKDkNvbnRyb2xTZXJ2aWNlEm4KD0NyZWF0ZVdvcmtzcGFjZRIsLmFnZW50Z2F0ZS5jb250cm9sLnYxLkNyZWF0ZVdvcmtzcGFjZVJlcXVlc3QaLS5hZ2VudGdhdGUuY29udHJvbC52MS5DcmVhdGVXb3Jrc3BhY2VSZXNwb25zZRJrCg5CdWlsZFdvcmtzcGFjZRIrLmFnZW50Z2F0ZS5jb250cm9sLnYxLkJ1aWxkV29ya3NwYWNlUmVxdWVzdBosLmFnZW50Z2F0ZS5jb250cm9sLnYxLkJ1aWxkV29ya3NwYWNlUmVzcG9uc2USbgoPRGVsZXRlV29ya3NwYWNlEiwuYWdlbnRnYXRlLmNvbnRyb2wudjEuRGVsZXRlV29ya3NwYWNlUmVxdWVzdBotLmFnZW50Z2F0ZS5jb250cm9sLnYxLkRlbGV0ZVdvcmtzcGFjZVJlc3BvbnNlEl8KCkxpc3RBZ2VudHMSJy5hZ2VudGdhdGUuY29udHJvbC52MS5MaXN0QWdlbnRzUmVxdWVzdBooLmFnZW50Z2F0ZS5jb250cm9sLnYxLkxpc3RBZ2VudHNSZXNwb25zZRJkCgtXYXRjaEFnZW50cxIoLmFnZW50Z2F0ZS5jb250cm9sLnYxLldhdGNoQWdlbnRzUmVxdWVzdBopLmFnZW50Z2F0ZS5jb250cm9sLnYxLldhdGNoQWdlbnRzUmVzcG9uc2UwARJ3ChJHZXRXb3Jrc3BhY2VBZ2VudHMSLy5hZ2VudGdhdGUuY29udHJvbC52MS5HZXRXb3Jrc3BhY2VBZ2VudHNSZXF1ZXN0GjAuYWdlbnRnYXRlLmNvbnRyb2wudjEuR2V0V29ya3NwYWNlQWdlbnRzUmVzcG9uc2USfwoUV2F0Y2hXb3Jrc3BhY2VBZ2VudHMSMS5hZ2VudGdhdGUuY29udHJvbC52MS5XYXRjaFdvcmtzcGFjZUFnZW50c1JlcXVlc3QaMi5hZ2VudGdhdGUuY29udHJvbC52MS5XYXRjaFdvcmtzcGFjZUFnZW50c1Jlc3BvbnNlMAESawoOR2V0U2VydmVyU3RhdHMSKy5hZ2VudGdhdGUuY29udHJvbC52MS5HZXRTZXJ2ZXJTdGF0c1JlcXVlc3QaLC5hZ2VudGdhdGUuY29udHJvbC52MS5HZXRTZXJ2ZXJTdGF0c1Jlc3BvbnNlQkNaQWdpdGh1Yi5jb20vYWdlbnRnYXRlL2FnZW50Z2F0ZS9nZW4vYWdlbnRnYXRlL2NvbnRyb2wvdjE7Y29udHJvbHYxYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("CiJhZ2VudGdhdGUvY29udHJvbC92MS9jb250cm9sLnByb3RvEhRhZ2VudGdhdGUuY29udHJvbC52MSJoChZDcmVhdGVXb3Jrc3BhY2VSZXF1ZXN0Eg0KBW93bmVyGAEgASgJEgwKBG5hbWUYAiABKAkSMQoEc3BlYxgDIAEoCzIjLmFnZW50Z2F0ZS5jb250cm9sLnYxLldvcmtzcGFjZVNwZWMijwEKF0NyZWF0ZVdvcmtzcGFjZVJlc3BvbnNlEhQKDHdvcmtzcGFjZV9pZBgBIAEoCRIQCghidWlsZF9pZBgCIAEoCRIUCgxidWlsZF9udW1iZXIYAyABKAUSNgoGYWdlbnRzGAQgAygLMiYuYWdlbnRnYXRlLmNvbnRyb2wudjEuUHJvdmlzaW9uZWRBZ2VudCJdChVCdWlsZFdvcmtzcGFjZVJlcXVlc3QSEQoJd29ya3NwYWNlGAEgASgJEjEKBHNwZWMYAiABKAsyIy5hZ2VudGdhdGUuY29udHJvbC52MS5Xb3Jrc3BhY2VTcGVjIo4BChZCdWlsZFdvcmtzcGFjZVJlc3BvbnNlEhQKDHdvcmtzcGFjZV9pZBgBIAEoCRIQCghidWlsZF9pZBgCIAEoCRIUCgxidWlsZF9udW1iZXIYAyABKAUSNgoGYWdlbnRzGAQgAygLMiYuYWdlbnRnYXRlLmNvbnRyb2wudjEuUHJvdmlzaW9uZWRBZ2VudCIrChZEZWxldGVXb3Jrc3BhY2VSZXF1ZXN0EhEKCXdvcmtzcGFjZRgBIAEoCSIvChdEZWxldGVXb3Jrc3BhY2VSZXNwb25zZRIUCgx3b3Jrc3BhY2VfaWQYASABKAkiIgoRTGlzdEFnZW50c1JlcXVlc3QSDQoFb3duZXIYASABKAkiSAoSTGlzdEFnZW50c1Jlc3BvbnNlEjIKBmFnZW50cxgBIAMoCzIiLmFnZW50Z2F0ZS5jb250cm9sLnYxLkFnZW50U3VtbWFyeSIjChJXYXRjaEFnZW50c1JlcXVlc3QSDQoFb3duZXIYASABKAkiSQoTV2F0Y2hBZ2VudHNSZXNwb25zZRIyCgZhZ2VudHMYASADKAsyIi5hZ2VudGdhdGUuY29udHJvbC52MS5BZ2VudFN1bW1hcnkiVAoZR2V0V29ya3NwYWNlQWdlbnRzUmVxdWVzdBIRCgl3b3Jrc3BhY2UYASABKAkSFgoJbG9nX2xpbWl0GAIgASgNSACIAQFCDAoKX2xvZ19saW1pdCKiAQoaR2V0V29ya3NwYWNlQWdlbnRzUmVzcG9uc2USFAoMd29ya3NwYWNlX2lkGAEgASgJEg0KBW93bmVyGAIgASgJEhYKDndvcmtzcGFjZV9uYW1lGAMgASgJEhQKDGJ1aWxkX251bWJlchgEIAEoBRIxCgZhZ2VudHMYBSADKAsyIS5hZ2VudGdhdGUuY29udHJvbC52MS5BZ2VudERldGFpbCJ0ChdJc3N1ZUNsaWVudFRva2VuUmVxdWVzdBISCghhZ2VudF9pZBgBIAEoCUgAEhMKCXdvcmtzcGFjZRgCIAEoCUgAEiYKA3R0bBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIICgZ0YXJnZXQiWQoYSXNzdWVDbGllbnRUb2tlblJlc3BvbnNlEg0KBXRva2VuGAEgASgJEi4KCmV4cGlyZXNfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIikKGFJldm9rZUNsaWVudFRva2VuUmVxdWVzdBINCgV0b2tlbhgBIAEoCSIbChlSZXZva2VDbGllbnRUb2tlblJlc3BvbnNlIvYBCgtBZ2VudERldGFpbBIzCgdzdW1tYXJ5GAEgASgLMiIuYWdlbnRnYXRlLmNvbnRyb2wudjEuQWdlbnRTdW1tYXJ5EjkKCG1ldGFkYXRhGAIgAygLMicuYWdlbnRnYXRlLmNvbnRyb2wudjEuQWdlbnRNZXRhZGF0YUl0ZW0SLAoEYXBwcxgDIAMoCzIeLmFnZW50Z2F0ZS5jb250cm9sLnYxLkFnZW50QXBwEjAKBGxvZ3MYBCADKAsyIi5hZ2VudGdhdGUuY29udHJvbC52MS5BZ2VudExvZ0xpbmUSFwoPbG9nc19vdmVyZmxvd2VkGAUgASgIIrkBChFBZ2VudE1ldGFkYXRhSXRlbRILCgNrZXkYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEg0KBXZhbHVlGAMgASgJEg0KBWVycm9yGAQgASgJEjAKDGNvbGxlY3RlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGAoQaW50ZXJ2YWxfc2Vjb25kcxgGIAEoDRIXCg90aW1lb3V0X3NlY29uZHMYByABKA0ieQoIQWdlbnRBcHASDAoEc2x1ZxgBIAEoCRIUCgxkaXNwbGF5X25hbWUYAiABKAkSEAoDdXJsGAMgASgJSACIAQESLwoGaGVhbHRoGAQgASgOMh8uYWdlbnRnYXRlLmNvbnRyb2wudjEuQXBwSGVhbHRoQgYKBF91cmwimQEKDEFnZW50TG9nTGluZRIKCgJpZBgBIAEoAxIuCgpjcmVhdGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCgVsZXZlbBgDIAEoDjIeLmFnZW50Z2F0ZS5jb250cm9sLnYxLkxvZ0xldmVsEg4KBnNvdXJjZRgEIAEoCRIOCgZvdXRwdXQYBSABKAkiOwoQUHJvdmlzaW9uZWRBZ2VudBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEg0KBXRva2VuGAMgASgJIuoCCgxBZ2VudFN1bW1hcnkSFAoMd29ya3NwYWNlX2lkGAEgASgJEg0KBW93bmVyGAIgASgJEhYKDndvcmtzcGFjZV9uYW1lGAMgASgJEhAKCGFnZW50X2lkGAQgASgJEhIKCmFnZW50X25hbWUYBSABKAkSFAoMYnVpbGRfbnVtYmVyGAYgASgFEjEKBnN0YXR1cxgHIAEoDjIhLmFnZW50Z2F0ZS5jb250cm9sLnYxLkFnZW50U3RhdHVzEj0KD2xpZmVjeWNsZV9zdGF0ZRgIIAEoDjIkLmFnZW50Z2F0ZS5jb250cm9sLnYxLkxpZmVjeWNsZVN0YXRlEjUKEWxhc3RfY29ubmVjdGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgd2ZXJzaW9uGAogASgJEhMKC2FwaV92ZXJzaW9uGAsgASgJEhIKCnJlcGxpY2FfaWQYDCABKAkiQAoNV29ya3NwYWNlU3BlYxIvCgZhZ2VudHMYASADKAsyHy5hZ2VudGdhdGUuY29udHJvbC52MS5BZ2VudFNwZWMi/wQKCUFnZW50U3BlYxIMCgRuYW1lGAEgASgJEg8KAm9zGAIgASgJSACIAQESGQoMYXJjaGl0ZWN0dXJlGAMgASgJSAGIAQESEQoJZGlyZWN0b3J5GAQgASgJEjUKA2VudhgFIAMoCzIoLmFnZW50Z2F0ZS5jb250cm9sLnYxLkFnZW50U3BlYy5FbnZFbnRyeRIiChpjb25uZWN0aW9uX3RpbWVvdXRfc2Vjb25kcxgGIAEoDRIbChN0cm91Ymxlc2hvb3RpbmdfdXJsGAcgASgJEhEKCW1vdGRfZmlsZRgIIAEoCRI6CgxkaXNwbGF5X2FwcHMYCSABKAsyJC5hZ2VudGdhdGUuY29udHJvbC52MS5EaXNwbGF5QXBwTGlzdBIrCgRhcHBzGAogAygLMh0uYWdlbnRnYXRlLmNvbnRyb2wudjEuQXBwU3BlYxIxCgdzY3JpcHRzGAsgAygLMiAuYWdlbnRnYXRlLmNvbnRyb2wudjEuU2NyaXB0U3BlYxI0CghtZXRhZGF0YRgMIAMoCzIiLmFnZW50Z2F0ZS5jb250cm9sLnYxLk1ldGFkYXRhU3BlYxI9Cg1kZXZjb250YWluZXJzGA0gAygLMiYuYWdlbnRnYXRlLmNvbnRyb2wudjEuRGV2Y29udGFpbmVyU3BlYxJFChFyZXNvdXJjZV9tb25pdG9ycxgOIAEoCzIqLmFnZW50Z2F0ZS5jb250cm9sLnYxLlJlc291cmNlTW9uaXRvcnNTcGVjGioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCBQoDX29zQg8KDV9hcmNoaXRlY3R1cmUiQAoORGlzcGxheUFwcExpc3QSLgoEYXBwcxgBIAMoDjIgLmFnZW50Z2F0ZS5jb250cm9sLnYxLkRpc3BsYXlBcHAioAYKB0FwcFNwZWMSDAoEc2x1ZxgBIAEoCRIUCgxkaXNwbGF5X25hbWUYAiABKAkSDAoEaWNvbhgDIAEoCRIQCgN1cmwYBCABKAlIAIgBARIUCgdjb21tYW5kGAUgASgJSAGIAQESEAoIZXh0ZXJuYWwYBiABKAgSEQoJc3ViZG9tYWluGAcgASgIEg4KBmhpZGRlbhgIIAEoCBJBCg1zaGFyaW5nX2xldmVsGAkgASgOMiouYWdlbnRnYXRlLmNvbnRyb2wudjEuQXBwU3BlYy5TaGFyaW5nTGV2ZWwSNQoHb3Blbl9pbhgKIAEoDjIkLmFnZW50Z2F0ZS5jb250cm9sLnYxLkFwcFNwZWMuT3BlbkluEhoKDWRpc3BsYXlfZ3JvdXAYCyABKAlIAogBARIPCgd0b29sdGlwGAwgASgJEj4KC2hlYWx0aGNoZWNrGA0gASgLMikuYWdlbnRnYXRlLmNvbnRyb2wudjEuQXBwU3BlYy5IZWFsdGhjaGVjaxp0CgtIZWFsdGhjaGVjaxILCgN1cmwYASABKAkSHQoQaW50ZXJ2YWxfc2Vjb25kcxgCIAEoDUgAiAEBEhYKCXRocmVzaG9sZBgDIAEoDUgBiAEBQhMKEV9pbnRlcnZhbF9zZWNvbmRzQgwKCl90aHJlc2hvbGQioQEKDFNoYXJpbmdMZXZlbBIdChlTSEFSSU5HX0xFVkVMX1VOU1BFQ0lGSUVEEAASFwoTU0hBUklOR19MRVZFTF9PV05FUhABEh8KG1NIQVJJTkdfTEVWRUxfQVVUSEVOVElDQVRFRBACEh4KGlNIQVJJTkdfTEVWRUxfT1JHQU5JWkFUSU9OEAMSGAoUU0hBUklOR19MRVZFTF9QVUJMSUMQBCJfCgZPcGVuSW4SFwoTT1BFTl9JTl9VTlNQRUNJRklFRBAAEg8KC09QRU5fSU5fVEFCEAESEgoOT1BFTl9JTl9XSU5ET1cQAhIXChNPUEVOX0lOX1NMSU1fV0lORE9XEANCBgoEX3VybEIKCghfY29tbWFuZEIQCg5fZGlzcGxheV9ncm91cCLAAQoKU2NyaXB0U3BlYxIUCgxkaXNwbGF5X25hbWUYASABKAkSDAoEaWNvbhgCIAEoCRIOCgZzY3JpcHQYAyABKAkSDAoEY3JvbhgEIAEoCRIQCghsb2dfcGF0aBgFIAEoCRIUCgxydW5fb25fc3RhcnQYBiABKAgSEwoLcnVuX29uX3N0b3AYByABKAgSGgoSc3RhcnRfYmxvY2tzX2xvZ2luGAggASgIEhcKD3RpbWVvdXRfc2Vjb25kcxgJIAEoDSKnAQoMTWV0YWRhdGFTcGVjEgsKA2tleRgBIAEoCRIUCgxkaXNwbGF5X25hbWUYAiABKAkSDgoGc2NyaXB0GAMgASgJEh0KEGludGVydmFsX3NlY29uZHMYBCABKA1IAIgBARIcCg90aW1lb3V0X3NlY29uZHMYBSABKA1IAYgBAUITChFfaW50ZXJ2YWxfc2Vjb25kc0ISChBfdGltZW91dF9zZWNvbmRzIk8KEERldmNvbnRhaW5lclNwZWMSGAoQd29ya3NwYWNlX2ZvbGRlchgBIAEoCRITCgtjb25maWdfcGF0aBgCIAEoCRIMCgRuYW1lGAMgASgJIoMBChRSZXNvdXJjZU1vbml0b3JzU3BlYxIxCgZtZW1vcnkYASABKAsyIS5hZ2VudGdhdGUuY29udHJvbC52MS5Nb25pdG9yU3BlYxI4Cgd2b2x1bWVzGAIgAygLMicuYWdlbnRnYXRlLmNvbnRyb2wudjEuVm9sdW1lTW9uaXRvclNwZWMiQgoLTW9uaXRvclNwZWMSFAoHZW5hYmxlZBgBIAEoCEgAiAEBEhEKCXRocmVzaG9sZBgCIAEoDUIKCghfZW5hYmxlZCJWChFWb2x1bWVNb25pdG9yU3BlYxIMCgRwYXRoGAEgASgJEhQKB2VuYWJsZWQYAiABKAhIAIgBARIRCgl0aHJlc2hvbGQYAyABKA1CCgoIX2VuYWJsZWQiVgobV2F0Y2hXb3Jrc3BhY2VBZ2VudHNSZXF1ZXN0EhEKCXdvcmtzcGFjZRgBIAEoCRIWCglsb2dfbGltaXQYAiABKA1IAIgBAUIMCgpfbG9nX2xpbWl0ImMKHFdhdGNoV29ya3NwYWNlQWdlbnRzUmVzcG9uc2USQwoJd29ya3NwYWNlGAEgASgLMjAuYWdlbnRnYXRlLmNvbnRyb2wudjEuR2V0V29ya3NwYWNlQWdlbnRzUmVzcG9uc2UiFwoVR2V0U2VydmVyU3RhdHNSZXF1ZXN0IvEBChZHZXRTZXJ2ZXJTdGF0c1Jlc3BvbnNlEhIKCnJlcGxpY2FfaWQYASABKAkSLgoKc3RhcnRlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASHwoXc2FtcGxlX2ludGVydmFsX3NlY29uZHMYAyABKA0SOAoHc2FtcGxlcxgEIAMoCzInLmFnZW50Z2F0ZS5jb250cm9sLnYxLlNlcnZlclN0YXRzU2FtcGxlEjgKB2N1cnJlbnQYBSABKAsyJy5hZ2VudGdhdGUuY29udHJvbC52MS5TZXJ2ZXJTdGF0c1NhbXBsZSKtAQoRU2VydmVyU3RhdHNTYW1wbGUSJgoCYXQYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhgKEGNvbm5lY3RlZF9hZ2VudHMYAiABKA0SEgoKcnBjc190b3RhbBgDIAEoBBIYChBycGNfZXJyb3JzX3RvdGFsGAQgASgEEhAKCHJwY19yYXRlGAUgASgBEhYKDnJwY19lcnJvcl9yYXRlGAYgASgBKo8BCglBcHBIZWFsdGgSGgoWQVBQX0hFQUxUSF9VTlNQRUNJRklFRBAAEhcKE0FQUF9IRUFMVEhfRElTQUJMRUQQARIbChdBUFBfSEVBTFRIX0lOSVRJQUxJWklORxACEhYKEkFQUF9IRUFMVEhfSEVBTFRIWRADEhgKFEFQUF9IRUFMVEhfVU5IRUFMVEhZEAQqjAEKCExvZ0xldmVsEhkKFUxPR19MRVZFTF9VTlNQRUNJRklFRBAAEhMKD0xPR19MRVZFTF9UUkFDRRABEhMKD0xPR19MRVZFTF9ERUJVRxACEhIKDkxPR19MRVZFTF9JTkZPEAMSEgoOTE9HX0xFVkVMX1dBUk4QBBITCg9MT0dfTEVWRUxfRVJST1IQBSqdAQoLQWdlbnRTdGF0dXMSHAoYQUdFTlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGwoXQUdFTlRfU1RBVFVTX0NPTk5FQ1RJTkcQARIaChZBR0VOVF9TVEFUVVNfQ09OTkVDVEVEEAISHQoZQUdFTlRfU1RBVFVTX0RJU0NPTk5FQ1RFRBADEhgKFEFHRU5UX1NUQVRVU19USU1FT1VUEAQq0QIKDkxpZmVjeWNsZVN0YXRlEh8KG0xJRkVDWUNMRV9TVEFURV9VTlNQRUNJRklFRBAAEhsKF0xJRkVDWUNMRV9TVEFURV9DUkVBVEVEEAESHAoYTElGRUNZQ0xFX1NUQVRFX1NUQVJUSU5HEAISIQodTElGRUNZQ0xFX1NUQVRFX1NUQVJUX1RJTUVPVVQQAxIfChtMSUZFQ1lDTEVfU1RBVEVfU1RBUlRfRVJST1IQBBIZChVMSUZFQ1lDTEVfU1RBVEVfUkVBRFkQBRIhCh1MSUZFQ1lDTEVfU1RBVEVfU0hVVFRJTkdfRE9XThAGEiQKIExJRkVDWUNMRV9TVEFURV9TSFVURE9XTl9USU1FT1VUEAcSIgoeTElGRUNZQ0xFX1NUQVRFX1NIVVRET1dOX0VSUk9SEAgSFwoTTElGRUNZQ0xFX1NUQVRFX09GRhAJKsQBCgpEaXNwbGF5QXBwEhsKF0RJU1BMQVlfQVBQX1VOU1BFQ0lGSUVEEAASFgoSRElTUExBWV9BUFBfVlNDT0RFEAESHwobRElTUExBWV9BUFBfVlNDT0RFX0lOU0lERVJTEAISHAoYRElTUExBWV9BUFBfV0VCX1RFUk1JTkFMEAMSGgoWRElTUExBWV9BUFBfU1NIX0hFTFBFUhAEEiYKIkRJU1BMQVlfQVBQX1BPUlRfRk9SV0FSRElOR19IRUxQRVIQBTL0CAoOQ29udHJvbFNlcnZpY2USbgoPQ3JlYXRlV29ya3NwYWNlEiwuYWdlbnRnYXRlLmNvbnRyb2wudjEuQ3JlYXRlV29ya3NwYWNlUmVxdWVzdBotLmFnZW50Z2F0ZS5jb250cm9sLnYxLkNyZWF0ZVdvcmtzcGFjZVJlc3BvbnNlEmsKDkJ1aWxkV29ya3NwYWNlEisuYWdlbnRnYXRlLmNvbnRyb2wudjEuQnVpbGRXb3Jrc3BhY2VSZXF1ZXN0GiwuYWdlbnRnYXRlLmNvbnRyb2wudjEuQnVpbGRXb3Jrc3BhY2VSZXNwb25zZRJuCg9EZWxldGVXb3Jrc3BhY2USLC5hZ2VudGdhdGUuY29udHJvbC52MS5EZWxldGVXb3Jrc3BhY2VSZXF1ZXN0Gi0uYWdlbnRnYXRlLmNvbnRyb2wudjEuRGVsZXRlV29ya3NwYWNlUmVzcG9uc2USXwoKTGlzdEFnZW50cxInLmFnZW50Z2F0ZS5jb250cm9sLnYxLkxpc3RBZ2VudHNSZXF1ZXN0GiguYWdlbnRnYXRlLmNvbnRyb2wudjEuTGlzdEFnZW50c1Jlc3BvbnNlEmQKC1dhdGNoQWdlbnRzEiguYWdlbnRnYXRlLmNvbnRyb2wudjEuV2F0Y2hBZ2VudHNSZXF1ZXN0GikuYWdlbnRnYXRlLmNvbnRyb2wudjEuV2F0Y2hBZ2VudHNSZXNwb25zZTABEncKEkdldFdvcmtzcGFjZUFnZW50cxIvLmFnZW50Z2F0ZS5jb250cm9sLnYxLkdldFdvcmtzcGFjZUFnZW50c1JlcXVlc3QaMC5hZ2VudGdhdGUuY29udHJvbC52MS5HZXRXb3Jrc3BhY2VBZ2VudHNSZXNwb25zZRJ/ChRXYXRjaFdvcmtzcGFjZUFnZW50cxIxLmFnZW50Z2F0ZS5jb250cm9sLnYxLldhdGNoV29ya3NwYWNlQWdlbnRzUmVxdWVzdBoyLmFnZW50Z2F0ZS5jb250cm9sLnYxLldhdGNoV29ya3NwYWNlQWdlbnRzUmVzcG9uc2UwARJrCg5HZXRTZXJ2ZXJTdGF0cxIrLmFnZW50Z2F0ZS5jb250cm9sLnYxLkdldFNlcnZlclN0YXRzUmVxdWVzdBosLmFnZW50Z2F0ZS5jb250cm9sLnYxLkdldFNlcnZlclN0YXRzUmVzcG9uc2UScQoQSXNzdWVDbGllbnRUb2tlbhItLmFnZW50Z2F0ZS5jb250cm9sLnYxLklzc3VlQ2xpZW50VG9rZW5SZXF1ZXN0Gi4uYWdlbnRnYXRlLmNvbnRyb2wudjEuSXNzdWVDbGllbnRUb2tlblJlc3BvbnNlEnQKEVJldm9rZUNsaWVudFRva2VuEi4uYWdlbnRnYXRlLmNvbnRyb2wudjEuUmV2b2tlQ2xpZW50VG9rZW5SZXF1ZXN0Gi8uYWdlbnRnYXRlLmNvbnRyb2wudjEuUmV2b2tlQ2xpZW50VG9rZW5SZXNwb25zZUJDWkFnaXRodWIuY29tL2FnZW50Z2F0ZS9hZ2VudGdhdGUvZ2VuL2FnZW50Z2F0ZS9jb250cm9sL3YxO2NvbnRyb2x2MWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message agentgate.control.v1.CreateWorkspaceRequest
@@ -325,6 +325,102 @@ export const GetWorkspaceAgentsResponseSchema: GenMessage<GetWorkspaceAgentsResp
   messageDesc(file_agentgate_control_v1_control, 11);
 
 /**
+ * @generated from message agentgate.control.v1.IssueClientTokenRequest
+ */
+export type IssueClientTokenRequest = Message<"agentgate.control.v1.IssueClientTokenRequest"> & {
+  /**
+   * What the token reaches.
+   *
+   * @generated from oneof agentgate.control.v1.IssueClientTokenRequest.target
+   */
+  target: {
+    /**
+     * One agent, by id.
+     *
+     * @generated from field: string agent_id = 1;
+     */
+    value: string;
+    case: "agentId";
+  } | {
+    /**
+     * Any agent of a workspace: its id or "owner/name".
+     *
+     * @generated from field: string workspace = 2;
+     */
+    value: string;
+    case: "workspace";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * How long the token is valid; unset: 1 hour; at most 30 days.
+   *
+   * @generated from field: google.protobuf.Duration ttl = 3;
+   */
+  ttl?: Duration | undefined;
+};
+
+/**
+ * Describes the message agentgate.control.v1.IssueClientTokenRequest.
+ * Use `create(IssueClientTokenRequestSchema)` to create a new message.
+ */
+export const IssueClientTokenRequestSchema: GenMessage<IssueClientTokenRequest> = /*@__PURE__*/
+  messageDesc(file_agentgate_control_v1_control, 12);
+
+/**
+ * @generated from message agentgate.control.v1.IssueClientTokenResponse
+ */
+export type IssueClientTokenResponse = Message<"agentgate.control.v1.IssueClientTokenResponse"> & {
+  /**
+   * The client's secret. Shown once.
+   *
+   * @generated from field: string token = 1;
+   */
+  token: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp expires_at = 2;
+   */
+  expiresAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message agentgate.control.v1.IssueClientTokenResponse.
+ * Use `create(IssueClientTokenResponseSchema)` to create a new message.
+ */
+export const IssueClientTokenResponseSchema: GenMessage<IssueClientTokenResponse> = /*@__PURE__*/
+  messageDesc(file_agentgate_control_v1_control, 13);
+
+/**
+ * @generated from message agentgate.control.v1.RevokeClientTokenRequest
+ */
+export type RevokeClientTokenRequest = Message<"agentgate.control.v1.RevokeClientTokenRequest"> & {
+  /**
+   * @generated from field: string token = 1;
+   */
+  token: string;
+};
+
+/**
+ * Describes the message agentgate.control.v1.RevokeClientTokenRequest.
+ * Use `create(RevokeClientTokenRequestSchema)` to create a new message.
+ */
+export const RevokeClientTokenRequestSchema: GenMessage<RevokeClientTokenRequest> = /*@__PURE__*/
+  messageDesc(file_agentgate_control_v1_control, 14);
+
+/**
+ * @generated from message agentgate.control.v1.RevokeClientTokenResponse
+ */
+export type RevokeClientTokenResponse = Message<"agentgate.control.v1.RevokeClientTokenResponse"> & {
+};
+
+/**
+ * Describes the message agentgate.control.v1.RevokeClientTokenResponse.
+ * Use `create(RevokeClientTokenResponseSchema)` to create a new message.
+ */
+export const RevokeClientTokenResponseSchema: GenMessage<RevokeClientTokenResponse> = /*@__PURE__*/
+  messageDesc(file_agentgate_control_v1_control, 15);
+
+/**
  * An agent with its metadata, apps and latest logs.
  *
  * @generated from message agentgate.control.v1.AgentDetail
@@ -371,7 +467,7 @@ export type AgentDetail = Message<"agentgate.control.v1.AgentDetail"> & {
  * Use `create(AgentDetailSchema)` to create a new message.
  */
 export const AgentDetailSchema: GenMessage<AgentDetail> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 12);
+  messageDesc(file_agentgate_control_v1_control, 16);
 
 /**
  * A metadata item with the latest value the agent reported.
@@ -426,7 +522,7 @@ export type AgentMetadataItem = Message<"agentgate.control.v1.AgentMetadataItem"
  * Use `create(AgentMetadataItemSchema)` to create a new message.
  */
 export const AgentMetadataItemSchema: GenMessage<AgentMetadataItem> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 13);
+  messageDesc(file_agentgate_control_v1_control, 17);
 
 /**
  * An app of an agent with its health.
@@ -462,7 +558,7 @@ export type AgentApp = Message<"agentgate.control.v1.AgentApp"> & {
  * Use `create(AgentAppSchema)` to create a new message.
  */
 export const AgentAppSchema: GenMessage<AgentApp> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 14);
+  messageDesc(file_agentgate_control_v1_control, 18);
 
 /**
  * One line of an agent's log output.
@@ -505,7 +601,7 @@ export type AgentLogLine = Message<"agentgate.control.v1.AgentLogLine"> & {
  * Use `create(AgentLogLineSchema)` to create a new message.
  */
 export const AgentLogLineSchema: GenMessage<AgentLogLine> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 15);
+  messageDesc(file_agentgate_control_v1_control, 19);
 
 /**
  * An agent made by a build.
@@ -536,7 +632,7 @@ export type ProvisionedAgent = Message<"agentgate.control.v1.ProvisionedAgent"> 
  * Use `create(ProvisionedAgentSchema)` to create a new message.
  */
 export const ProvisionedAgentSchema: GenMessage<ProvisionedAgent> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 16);
+  messageDesc(file_agentgate_control_v1_control, 20);
 
 /**
  * One agent with where it lives and how it is doing.
@@ -620,7 +716,7 @@ export type AgentSummary = Message<"agentgate.control.v1.AgentSummary"> & {
  * Use `create(AgentSummarySchema)` to create a new message.
  */
 export const AgentSummarySchema: GenMessage<AgentSummary> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 17);
+  messageDesc(file_agentgate_control_v1_control, 21);
 
 /**
  * The agents of one build, as a provisioner (Terraform's coder_agent and friends) describes them.
@@ -640,7 +736,7 @@ export type WorkspaceSpec = Message<"agentgate.control.v1.WorkspaceSpec"> & {
  * Use `create(WorkspaceSpecSchema)` to create a new message.
  */
 export const WorkspaceSpecSchema: GenMessage<WorkspaceSpec> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 18);
+  messageDesc(file_agentgate_control_v1_control, 22);
 
 /**
  * @generated from message agentgate.control.v1.AgentSpec
@@ -734,7 +830,7 @@ export type AgentSpec = Message<"agentgate.control.v1.AgentSpec"> & {
  * Use `create(AgentSpecSchema)` to create a new message.
  */
 export const AgentSpecSchema: GenMessage<AgentSpec> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 19);
+  messageDesc(file_agentgate_control_v1_control, 23);
 
 /**
  * A list, so that "none" (an empty list) differs from "unset" (the default, all).
@@ -753,7 +849,7 @@ export type DisplayAppList = Message<"agentgate.control.v1.DisplayAppList"> & {
  * Use `create(DisplayAppListSchema)` to create a new message.
  */
 export const DisplayAppListSchema: GenMessage<DisplayAppList> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 20);
+  messageDesc(file_agentgate_control_v1_control, 24);
 
 /**
  * An app (coder_app).
@@ -840,7 +936,7 @@ export type AppSpec = Message<"agentgate.control.v1.AppSpec"> & {
  * Use `create(AppSpecSchema)` to create a new message.
  */
 export const AppSpecSchema: GenMessage<AppSpec> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 21);
+  messageDesc(file_agentgate_control_v1_control, 25);
 
 /**
  * @generated from message agentgate.control.v1.AppSpec.Healthcheck
@@ -871,7 +967,7 @@ export type AppSpec_Healthcheck = Message<"agentgate.control.v1.AppSpec.Healthch
  * Use `create(AppSpec_HealthcheckSchema)` to create a new message.
  */
 export const AppSpec_HealthcheckSchema: GenMessage<AppSpec_Healthcheck> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 21, 0);
+  messageDesc(file_agentgate_control_v1_control, 25, 0);
 
 /**
  * @generated from enum agentgate.control.v1.AppSpec.SharingLevel
@@ -907,7 +1003,7 @@ export enum AppSpec_SharingLevel {
  * Describes the enum agentgate.control.v1.AppSpec.SharingLevel.
  */
 export const AppSpec_SharingLevelSchema: GenEnum<AppSpec_SharingLevel> = /*@__PURE__*/
-  enumDesc(file_agentgate_control_v1_control, 21, 0);
+  enumDesc(file_agentgate_control_v1_control, 25, 0);
 
 /**
  * @generated from enum agentgate.control.v1.AppSpec.OpenIn
@@ -938,7 +1034,7 @@ export enum AppSpec_OpenIn {
  * Describes the enum agentgate.control.v1.AppSpec.OpenIn.
  */
 export const AppSpec_OpenInSchema: GenEnum<AppSpec_OpenIn> = /*@__PURE__*/
-  enumDesc(file_agentgate_control_v1_control, 21, 1);
+  enumDesc(file_agentgate_control_v1_control, 25, 1);
 
 /**
  * A script (coder_script).
@@ -999,7 +1095,7 @@ export type ScriptSpec = Message<"agentgate.control.v1.ScriptSpec"> & {
  * Use `create(ScriptSpecSchema)` to create a new message.
  */
 export const ScriptSpecSchema: GenMessage<ScriptSpec> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 22);
+  messageDesc(file_agentgate_control_v1_control, 26);
 
 /**
  * A metadata item the agent collects by running a script.
@@ -1042,7 +1138,7 @@ export type MetadataSpec = Message<"agentgate.control.v1.MetadataSpec"> & {
  * Use `create(MetadataSpecSchema)` to create a new message.
  */
 export const MetadataSpecSchema: GenMessage<MetadataSpec> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 23);
+  messageDesc(file_agentgate_control_v1_control, 27);
 
 /**
  * A devcontainer (coder_devcontainer).
@@ -1071,7 +1167,7 @@ export type DevcontainerSpec = Message<"agentgate.control.v1.DevcontainerSpec"> 
  * Use `create(DevcontainerSpecSchema)` to create a new message.
  */
 export const DevcontainerSpecSchema: GenMessage<DevcontainerSpec> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 24);
+  messageDesc(file_agentgate_control_v1_control, 28);
 
 /**
  * @generated from message agentgate.control.v1.ResourceMonitorsSpec
@@ -1095,7 +1191,7 @@ export type ResourceMonitorsSpec = Message<"agentgate.control.v1.ResourceMonitor
  * Use `create(ResourceMonitorsSpecSchema)` to create a new message.
  */
 export const ResourceMonitorsSpecSchema: GenMessage<ResourceMonitorsSpec> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 25);
+  messageDesc(file_agentgate_control_v1_control, 29);
 
 /**
  * @generated from message agentgate.control.v1.MonitorSpec
@@ -1121,7 +1217,7 @@ export type MonitorSpec = Message<"agentgate.control.v1.MonitorSpec"> & {
  * Use `create(MonitorSpecSchema)` to create a new message.
  */
 export const MonitorSpecSchema: GenMessage<MonitorSpec> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 26);
+  messageDesc(file_agentgate_control_v1_control, 30);
 
 /**
  * @generated from message agentgate.control.v1.VolumeMonitorSpec
@@ -1152,7 +1248,7 @@ export type VolumeMonitorSpec = Message<"agentgate.control.v1.VolumeMonitorSpec"
  * Use `create(VolumeMonitorSpecSchema)` to create a new message.
  */
 export const VolumeMonitorSpecSchema: GenMessage<VolumeMonitorSpec> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 27);
+  messageDesc(file_agentgate_control_v1_control, 31);
 
 /**
  * @generated from message agentgate.control.v1.WatchWorkspaceAgentsRequest
@@ -1178,7 +1274,7 @@ export type WatchWorkspaceAgentsRequest = Message<"agentgate.control.v1.WatchWor
  * Use `create(WatchWorkspaceAgentsRequestSchema)` to create a new message.
  */
 export const WatchWorkspaceAgentsRequestSchema: GenMessage<WatchWorkspaceAgentsRequest> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 28);
+  messageDesc(file_agentgate_control_v1_control, 32);
 
 /**
  * @generated from message agentgate.control.v1.WatchWorkspaceAgentsResponse
@@ -1197,7 +1293,7 @@ export type WatchWorkspaceAgentsResponse = Message<"agentgate.control.v1.WatchWo
  * Use `create(WatchWorkspaceAgentsResponseSchema)` to create a new message.
  */
 export const WatchWorkspaceAgentsResponseSchema: GenMessage<WatchWorkspaceAgentsResponse> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 29);
+  messageDesc(file_agentgate_control_v1_control, 33);
 
 /**
  * @generated from message agentgate.control.v1.GetServerStatsRequest
@@ -1210,7 +1306,7 @@ export type GetServerStatsRequest = Message<"agentgate.control.v1.GetServerStats
  * Use `create(GetServerStatsRequestSchema)` to create a new message.
  */
 export const GetServerStatsRequestSchema: GenMessage<GetServerStatsRequest> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 30);
+  messageDesc(file_agentgate_control_v1_control, 34);
 
 /**
  * @generated from message agentgate.control.v1.GetServerStatsResponse
@@ -1256,7 +1352,7 @@ export type GetServerStatsResponse = Message<"agentgate.control.v1.GetServerStat
  * Use `create(GetServerStatsResponseSchema)` to create a new message.
  */
 export const GetServerStatsResponseSchema: GenMessage<GetServerStatsResponse> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 31);
+  messageDesc(file_agentgate_control_v1_control, 35);
 
 /**
  * The server's figures at one moment; a sample's rates are over the time since the sample before.
@@ -1310,7 +1406,7 @@ export type ServerStatsSample = Message<"agentgate.control.v1.ServerStatsSample"
  * Use `create(ServerStatsSampleSchema)` to create a new message.
  */
 export const ServerStatsSampleSchema: GenMessage<ServerStatsSample> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 32);
+  messageDesc(file_agentgate_control_v1_control, 36);
 
 /**
  * What an app's health check found.
@@ -1638,6 +1734,29 @@ export const ControlService: GenService<{
     methodKind: "unary";
     input: typeof GetServerStatsRequestSchema;
     output: typeof GetServerStatsResponseSchema;
+  },
+  /**
+   * Issues a token with which a client reaches one agent, or any agent of one workspace, over
+   * Tailnet coordination. Only its hash is stored: the token is shown once. It is refused after
+   * it expires, once revoked, and once its workspace or agent is deleted. NotFound for an
+   * unknown agent or workspace; InvalidArgument for a bad reference or ttl.
+   *
+   * @generated from rpc agentgate.control.v1.ControlService.IssueClientToken
+   */
+  issueClientToken: {
+    methodKind: "unary";
+    input: typeof IssueClientTokenRequestSchema;
+    output: typeof IssueClientTokenResponseSchema;
+  },
+  /**
+   * Revokes a client token at once (again is fine). NotFound for a token never issued.
+   *
+   * @generated from rpc agentgate.control.v1.ControlService.RevokeClientToken
+   */
+  revokeClientToken: {
+    methodKind: "unary";
+    input: typeof RevokeClientTokenRequestSchema;
+    output: typeof RevokeClientTokenResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_agentgate_control_v1_control, 0);

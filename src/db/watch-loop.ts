@@ -1,4 +1,5 @@
 import { setTimeout as delay } from "node:timers/promises";
+import { Wakeup } from "../wakeup.js";
 
 /** setTimeout's largest delay; a later deadline is re-checked then. */
 const MAX_TIMER_MS = 2_147_483_647;
@@ -61,26 +62,5 @@ export async function* watchLoop<T>(source: WatchSource<T>, signal: AbortSignal,
     clearTimeout(timer);
     signal.removeEventListener("abort", onAbort);
     stopListening?.();
-  }
-}
-
-/** @internal A coalescing "something changed" flag one loop waits on. */
-class Wakeup {
-  private pending = false;
-  private resolve: (() => void) | undefined;
-
-  notify(): void {
-    this.pending = true;
-    this.resolve?.();
-  }
-
-  async wait(): Promise<void> {
-    if (!this.pending) await new Promise<void>((r) => (this.resolve = r));
-    this.clear();
-  }
-
-  clear(): void {
-    this.resolve = undefined;
-    this.pending = false;
   }
 }
