@@ -30,13 +30,14 @@ export function encodeUvarint(buf: Uint8Array, offset: number, value: number): n
 
 /**
  * Reads a uvarint from `buf[offset..end)` into `out.value`. Returns the offset after it, or -1
- * when the input ends first. Throws a protocol error for more than 10 bytes, a value past 64
- * bits, or one past 2^53 (ids and lengths that large never occur; numbers stay exact).
+ * when the input ends first. Throws a protocol error for a value past 64 bits (a 10th byte over
+ * 1, so also any 11th byte) or past 2^53 (ids and lengths that large never occur; numbers stay
+ * exact).
  */
 export function decodeUvarint(buf: Uint8Array, offset: number, end: number, out: VarintOut): number {
   let value = 0;
   let scale = 1;
-  for (let i = 0; i < MAX_VARINT_BYTES; i++) {
+  for (let i = 0; ; i++) {
     if (offset + i >= end) return -1;
     const byte = buf[offset + i]!;
     if (i === MAX_VARINT_BYTES - 1 && byte > 1) throw new DrpcError(DrpcErrorCode.Protocol, "varint overflows 64 bits");
@@ -48,5 +49,4 @@ export function decodeUvarint(buf: Uint8Array, offset: number, end: number, out:
     }
     scale *= 0x80;
   }
-  throw new DrpcError(DrpcErrorCode.Protocol, `varint longer than ${MAX_VARINT_BYTES} bytes`);
 }
