@@ -1,4 +1,7 @@
 import { once } from "node:events";
+import { connect, createServer, type AddressInfo, type Socket } from "node:net";
+import { Duplex } from "node:stream";
+import { Session } from "../../src/yamux/index.js";
 import { duplexPair, type PipeEnd } from "../yamux/helpers.js";
 
 /** Bytes from hex pairs: `hex("03 01 01 21")`. */
@@ -67,3 +70,60 @@ export function protocolErrors(): { onProtocolError: (e: Error) => void; first: 
 }
 
 export { once };
+
+/** A yamux client and server session over a real TCP connection on 127.0.0.1. */
+export async function yamuxOverTcp(): Promise<{ client: Session; server: Session; close(): Promise<void> }> {
+  const listener = createServer();
+  listener.listen(0, "127.0.0.1");
+  await once(listener, "listening");
+  const { port } = listener.address() as AddressInfo;
+  const accepted = once(listener, "connection") as Promise<[Socket]>;
+  const socket = connect(port, "127.0.0.1");
+  await once(socket, "connect");
+  const [serverSocket] = await accepted;
+  const client = new Session(socket, { role: "client" });
+  const server = new Session(serverSocket, { role: "server" });
+  return {
+    client,
+    server,
+    async close() {
+      client.destroy();
+      server.destroy();
+      listener.close();
+      await once(listener, "close");
+    },
+  };
+}
+
+/**
+ * Wraps a Duplex so every write leaves as one-byte writes, each waiting for the last: on a yamux
+ * stream that is one Data frame per byte, so the peer reads one-byte chunks.
+ */
+export function oneByteWrites(inner: Duplex): Duplex {
+  const writeByte = (byte: Buffer) => new Promise<void>((resolve, reject) => inner.write(byte, (err) => (err ? reject(err) : resolve())));
+  const outer = new Duplex({
+    read() {
+      inner.resume();
+    },
+    write(chunk: Buffer, _encoding, callback) {
+      (async () => {
+        for (let i = 0; i < chunk.length; i++) await writeByte(chunk.subarray(i, i + 1));
+      })().then(() => callback(), callback);
+    },
+    final(callback) {
+      inner.end();
+      callback();
+    },
+    destroy(err, callback) {
+      inner.destroy(err ?? undefined);
+      callback(err);
+    },
+  });
+  inner.on("data", (chunk: Buffer) => {
+    if (!outer.push(chunk)) inner.pause();
+  });
+  inner.once("end", () => outer.push(null));
+  inner.once("close", () => outer.destroy());
+  inner.on("error", () => {});
+  return outer;
+}
