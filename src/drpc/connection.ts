@@ -87,10 +87,14 @@ export abstract class DrpcConnection implements StreamHost {
     this.transport.resume();
   }
 
-  /** Cancels the current RPC and ends the transport (FIN); the peer's FIN then closes it. */
+  /**
+   * Cancels the current RPC and ends the transport (FIN) after what is queued (a last Close);
+   * the peer's FIN then closes it.
+   */
   protected endTransport(reason: DrpcError): void {
     this.over = true;
     this.current?.cancel(reason);
+    this.writer.flush();
     const transport = this.transport;
     if (!transport.destroyed && !transport.writableEnded) transport.end();
   }

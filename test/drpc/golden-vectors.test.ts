@@ -126,6 +126,15 @@ describe("DRPC golden vectors: client writes and reads drpc's bytes", () => {
     assert.equal(Buffer.from((await first)!).toString(), "ack:hello");
   });
 
+  it("a one-RPC connection (a Coder agent's yamux stream) writes its last Close before the FIN", async () => {
+    const peer = rawPeer();
+    const call = new DrpcClientConnection(peer.local, { endAfterRpc: true }).open(COORDINATE);
+    void call.send(Buffer.from("hello"));
+    call.close();
+    await peer.closed;
+    assert.deepEqual(peer.received(), wire(bidiHello, "0b 01 03 00"));
+  });
+
   it("a 200,000-byte request is split into 64 KiB frames", async () => {
     const { peer, client: c } = client();
     const payload = Buffer.alloc(200_000, 7);

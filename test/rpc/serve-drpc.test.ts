@@ -150,6 +150,18 @@ describe("DRPC through the RPC core over yamux on TCP", () => {
     assert.equal(await events.coordinateEnded.promise, "returned");
   });
 
+  it("a silent yamux stream (a bidi whose Invoke is not sent yet) waits while other RPCs run, then is served", async () => {
+    const { tailnetClient, agentClient } = fresh();
+    const call = tailnetClient.coordinate();
+    assert.equal((await agentClient.getManifest({})).agentName, "dev");
+    await pair.client.ping();
+    assert.equal(serverStreams.length, 2, "the bidi's stream is open on the server, with no bytes yet");
+    await call.send({ updateSelf: { node: { preferredDerp: 3 } } });
+    assert.equal((await call.receive())?.error, "ack:3");
+    call.close();
+    assert.equal(((await events.coordinateEnded.promise) as ConnectError).code, Code.Canceled, "the client's Close is a cancellation");
+  });
+
   it("a handler's error arrives with its code and message", async () => {
     const { agentClient } = fresh();
     await assert.rejects(agentClient.updateStats({}), (err: ConnectError) => {
