@@ -95,21 +95,9 @@ export class RpcCore {
    * Serves a unary call from its request bytes (undefined: the client sent no message) and
    * resolves with the response bytes. Rejects with a `ConnectError`.
    */
-  async unary(method: RpcMethod, request: Uint8Array | undefined, init: RpcCallInit): Promise<Uint8Array> {
+  unary(method: RpcMethod, request: Uint8Array | undefined, init: RpcCallInit): Promise<Uint8Array> {
     if (method.desc.methodKind !== "unary") throw new Error(`${method.path} is not unary`);
-    const context = new LazyHandlerContext(method.desc, method.path, init, this.shutdownSignal);
-    const started = performance.now();
-    let code: Code | undefined;
-    try {
-      return await this.withDeadline(this.callUnary(method, request, context), context, init.timeoutMs);
-    } catch (err) {
-      const error = ConnectError.from(err);
-      code = error.code;
-      throw error;
-    } finally {
-      context.finish();
-      this.observer?.(method.desc.parent, method.desc, code, (performance.now() - started) / 1000);
-    }
+    return this.observed(method, init, this.callUnary, request);
   }
 
   /**
@@ -117,12 +105,22 @@ export class RpcCore {
    * first request message, client-streaming and bidi ones all of them. Resolves once the last
    * response is sent; rejects with a `ConnectError`.
    */
-  async stream(method: RpcMethod, io: RpcMessageStream, init: RpcCallInit): Promise<void> {
+  stream(method: RpcMethod, io: RpcMessageStream, init: RpcCallInit): Promise<void> {
+    return this.observed(method, init, this.callStream, io);
+  }
+
+  /** Runs `call` with a fresh context, under the deadline, normalising and observing its outcome. */
+  private async observed<A, T>(
+    method: RpcMethod,
+    init: RpcCallInit,
+    call: (this: RpcCore, method: RpcMethod, arg: A, context: LazyHandlerContext) => Promise<T>,
+    arg: A,
+  ): Promise<T> {
     const context = new LazyHandlerContext(method.desc, method.path, init, this.shutdownSignal);
     const started = performance.now();
     let code: Code | undefined;
     try {
-      await this.withDeadline(this.callStream(method, io, context), context, init.timeoutMs);
+      return await this.withDeadline(call.call(this, method, arg, context), context, init.timeoutMs);
     } catch (err) {
       const error = ConnectError.from(err);
       code = error.code;

@@ -1,7 +1,8 @@
 import { once } from "node:events";
 import { connect, createServer, type AddressInfo, type Socket } from "node:net";
-import { Duplex } from "node:stream";
+import type { Duplex } from "node:stream";
 import { Session } from "../../src/yamux/index.js";
+import { reshapedWrites } from "../support/reshaped-writes.js";
 import { duplexPair, type PipeEnd } from "../yamux/helpers.js";
 
 /** Bytes from hex pairs: `hex("03 01 01 21")`. */
@@ -101,29 +102,9 @@ export async function yamuxOverTcp(): Promise<{ client: Session; server: Session
  */
 export function oneByteWrites(inner: Duplex): Duplex {
   const writeByte = (byte: Buffer) => new Promise<void>((resolve, reject) => inner.write(byte, (err) => (err ? reject(err) : resolve())));
-  const outer = new Duplex({
-    read() {
-      inner.resume();
-    },
-    write(chunk: Buffer, _encoding, callback) {
-      (async () => {
-        for (let i = 0; i < chunk.length; i++) await writeByte(chunk.subarray(i, i + 1));
-      })().then(() => callback(), callback);
-    },
-    final(callback) {
-      inner.end();
-      callback();
-    },
-    destroy(err, callback) {
-      inner.destroy(err ?? undefined);
-      callback(err);
-    },
+  return reshapedWrites(inner, (chunk, callback) => {
+    (async () => {
+      for (let i = 0; i < chunk.length; i++) await writeByte(chunk.subarray(i, i + 1));
+    })().then(() => callback(), callback);
   });
-  inner.on("data", (chunk: Buffer) => {
-    if (!outer.push(chunk)) inner.pause();
-  });
-  inner.once("end", () => outer.push(null));
-  inner.once("close", () => outer.destroy());
-  inner.on("error", () => {});
-  return outer;
 }
