@@ -40,7 +40,7 @@ export function kindName(kind: number): string {
 }
 
 /** Control byte bits. */
-export const CONTROL_FLAG = 0x80;
+const CONTROL_FLAG = 0x80;
 const DONE_FLAG = 0x01;
 const KIND_MASK = 0x3f;
 
@@ -64,7 +64,7 @@ export interface FrameHeader {
 }
 
 /** The control byte of a frame. */
-export function controlByte(kind: number, done: boolean, control: boolean): number {
+function controlByte(kind: number, done: boolean, control: boolean): number {
   return (control ? CONTROL_FLAG : 0) | ((kind & KIND_MASK) << 1) | (done ? DONE_FLAG : 0);
 }
 
