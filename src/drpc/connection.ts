@@ -23,7 +23,7 @@ const DEFAULT_MAX_QUEUED_MESSAGES = 32;
 /**
  * What the DRPC server and client connections share (drpc's manager): one transport (a yamux
  * stream, any Duplex), packets read from it and dispatched to the one current RPC, packets
- * written to it, and the rules of drpc.md that do not depend on the side:
+ * written to it, and the rules of storj.io/drpc that do not depend on the side:
  * - unknown kinds are ignored with the control flag and close the transport without it;
  * - a packet for an older stream id than the current RPC's is dropped silently;
  * - a protocol error cancels the current RPC and destroys the transport;

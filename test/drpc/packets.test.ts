@@ -41,7 +41,7 @@ function serve(handler: DrpcHandler = echoFirst) {
 }
 
 describe("DRPC varints", () => {
-  it("encode and decode the table of drpc.md byte for byte", () => {
+  it("encode and decode drpc's varints byte for byte (1, 127, 128, 3392, 65536, ...)", () => {
     const table: [number, string][] = [
       [0, "00"],
       [1, "01"],
