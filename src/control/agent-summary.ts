@@ -25,6 +25,9 @@ export function agentSummary(o: AgentOverview, now: Date, inactiveTimeoutMs: num
     status: STATUSES.toProto(agentStatus(o.agent, now, inactiveTimeoutMs).status),
     lifecycleState: LIFECYCLE.toProto(o.agent.lifecycleState),
     ...(o.agent.lastConnectedAt ? { lastConnectedAt: timestampFromDate(o.agent.lastConnectedAt) } : {}),
+    version: o.agent.version,
+    apiVersion: o.agent.apiVersion,
+    replicaId: o.agent.lastConnectedReplicaId ?? "",
   };
 }
 

@@ -6,19 +6,23 @@ import { getUserByUsername } from "../db/queries/users.js";
 import type { Logger } from "../log.js";
 import { requireAdminToken } from "./admin-auth.js";
 import { readAgentSummaries } from "./agent-summary.js";
+import { clientTokenHandlers } from "./client-tokens.js";
 import { toConnectError } from "./errors.js";
+import type { ServerStatsSampler } from "./server-stats.js";
 import { watchAgents } from "./watch-agents.js";
+import { watchWorkspaceAgents } from "./watch-workspace-agents.js";
 import { readWorkspaceAgents } from "./workspace-agents.js";
 import { workspaceHandlers } from "./workspaces.js";
 
 /**
  * What the control service is built from, handed whole to every part of it: the database, the
- * logger, and the admin token (without one, every control call is refused) and inactivity timeout
- * (statuses are computed with it, as the server disconnects agents).
+ * logger, GetServerStats' figures, and the admin token (without one, every control call is
+ * refused) and inactivity timeout (statuses are computed with it, as the server disconnects agents).
  */
 export interface ControlOptions {
   db: Database;
   logger: Logger;
+  stats: Pick<ServerStatsSampler, "snapshot">;
   config: Pick<ServerConfig, "adminToken" | "agentInactiveTimeoutMs">;
 }
 
@@ -31,6 +35,7 @@ export function controlService(options: ControlOptions): ServiceImpl<typeof Cont
   const { db, config } = options;
   const authorize = (ctx: HandlerContext) => requireAdminToken(ctx.requestHeader, config.adminToken);
   const workspaces = workspaceHandlers(options);
+  const clientTokens = clientTokenHandlers(db);
   const ownerId = async (username: string) => {
     const owner = await getUserByUsername(db, username);
     if (owner === undefined) throw new ConnectError(`owner "${username}" not found`, Code.NotFound);
@@ -56,8 +61,8 @@ export function controlService(options: ControlOptions): ServiceImpl<typeof Cont
     },
     async *watchAgents(req, ctx) {
       authorize(ctx);
-      if (req.owner === "") throw new ConnectError("owner is required", Code.InvalidArgument);
-      yield* watchAgents(options, await ownerId(req.owner), ctx.signal);
+      const owner = req.owner === "" ? undefined : await ownerId(req.owner);
+      yield* watchAgents(options, owner, ctx.signal);
     },
     async getWorkspaceAgents(req, ctx) {
       authorize(ctx);
@@ -66,6 +71,26 @@ export function controlService(options: ControlOptions): ServiceImpl<typeof Cont
       } catch (err) {
         throw toConnectError(err);
       }
+    },
+    async *watchWorkspaceAgents(req, ctx) {
+      authorize(ctx);
+      try {
+        yield* await watchWorkspaceAgents(options, { workspace: req.workspace, logLimit: req.logLimit }, ctx.signal);
+      } catch (err) {
+        throw toConnectError(err);
+      }
+    },
+    async getServerStats(_req, ctx) {
+      authorize(ctx);
+      return options.stats.snapshot();
+    },
+    async issueClientToken(req, ctx) {
+      authorize(ctx);
+      return clientTokens.issueClientToken(req);
+    },
+    async revokeClientToken(req, ctx) {
+      authorize(ctx);
+      return clientTokens.revokeClientToken(req);
     },
   };
 }

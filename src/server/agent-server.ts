@@ -6,6 +6,7 @@ import type { ConnectRouter } from "@connectrpc/connect";
 import { WebSocketServer } from "ws";
 import type { AgentIdentity } from "../auth/agent-identity.js";
 import type { ServerConfig } from "../config.js";
+import { dashboardHandler } from "../dashboard/serve-dashboard.js";
 import type { Batcher } from "../db/batcher.js";
 import type { ConnectionRefresh } from "../db/queries/agent-connections.js";
 import type { Logger } from "../log.js";
@@ -104,7 +105,7 @@ export class AgentServer {
       isShuttingDown,
       onTunnel: (ws, identity, remoteAddress) => this.tunnels.run(ws, identity, remoteAddress),
     };
-    const onRequest = requestListener({ store, metrics: this.metrics, endpoint, connect });
+    const onRequest = requestListener({ store, metrics: this.metrics, endpoint, dashboard: dashboardHandler(), connect });
     http1.on("request", onRequest);
     http2.on("request", onRequest);
     http1.on("upgrade", upgradeListener(endpoint));

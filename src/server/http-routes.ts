@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import type { Duplex } from "node:stream";
+import type { DashboardHandler } from "../dashboard/serve-dashboard.js";
 import { writeError } from "../http/http-error.js";
 import { AGENT_RPC_PATH } from "../protocol/agent-rpc.js";
 import { handleAgentPlainRequest, handleAgentUpgrade, type AgentEndpointOptions } from "./agent-endpoint.js";
@@ -13,6 +14,8 @@ export interface RoutesOptions {
   store: Pick<AgentServerStore, "ready">;
   metrics: ServerMetrics;
   endpoint: AgentEndpointOptions;
+  /** The dashboard's page and assets; false for a path it doesn't serve. */
+  dashboard: DashboardHandler;
   /** Everything else: the Connect services. */
   connect: NodeHandler;
 }
@@ -20,7 +23,7 @@ export interface RoutesOptions {
 /**
  * The request listener of both HTTP servers: /healthz (the process is up), /readyz (the database
  * answers and is migrated), /metrics, the agent route without an upgrade (426 after the checks),
- * and the Connect services for the rest.
+ * the dashboard, and the Connect services for the rest.
  */
 export function requestListener(o: RoutesOptions): (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => void {
   return (req, res) => {
@@ -39,7 +42,7 @@ export function requestListener(o: RoutesOptions): (req: IncomingMessage | Http2
       );
     } else if (path === AGENT_RPC_PATH && req.httpVersionMajor === 1) {
       void handleAgentPlainRequest(req as IncomingMessage, res as ServerResponse, o.endpoint);
-    } else {
+    } else if (!o.dashboard(req, res)) {
       o.connect(req, res);
     }
   };

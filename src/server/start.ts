@@ -3,6 +3,7 @@ import { Agent } from "../../gen/coder/agent/v2/agent_pb.js";
 import { Tailnet } from "../../gen/coder/tailnet/v2/tailnet_pb.js";
 import { ControlService } from "../../gen/agentgate/control/v1/control_pb.js";
 import { controlService } from "../control/control-service.js";
+import { metricsStatsSource, ServerStatsSampler } from "../control/server-stats.js";
 import { agentService } from "../agentapi/api.js";
 import { readBannersFile } from "../agentapi/banners.js";
 import { createMetadataBatcher, createStatsBatcher, createUsageBatcher } from "../agentapi/batchers.js";
@@ -13,7 +14,9 @@ import { updateMetadataAndNotify } from "../db/queries/metadata.js";
 import { insertStats } from "../db/queries/stats.js";
 import { updateWorkspacesLastUsed } from "../db/queries/workspaces.js";
 import type { Logger } from "../log.js";
+import { Coordinator } from "../tailnet/coordinator.js";
 import { emptyDerpMapSource, fileDerpMapSource } from "../tailnet/derp-map-source.js";
+import { ResumeTokens } from "../tailnet/resume-token.js";
 import { tailnetService } from "../tailnet/tailnet-service.js";
 import { AgentServer } from "./agent-server.js";
 import { agentServerStore } from "./agent-store.js";
@@ -37,6 +40,7 @@ export async function startAgentgate(config: ServerConfig, db: Database, logger:
   await derpMaps.current();
   const metrics = new ServerMetrics();
   const pubsub = observedPubsub(db.pubsub, () => metrics.pubsubErrors.inc());
+  const stats = new ServerStatsSampler({ source: metricsStatsSource(metrics), replicaId, logger });
   const clock = () => new Date();
   const batchers = {
     stats: createStatsBatcher((rows) => insertStats(db, rows), logger),
@@ -44,6 +48,9 @@ export async function startAgentgate(config: ServerConfig, db: Database, logger:
     usage: createUsageBatcher((ids, at) => updateWorkspacesLastUsed(db, ids, at), config.usageFlushIntervalMs, clock, logger),
   };
   for (const batcher of Object.values(batchers)) metrics.watchBatcher(batcher);
+  const resumeTokens = ResumeTokens.fromDatabase(db);
+  const coordinator = await Coordinator.start({ db, pubsub, replicaId, logger: logger.child({ component: "tailnet" }) });
+  // A server that fails to listen must not leave the coordinator heartbeating.
   return AgentServer.start({
     config,
     logger,
@@ -52,8 +59,8 @@ export async function startAgentgate(config: ServerConfig, db: Database, logger:
     store: agentServerStore(db, replicaId),
     routes(router) {
       router.service(Agent, agentService({ db, pubsub, logger, clock, config, banners, derpMaps, batchers }));
-      router.service(Tailnet, tailnetService({ derpMaps, derpMapPollMs: DERP_MAP_POLL_MS }));
-      router.service(ControlService, controlService({ db, logger, config }));
+      router.service(Tailnet, tailnetService({ derpMaps, derpMapPollMs: DERP_MAP_POLL_MS, coordination: { coordinator, resumeTokens, db } }));
+      router.service(ControlService, controlService({ db, logger, config, stats }));
     },
     publishConnectionUpdate: (identity) =>
       void publishWorkspaceEvent(
@@ -63,6 +70,9 @@ export async function startAgentgate(config: ServerConfig, db: Database, logger:
         logger,
       ),
     // Final flushes run after the tunnels drained, so the last reports are in them.
-    closeOnShutdown: Object.values(batchers),
+    closeOnShutdown: [coordinator, ...Object.values(batchers), stats],
+  }).catch(async (err: unknown) => {
+    await coordinator.close();
+    throw err;
   });
 }

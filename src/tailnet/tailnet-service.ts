@@ -2,6 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
 import { TelemetryResponseSchema, type DERPMap, type Tailnet } from "../../gen/coder/tailnet/v2/tailnet_pb.js";
+import { coordinationHandlers, type CoordinationOptions } from "./coordination-handlers.js";
 import { derpMapsEqual, type DerpMapSource } from "./derp-map-source.js";
 
 /** What the Tailnet service is built from, handed whole, as the Agent service's options are. */
@@ -11,14 +12,14 @@ export interface TailnetServiceOptions {
   derpMapPollMs: number;
   /** Counts telemetry events received; agentgate does not store them. */
   onTelemetry?: (events: number) => void;
+  /** Coordinate, RefreshResumeToken and WorkspaceUpdates; without it they answer Unimplemented. */
+  coordination?: CoordinationOptions;
 }
 
-/**
- * The Tailnet service on the agent connection. StreamDERPMaps and PostTelemetry are served;
- * Coordinate, RefreshResumeToken and WorkspaceUpdates are not built yet and answer Unimplemented.
- */
+/** The Tailnet service, on agent connections and (for clients) the client endpoint. */
 export function tailnetService(options: TailnetServiceOptions): Partial<ServiceImpl<typeof Tailnet>> {
   return {
+    ...(options.coordination !== undefined ? coordinationHandlers(options.coordination) : {}),
     async *streamDERPMaps(_req, ctx) {
       let last: DERPMap | undefined;
       while (!ctx.signal.aborted) {
