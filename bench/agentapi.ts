@@ -12,7 +12,7 @@
  * (b) the steady workload, compressed SPEEDUP times (5): stats every 30 s and two metadata items
  *     every 10 s per agent, for fleets of FLEETS agents ("250,500,1000") in turn, PHASE_S seconds
  *     (15) each; RPCs per second against statements per second. The agent re-read (one SELECT
- *     per RPC, agent-api.md §1.7) grows with RPCs; the batched writes must grow with time only.
+ *     per RPC, as coderd does) grows with RPCs; the batched writes must grow with time only.
  *
  *   BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test node --import tsx bench/agentapi.ts
  *

@@ -14,7 +14,8 @@ import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { openDatabase } from "../src/db/database.js";
 import { migrate } from "../src/db/migrate.js";
-import { insertAgent, updateAgentConnection, updateAgentConnections, type AgentConnectionUpdate } from "../src/db/queries/agents.js";
+import { connectAgent, refreshAgentConnections, type AgentConnection, type ConnectionRefresh } from "../src/db/queries/agent-connections.js";
+import { insertAgent } from "../src/db/queries/agents.js";
 import { insertNextBuild } from "../src/db/queries/builds.js";
 import { insertLogBatch } from "../src/db/queries/logs.js";
 import { insertResource } from "../src/db/queries/resources.js";
@@ -58,18 +59,19 @@ try {
     }
   });
   const replicaId = randomUUID();
-  const updates = (at: Date): AgentConnectionUpdate[] =>
-    ids.slice(0, AGENTS).map((id) => ({ id, firstConnectedAt: at, lastConnectedAt: at, disconnectedAt: null, replicaId, updatedAt: at }));
+  const connections: { id: string; connection: AgentConnection }[] = [];
+  for (const id of ids.slice(0, AGENTS)) connections.push({ id, connection: (await connectAgent(db, { id, replicaId, now }))! });
+  const updates = (at: Date): ConnectionRefresh[] => connections.map(({ id, connection }) => ({ agentId: id, connection, at }));
 
   // Alternating rounds, median of each: the machine is shared and one round is noisy.
   const singles: number[] = [];
   const batches: number[] = [];
   for (let round = 0; round < ROUNDS; round++) {
     singles.push(await time(async () => {
-      for (const u of updates(new Date())) await updateAgentConnection(db, u);
+      for (const u of updates(new Date())) await refreshAgentConnections(db, replicaId, [u]);
     }));
     batches.push(await time(async () => {
-      await updateAgentConnections(db, updates(new Date()));
+      await refreshAgentConnections(db, replicaId, updates(new Date()));
     }));
   }
   report(`connection updates, ${AGENTS} agents (median of ${ROUNDS})`, "one statement per agent", median(singles), "one unnest statement", median(batches));

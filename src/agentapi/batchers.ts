@@ -2,8 +2,9 @@ import { Batcher } from "../db/batcher.js";
 import type { MetadataUpdate } from "../db/queries/metadata.js";
 import type { AgentStatsRow } from "../db/queries/stats.js";
 import type { Logger } from "../log.js";
+import type { Clock } from "./context.js";
 
-/** Coder's stats batcher: 1,024 rows a statement, or every second (agent-api.md §5). */
+/** Coder's stats batcher: 1,024 rows a statement, or every second. */
 export const STATS_BATCH = { maxItems: 1024, intervalMs: 1_000 } as const;
 
 /**
@@ -27,4 +28,25 @@ export function createMetadataBatcher(
   logger?: Logger,
 ): Batcher<MetadataUpdate> {
   return new Batcher({ name: "metadata", ...METADATA_BATCH, intervalMs, flush: write, logger });
+}
+
+/**
+ * The usage batcher's size: every workspace marked used waits for the interval and goes in one
+ * statement; 100,000 distinct workspaces may wait, plenty for one replica's fleet, and a bound so a
+ * flood of ids can't grow memory without limit.
+ */
+export const USAGE_BATCH = { maxItems: 100_000, maxQueue: 100_000 } as const;
+
+/**
+ * The usage batcher: workspaces whose agents reported open connections, each written once per flush
+ * however often its agents report, with `last_used_at` = the flush time, as in Coder. Its interval
+ * is `--usage-flush-interval`.
+ */
+export function createUsageBatcher(
+  write: (workspaceIds: string[], at: Date) => Promise<void>,
+  intervalMs: number,
+  clock: Clock,
+  logger?: Logger,
+): Batcher<string> {
+  return new Batcher({ name: "usage", ...USAGE_BATCH, intervalMs, key: (id) => id, flush: (ids) => write(ids, clock()), logger });
 }

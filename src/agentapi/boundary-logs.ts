@@ -2,25 +2,18 @@ import { create } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext } from "@connectrpc/connect";
 import { ReportBoundaryLogsResponseSchema, type ReportBoundaryLogsRequest, type ReportBoundaryLogsResponse } from "../../gen/coder/agent/v2/agent_pb.js";
-import type { Logger } from "../log.js";
-import type { LoadCaller } from "./caller.js";
-
-/** What ReportBoundaryLogs needs: a logger to write the entries to. */
-export interface BoundaryLogsDeps {
-  loadCaller: LoadCaller;
-  logger: Logger;
-}
+import type { AgentApiContext } from "./context.js";
 
 /**
  * ReportBoundaryLogs: the network "boundary" around an agent's processes reports what it allowed
  * and denied; agentgate stores none of it and writes each entry to the server log at info, with
  * the agent's fields, for the operator's log pipeline.
  */
-export function boundaryLogsApi(deps: BoundaryLogsDeps) {
+export function boundaryLogsApi(api: AgentApiContext) {
   return {
     async reportBoundaryLogs(req: ReportBoundaryLogsRequest, ctx: HandlerContext): Promise<ReportBoundaryLogsResponse> {
-      const { identity, agent } = await deps.loadCaller(ctx);
-      const log = deps.logger.child({
+      const { identity, agent } = await api.loadCaller(ctx);
+      const log = api.logger.child({
         agent_id: agent.id,
         agent_name: agent.name,
         workspace_id: identity.workspaceId,

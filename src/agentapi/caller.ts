@@ -1,6 +1,8 @@
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { agentIdentityKey, type AgentIdentity } from "../auth/agent-identity.js";
-import type { WorkspaceAgent } from "../db/queries/agents.js";
+import type { Queryable } from "../db/database.js";
+import { getAgentById, type WorkspaceAgent } from "../db/queries/agents.js";
+import { internal } from "./rpc-errors.js";
 
 /** The caller of an RPC: who it authenticated as, and its agent row as it is now. */
 export interface Caller {
@@ -8,20 +10,23 @@ export interface Caller {
   agent: WorkspaceAgent;
 }
 
-/** Re-reads the calling agent's row for one RPC (agent-api.md §1.7); NotFound once it is deleted. */
+/**
+ * Re-reads the calling agent's row for one RPC, as coderd does for every call: a deleted agent
+ * answers NotFound from then on, whatever its tunnel still holds.
+ */
 export type LoadCaller = (ctx: HandlerContext) => Promise<Caller>;
 
 /**
- * Builds the {@link LoadCaller} every group uses, from a by-id lookup that skips deleted rows. A
- * missing identity can't happen behind the endpoint or the plain-port interceptor; it answers
+ * Builds the {@link LoadCaller} every group uses: a by-id read that skips deleted rows. A missing
+ * identity can't happen behind the endpoint or the plain-port admission; it answers
  * Unauthenticated rather than trusting anything.
  */
-export function callerLoader(getAgentById: (id: string) => Promise<WorkspaceAgent | undefined>): LoadCaller {
+export function callerLoader(db: Queryable): LoadCaller {
   return async (ctx) => {
     const identity = callerIdentity(ctx);
     let agent: WorkspaceAgent | undefined;
     try {
-      agent = await getAgentById(identity.agentId);
+      agent = await getAgentById(db, identity.agentId);
     } catch (err) {
       throw internal("get workspace agent", err);
     }
@@ -32,7 +37,7 @@ export function callerLoader(getAgentById: (id: string) => Promise<WorkspaceAgen
 
 /**
  * Who the call authenticated as, without the re-read: for an RPC whose own statement re-reads the
- * agent row (and answers {@link agentNotFound} when it is gone), so §1.7 still holds in one round trip.
+ * agent row (and answers {@link agentNotFound} when it is gone), so the rule holds in one round trip.
  */
 export function callerIdentity(ctx: HandlerContext): AgentIdentity {
   const identity = ctx.values.get(agentIdentityKey);
@@ -40,18 +45,7 @@ export function callerIdentity(ctx: HandlerContext): AgentIdentity {
   return identity;
 }
 
-/** What every RPC answers once its agent is deleted (agent-api.md §1.7). */
+/** What every RPC answers once its agent is deleted. */
 export function agentNotFound(agentId: string): ConnectError {
   return new ConnectError(`workspace agent ${agentId} not found`, Code.NotFound);
-}
-
-/** A database (or other unexpected) failure as Internal, with what was being done: "fetching …: <cause>". */
-export function internal(what: string, err: unknown): ConnectError {
-  if (err instanceof ConnectError) return err;
-  return new ConnectError(`${what}: ${err instanceof Error ? err.message : String(err)}`, Code.Internal, undefined, undefined, err);
-}
-
-/** A request that fails validation. */
-export function invalid(message: string): ConnectError {
-  return new ConnectError(message, Code.InvalidArgument);
 }

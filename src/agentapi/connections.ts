@@ -3,47 +3,35 @@ import { isIP } from "node:net";
 import { create } from "@bufbuild/protobuf";
 import { EmptySchema, timestampDate, type Empty } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext } from "@connectrpc/connect";
-import { Connection_Action, Connection_Type, type ReportConnectionRequest } from "../../gen/coder/agent/v2/agent_pb.js";
+import { Connection_Action, Connection_ActionSchema, Connection_Type, Connection_TypeSchema, type ReportConnectionRequest } from "../../gen/coder/agent/v2/agent_pb.js";
 import { CONNECTION_TYPES, NIL_UUID, type ConnectionType } from "../db/enums.js";
-import type { ConnectionEvent } from "../db/queries/connection-logs.js";
-import { internal, invalid, type LoadCaller } from "./caller.js";
-import type { Clock } from "./publish.js";
+import { CONNECTION_ACTIONS, upsertConnectionLog } from "../db/queries/connection-logs.js";
+import { enumMapping } from "../protocol/enum-mapping.js";
+import type { AgentApiContext } from "./context.js";
+import { internal, invalid } from "./rpc-errors.js";
 import { uuidFromBytes } from "./uuid-bytes.js";
 
-/** What ReportConnection needs (agent-api.md §2.12, the connection-log variant). */
-export interface ConnectionsDeps {
-  loadCaller: LoadCaller;
-  upsertConnectionLog(e: ConnectionEvent): Promise<void>;
-  now: Clock;
-}
+const ACTIONS = enumMapping(Connection_ActionSchema, CONNECTION_ACTIONS);
+const LEGACY_TYPES = enumMapping(Connection_TypeSchema, CONNECTION_TYPES);
 
-const LEGACY_TYPES: Partial<Record<Connection_Type, ConnectionType>> = {
-  [Connection_Type.SSH]: "ssh",
-  [Connection_Type.VSCODE]: "vscode",
-  [Connection_Type.JETBRAINS]: "jetbrains",
-  [Connection_Type.RECONNECTING_PTY]: "reconnecting_pty",
-};
-
-/** ReportConnection: an SSH/IDE/PTY session opening or closing, upserted into `connection_logs`. */
-export function connectionsApi(deps: ConnectionsDeps) {
+/** ReportConnection: an SSH/IDE/PTY session opening or closing, upserted into `connection_logs` (coderd's connection-log variant). */
+export function connectionsApi(api: AgentApiContext) {
   return {
     async reportConnection(req: ReportConnectionRequest, ctx: HandlerContext): Promise<Empty> {
-      const { identity, agent } = await deps.loadCaller(ctx);
+      const { identity, agent } = await api.loadCaller(ctx);
       const c = req.connection;
       if (c === undefined) throw invalid("connection is required");
       const connectionId = uuidFromBytes(c.id, "connection id from bytes");
       if (connectionId === NIL_UUID) throw invalid("connection ID cannot be nil");
-      let action: ConnectionEvent["action"];
-      if (c.action === Connection_Action.CONNECT) action = "connect";
-      else if (c.action === Connection_Action.DISCONNECT) action = "disconnect";
-      else throw invalid(`unknown connection action ${Connection_Action[c.action] ?? c.action}`);
+      const action = ACTIONS.toDb(c.action);
+      if (action === undefined) throw invalid(`unknown connection action ${Connection_Action[c.action] ?? c.action}`);
       const type = connectionType(c.appName, c.type);
       try {
-        await deps.upsertConnectionLog({
+        await upsertConnectionLog(api.db, {
           id: randomUUID(),
           connectionId,
           action,
-          time: c.timestamp === undefined ? deps.now() : timestampDate(c.timestamp),
+          time: c.timestamp === undefined ? api.clock() : timestampDate(c.timestamp),
           workspaceOwnerId: identity.ownerId,
           workspaceId: identity.workspaceId,
           workspaceName: identity.workspaceName,
@@ -72,7 +60,7 @@ function connectionType(appName: string, legacy: Connection_Type): ConnectionTyp
     if ((CONNECTION_TYPES as readonly string[]).includes(name)) return name as ConnectionType;
     throw invalid(`unknown connection type "${appName}"`);
   }
-  const type = LEGACY_TYPES[legacy];
+  const type = LEGACY_TYPES.toDb(legacy);
   if (type === undefined) throw invalid(`unknown connection type ${Connection_Type[legacy] ?? legacy}`);
   return type;
 }

@@ -6,73 +6,55 @@ import {
   WorkspaceAgentDevcontainerSchema,
   WorkspaceAgentMetadata_DescriptionSchema,
   WorkspaceAgentScriptSchema,
-  WorkspaceApp_Health,
-  WorkspaceApp_SharingLevel,
+  WorkspaceApp_HealthSchema,
+  WorkspaceApp_SharingLevelSchema,
   WorkspaceAppSchema,
   type Manifest,
   type WorkspaceApp,
 } from "../../gen/coder/agent/v2/agent_pb.js";
 import { DERPMapSchema, type DERPMap } from "../../gen/coder/tailnet/v2/tailnet_pb.js";
-import type { AppHealth, AppSharingLevel } from "../db/enums.js";
+import { APP_HEALTHS, APP_SHARING_LEVELS } from "../db/enums.js";
 import type { WorkspaceApp as AppRow } from "../db/queries/apps.js";
-import type { Devcontainer } from "../db/queries/devcontainers.js";
-import type { AgentMetadata } from "../db/queries/metadata.js";
-import type { AgentScript } from "../db/queries/scripts.js";
-import type { User } from "../db/queries/users.js";
-import type { Workspace } from "../db/queries/workspaces.js";
-import { internal, type LoadCaller } from "./caller.js";
+import { listAppsByAgentId } from "../db/queries/apps.js";
+import { listDevcontainersByAgentId } from "../db/queries/devcontainers.js";
+import { listMetadata } from "../db/queries/metadata.js";
+import { listScriptsByAgentId } from "../db/queries/scripts.js";
+import { getUserById } from "../db/queries/users.js";
+import { getWorkspaceById } from "../db/queries/workspaces.js";
+import { enumMapping } from "../protocol/enum-mapping.js";
+import type { AgentApiConfig, AgentApiContext } from "./context.js";
+import { internal } from "./rpc-errors.js";
 import { uuidToBytes } from "./uuid-bytes.js";
-
-/** Deployment settings that shape every manifest. */
-export interface ManifestSettings {
-  /** The URL agents reach the server at; its scheme (and port) go into `vs_code_port_proxy_uri`. */
-  accessUrl: URL;
-  /** Wildcard app host such as `*.apps.example.com`; "" turns subdomain apps and the port proxy off. */
-  appHostname: string;
-  /** Agents must relay through DERP: no direct connections, and no STUN in the DERP map. */
-  blockDirectConnections: boolean;
-  /** Agents must reach DERP over WebSockets. */
-  derpForceWebsockets: boolean;
-}
-
-/** What GetManifest reads (agent-api.md §2.2). */
-export interface ManifestDeps {
-  loadCaller: LoadCaller;
-  listApps(agentId: string): Promise<AppRow[]>;
-  listScripts(agentId: string): Promise<AgentScript[]>;
-  listMetadata(agentId: string): Promise<AgentMetadata[]>;
-  listDevcontainers(agentId: string): Promise<Devcontainer[]>;
-  getWorkspace(workspaceId: string): Promise<Workspace | undefined>;
-  getUser(userId: string): Promise<User | undefined>;
-  derpMap(): Promise<DERPMap>;
-  settings: ManifestSettings;
-}
 
 /** STUN port that tells a client the node has no STUN (block-direct). */
 const NO_STUN_PORT = -1;
 
+const SHARING_LEVELS = enumMapping(WorkspaceApp_SharingLevelSchema, APP_SHARING_LEVELS);
+const HEALTHS = enumMapping(WorkspaceApp_HealthSchema, APP_HEALTHS);
+
 /** GetManifest: everything an agent needs to start, read in parallel; no writes, no events. */
-export function manifestApi(deps: ManifestDeps) {
+export function manifestApi(api: AgentApiContext) {
+  const { db } = api;
   return {
     async getManifest(_req: unknown, ctx: HandlerContext): Promise<Manifest> {
-      const { identity, agent } = await deps.loadCaller(ctx);
+      const { identity, agent } = await api.loadCaller(ctx);
       const [apps, scripts, metadata, devcontainers, workspace, derpMap] = await Promise.all([
-        deps.listApps(agent.id),
-        deps.listScripts(agent.id),
-        deps.listMetadata(agent.id),
-        deps.listDevcontainers(agent.id),
-        deps.getWorkspace(identity.workspaceId),
-        deps.derpMap(),
+        listAppsByAgentId(db, agent.id),
+        listScriptsByAgentId(db, agent.id),
+        listMetadata(db, agent.id),
+        listDevcontainersByAgentId(db, agent.id),
+        getWorkspaceById(db, identity.workspaceId),
+        api.derpMaps.current(),
       ]).catch((err: unknown) => {
         throw internal("fetching workspace agent data", err);
       });
       if (workspace === undefined) throw internal("fetching workspace agent data", new Error(`workspace ${identity.workspaceId} not found`));
-      const owner = await deps.getUser(workspace.ownerId).catch((err: unknown) => {
+      const owner = await getUserById(db, workspace.ownerId).catch((err: unknown) => {
         throw internal("fetching workspace agent data", err);
       });
       if (owner === undefined) throw internal("fetching workspace agent data", new Error(`owner ${workspace.ownerId} not found`));
       const names = { agent: agent.name, workspace: workspace.name, owner: owner.username };
-      const { settings } = deps;
+      const settings = api.config;
       return create(ManifestSchema, {
         agentId: uuidToBytes(agent.id),
         agentName: agent.name,
@@ -142,7 +124,7 @@ function applicationLabel(appOrPort: string, n: Names): string {
  * The port-forwarding URL template VS Code uses, e.g. `https://{{port}}--main--ws--alice.apps.example.com:8443`.
  * Empty without a wildcard app host. The access URL's port is applied when the wildcard host has none.
  */
-export function vsCodePortProxyUri(settings: Pick<ManifestSettings, "accessUrl" | "appHostname">, n: Names): string {
+export function vsCodePortProxyUri(settings: Pick<AgentApiConfig, "accessUrl" | "appHostname">, n: Names): string {
   if (settings.appHostname === "") return "";
   let host = settings.appHostname;
   if (!/:\d+$/.test(host) && settings.accessUrl.port !== "") host += `:${settings.accessUrl.port}`;
@@ -150,23 +132,9 @@ export function vsCodePortProxyUri(settings: Pick<ManifestSettings, "accessUrl" 
   return `${scheme}://${host.replace("*", applicationLabel("{{port}}", n))}`;
 }
 
-const SHARING_LEVELS: Record<AppSharingLevel, WorkspaceApp_SharingLevel> = {
-  owner: WorkspaceApp_SharingLevel.OWNER,
-  authenticated: WorkspaceApp_SharingLevel.AUTHENTICATED,
-  organization: WorkspaceApp_SharingLevel.ORGANIZATION,
-  public: WorkspaceApp_SharingLevel.PUBLIC,
-};
-
-const HEALTHS: Record<AppHealth, WorkspaceApp_Health> = {
-  disabled: WorkspaceApp_Health.DISABLED,
-  initializing: WorkspaceApp_Health.INITIALIZING,
-  healthy: WorkspaceApp_Health.HEALTHY,
-  unhealthy: WorkspaceApp_Health.UNHEALTHY,
-};
-
 function appToProto(a: AppRow, appHostname: string, names: Names): WorkspaceApp {
-  const sharingLevel = SHARING_LEVELS[a.sharingLevel];
-  const health = HEALTHS[a.health];
+  const sharingLevel = SHARING_LEVELS.toProto(a.sharingLevel);
+  const health = HEALTHS.toProto(a.health);
   // The enums in the database and the proto are the same sets; a stranger is a corrupt row.
   if (sharingLevel === undefined) throw internal("converting workspace apps", new Error(`unknown app sharing level "${a.sharingLevel}"`));
   if (health === undefined) throw internal("converting workspace apps", new Error(`unknown app health "${a.health}"`));
@@ -193,8 +161,8 @@ function appToProto(a: AppRow, appHostname: string, names: Names): WorkspaceApp 
 }
 
 /**
- * Coder's quirk (agent-api.md §2.2): metadata interval and timeout go out as Durations whose
- * nanosecond count is the stored number of seconds, and agents read them back as plain integers.
+ * Coder's quirk: metadata interval and timeout go out as Durations whose nanosecond count is the
+ * stored number of seconds, and agents read them back as plain integers.
  */
 function secondsAsNanos(seconds: number): Duration {
   const nanosPerSecond = 1_000_000_000;

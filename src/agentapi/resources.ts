@@ -8,12 +8,12 @@ import {
   type PushResourcesMonitoringUsageResponse,
 } from "../../gen/coder/agent/v2/agent_pb.js";
 import type { MonitorState } from "../db/enums.js";
-import type { MemoryMonitor, VolumeMonitor } from "../db/queries/resource-monitors.js";
-import { internal, invalid, type LoadCaller } from "./caller.js";
-import type { Clock, PublishWorkspaceEventFn } from "./publish.js";
+import { getMemoryMonitor, listVolumeMonitors, updateMemoryMonitor, updateVolumeMonitor } from "../db/queries/resource-monitors.js";
+import type { AgentApiContext } from "./context.js";
+import { internal, invalid } from "./rpc-errors.js";
 
 /**
- * Resource monitoring numbers ([LATEST], agent-api.md §2.11): agents collect every 10 s and push
+ * Resource monitoring numbers, as the newest coderd releases use them: agents collect every 10 s and push
  * 20 datapoints; a monitor goes NOK when 50 % of them in a row, or 20 % in all, are over its
  * threshold; after an alert, the next one waits 30 minutes.
  */
@@ -25,17 +25,6 @@ export const RESOURCES_MONITORING = {
   debounceMs: 30 * 60_000,
 } as const;
 
-/** What the resources-monitoring RPCs need. */
-export interface ResourcesDeps {
-  loadCaller: LoadCaller;
-  getMemoryMonitor(agentId: string): Promise<MemoryMonitor | undefined>;
-  listVolumeMonitors(agentId: string): Promise<VolumeMonitor[]>;
-  updateMemoryMonitor(p: { agentId: string; state: MonitorState; debouncedUntil: Date; now: Date }): Promise<void>;
-  updateVolumeMonitor(p: { agentId: string; path: string; state: MonitorState; debouncedUntil: Date; now: Date }): Promise<void>;
-  publishWorkspaceEvent: PublishWorkspaceEventFn;
-  now: Clock;
-}
-
 /** One datapoint judged against a threshold; "unknown" when the datapoint lacks that resource. */
 type PointState = "OK" | "NOK" | "unknown";
 
@@ -44,13 +33,16 @@ type PointState = "OK" | "NOK" | "unknown";
  * state machine over each push's datapoints. Where Coder notifies the owner on OK→NOK, agentgate
  * publishes `agt_resources_alert` (one for memory, one for all newly NOK volumes), debounced.
  */
-export function resourcesApi(deps: ResourcesDeps) {
+export function resourcesApi(api: AgentApiContext) {
+  const { db } = api;
+  const monitors = (agentId: string) =>
+    Promise.all([getMemoryMonitor(db, agentId), listVolumeMonitors(db, agentId)]).catch((err: unknown) => {
+      throw internal("fetch resource monitors", err);
+    });
   return {
     async getResourcesMonitoringConfiguration(_req: unknown, ctx: HandlerContext): Promise<GetResourcesMonitoringConfigurationResponse> {
-      const { agent } = await deps.loadCaller(ctx);
-      const [memory, volumes] = await Promise.all([deps.getMemoryMonitor(agent.id), deps.listVolumeMonitors(agent.id)]).catch((err: unknown) => {
-        throw internal("fetch resource monitors", err);
-      });
+      const { agent } = await api.loadCaller(ctx);
+      const [memory, volumes] = await monitors(agent.id);
       return create(GetResourcesMonitoringConfigurationResponseSchema, {
         config: { numDatapoints: RESOURCES_MONITORING.numDatapoints, collectionIntervalSeconds: RESOURCES_MONITORING.collectionIntervalSeconds },
         memory: memory === undefined ? undefined : { enabled: memory.enabled },
@@ -59,13 +51,11 @@ export function resourcesApi(deps: ResourcesDeps) {
     },
 
     async pushResourcesMonitoringUsage(req: PushResourcesMonitoringUsageRequest, ctx: HandlerContext): Promise<PushResourcesMonitoringUsageResponse> {
-      const { identity, agent } = await deps.loadCaller(ctx);
-      const [memory, volumes] = await Promise.all([deps.getMemoryMonitor(agent.id), deps.listVolumeMonitors(agent.id)]).catch((err: unknown) => {
-        throw internal("fetch resource monitors", err);
-      });
-      const now = deps.now();
+      const { identity, agent } = await api.loadCaller(ctx);
+      const [memory, volumes] = await monitors(agent.id);
+      const now = api.clock();
       const alert = () =>
-        deps.publishWorkspaceEvent(identity.ownerId, { kind: "agt_resources_alert", workspace_id: identity.workspaceId, agent_id: agent.id });
+        api.publishWorkspaceEvent(identity.ownerId, { kind: "agt_resources_alert", workspace_id: identity.workspaceId, agent_id: agent.id });
 
       // Check every enabled volume has datapoints before writing anything.
       const volumePoints = new Map<string, PointState[]>();
@@ -84,13 +74,13 @@ export function resourcesApi(deps: ResourcesDeps) {
         if (memory?.enabled) {
           const points = req.datapoints.map((dp) => (dp.memory === undefined ? "unknown" : judge(dp.memory.used, dp.memory.total, memory.threshold)));
           const step = advance(memory, points, now);
-          await deps.updateMemoryMonitor({ agentId: agent.id, state: step.state, debouncedUntil: step.debouncedUntil, now });
+          await updateMemoryMonitor(db, { agentId: agent.id, state: step.state, debouncedUntil: step.debouncedUntil, now });
           if (step.alert) await alert();
         }
         let volumeAlert = false;
         for (const v of enabledVolumes) {
           const step = advance(v, volumePoints.get(v.path)!, now);
-          await deps.updateVolumeMonitor({ agentId: agent.id, path: v.path, state: step.state, debouncedUntil: step.debouncedUntil, now });
+          await updateVolumeMonitor(db, { agentId: agent.id, path: v.path, state: step.state, debouncedUntil: step.debouncedUntil, now });
           volumeAlert ||= step.alert;
         }
         if (volumeAlert) await alert();

@@ -1,20 +1,13 @@
 import { create } from "@bufbuild/protobuf";
 import type { HandlerContext } from "@connectrpc/connect";
-import { Startup_Subsystem, StartupSchema, type Startup, type UpdateStartupRequest } from "../../gen/coder/agent/v2/agent_pb.js";
-import type { AgentSubsystem } from "../db/enums.js";
-import { internal, invalid, type LoadCaller } from "./caller.js";
+import { Startup_Subsystem, Startup_SubsystemSchema, StartupSchema, type Startup, type UpdateStartupRequest } from "../../gen/coder/agent/v2/agent_pb.js";
+import { AGENT_SUBSYSTEMS, type AgentSubsystem } from "../db/enums.js";
+import { updateAgentStartup } from "../db/queries/agents.js";
+import { enumMapping } from "../protocol/enum-mapping.js";
+import type { AgentApiContext } from "./context.js";
+import { internal, invalid } from "./rpc-errors.js";
 
-/** What UpdateStartup needs (agent-api.md §2.6). */
-export interface StartupDeps {
-  loadCaller: LoadCaller;
-  updateStartup(p: { id: string; version: string; expandedDirectory: string; subsystems: AgentSubsystem[]; apiVersion: string }): Promise<void>;
-}
-
-const SUBSYSTEMS: Partial<Record<Startup_Subsystem, AgentSubsystem>> = {
-  [Startup_Subsystem.ENVBOX]: "envbox",
-  [Startup_Subsystem.ENVBUILDER]: "envbuilder",
-  [Startup_Subsystem.EXECTRACE]: "exectrace",
-};
+const SUBSYSTEMS = enumMapping(Startup_SubsystemSchema, AGENT_SUBSYSTEMS);
 
 /**
  * Go's `semver.IsValid` (golang.org/x/mod): a leading `v`, then major, optionally minor and patch
@@ -23,20 +16,20 @@ const SUBSYSTEMS: Partial<Record<Startup_Subsystem, AgentSubsystem>> = {
 const GO_SEMVER = /^v(0|[1-9]\d*)(?:\.(0|[1-9]\d*)(?:\.(0|[1-9]\d*)(?:-(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*)?(?:\+[0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*)?)?)?$/;
 
 /** UpdateStartup: version, expanded directory, subsystems and the negotiated API version; no event. */
-export function startupApi(deps: StartupDeps) {
+export function startupApi(api: AgentApiContext) {
   return {
     async updateStartup(req: UpdateStartupRequest, ctx: HandlerContext): Promise<Startup> {
-      const { identity, agent } = await deps.loadCaller(ctx);
+      const { identity, agent } = await api.loadCaller(ctx);
       const startup = req.startup ?? create(StartupSchema);
       if (!GO_SEMVER.test(startup.version)) throw invalid(`invalid agent semver version "${startup.version}"`);
       const subsystems = new Set<AgentSubsystem>();
       for (const s of startup.subsystems) {
-        const name = SUBSYSTEMS[s];
+        const name = SUBSYSTEMS.toDb(s);
         if (name === undefined) throw invalid(`invalid agent subsystem ${Startup_Subsystem[s] ?? s}`);
         subsystems.add(name);
       }
       try {
-        await deps.updateStartup({
+        await updateAgentStartup(api.db, {
           id: agent.id,
           version: startup.version,
           expandedDirectory: startup.expandedDirectory,

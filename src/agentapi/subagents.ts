@@ -3,8 +3,10 @@ import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import {
   CreateSubAgentRequest_App_OpenIn,
+  CreateSubAgentRequest_App_OpenInSchema,
   CreateSubAgentRequest_App_SharingLevel,
-  CreateSubAgentRequest_DisplayApp,
+  CreateSubAgentRequest_App_SharingLevelSchema,
+  CreateSubAgentRequest_DisplayAppSchema,
   CreateSubAgentResponseSchema,
   DeleteSubAgentResponseSchema,
   ListSubAgentsResponseSchema,
@@ -17,91 +19,61 @@ import {
   type ListSubAgentsResponse,
   type SubAgent,
 } from "../../gen/coder/agent/v2/agent_pb.js";
-import type { AppOpenIn, AppSharingLevel, DisplayApp } from "../db/enums.js";
+import { APP_OPEN_IN, APP_SHARING_LEVELS, DISPLAY_APPS } from "../db/enums.js";
 import { isUniqueViolation } from "../db/errors.js";
-import type { InsertAgentParams, WorkspaceAgent } from "../db/queries/agents.js";
-import type { InsertAppParams } from "../db/queries/apps.js";
-import { NAME_PATTERN } from "../provision/spec.js";
-import { internal, invalid, type LoadCaller } from "./caller.js";
-import type { Clock } from "./publish.js";
+import { getAgentById, insertAgent, type WorkspaceAgent } from "../db/queries/agents.js";
+import { upsertApp, type InsertAppParams } from "../db/queries/apps.js";
+import { listSubAgents, softDeleteSubAgent, updateSubAgentDisplay } from "../db/queries/sub-agents.js";
+import { enumMapping } from "../protocol/enum-mapping.js";
+import { isAppSlug, MAX_AGENT_NAME, nameProblem } from "../provision/names.js";
+import type { AgentApiContext } from "./context.js";
+import { internal, invalid } from "./rpc-errors.js";
 import { uuidFromBytes, uuidToBytes } from "./uuid-bytes.js";
 
-/** What the sub-agent RPCs need (agent-api.md §2.13). */
-export interface SubAgentsDeps {
-  loadCaller: LoadCaller;
-  getAgent(id: string): Promise<WorkspaceAgent | undefined>;
-  insertAgent(p: InsertAgentParams): Promise<WorkspaceAgent>;
-  upsertApp(p: InsertAppParams): Promise<unknown>;
-  updateSubAgentDisplay(p: { id: string; displayApps: DisplayApp[]; directory: string; now: Date }): Promise<void>;
-  listSubAgents(parentId: string): Promise<WorkspaceAgent[]>;
-  softDeleteSubAgent(p: { id: string; parentId: string; now: Date }): Promise<boolean>;
-  now: Clock;
-}
-
-/** `workspace_agents.name` is varchar(64). */
-const MAX_AGENT_NAME = 64;
-/** Coder's app slug rule: lower-case letters, digits and single inner hyphens. */
-const APP_SLUG_PATTERN = /^[a-z0-9](?:-?[a-z0-9])*$/;
 /** Characters of the base32hex SHA-256 prefix that makes a sub-agent's app slugs unique per workspace. */
 const SLUG_HASH_CHARS = 8;
 const BASE32HEX = "0123456789abcdefghijklmnopqrstuv";
 
-const DISPLAY_APPS: Record<CreateSubAgentRequest_DisplayApp, DisplayApp> = {
-  [CreateSubAgentRequest_DisplayApp.VSCODE]: "vscode",
-  [CreateSubAgentRequest_DisplayApp.VSCODE_INSIDERS]: "vscode_insiders",
-  [CreateSubAgentRequest_DisplayApp.WEB_TERMINAL]: "web_terminal",
-  [CreateSubAgentRequest_DisplayApp.SSH_HELPER]: "ssh_helper",
-  [CreateSubAgentRequest_DisplayApp.PORT_FORWARDING_HELPER]: "port_forwarding_helper",
-};
-
-const SHARING_LEVELS: Record<CreateSubAgentRequest_App_SharingLevel, AppSharingLevel> = {
-  [CreateSubAgentRequest_App_SharingLevel.OWNER]: "owner",
-  [CreateSubAgentRequest_App_SharingLevel.AUTHENTICATED]: "authenticated",
-  [CreateSubAgentRequest_App_SharingLevel.PUBLIC]: "public",
-  [CreateSubAgentRequest_App_SharingLevel.ORGANIZATION]: "organization",
-};
-
-const OPEN_IN: Record<CreateSubAgentRequest_App_OpenIn, AppOpenIn> = {
-  [CreateSubAgentRequest_App_OpenIn.SLIM_WINDOW]: "slim-window",
-  [CreateSubAgentRequest_App_OpenIn.TAB]: "tab",
-};
+const DISPLAY_APP_NAMES = enumMapping(CreateSubAgentRequest_DisplayAppSchema, DISPLAY_APPS);
+const SHARING_LEVELS = enumMapping(CreateSubAgentRequest_App_SharingLevelSchema, APP_SHARING_LEVELS);
+const OPEN_IN = enumMapping(CreateSubAgentRequest_App_OpenInSchema, APP_OPEN_IN);
 
 /**
  * CreateSubAgent, DeleteSubAgent, ListSubAgents: agents a workspace agent starts itself (dev
  * containers). A sub-agent shares its parent's resource, so its token dials the endpoint like any
  * agent's, until it is (soft-)deleted.
  */
-export function subAgentsApi(deps: SubAgentsDeps) {
+export function subAgentsApi(api: AgentApiContext) {
+  const { db } = api;
   return {
     async createSubAgent(req: CreateSubAgentRequest, ctx: HandlerContext): Promise<CreateSubAgentResponse> {
-      const { agent: parent } = await deps.loadCaller(ctx);
+      const { agent: parent } = await api.loadCaller(ctx);
       const displayApps = req.displayApps.map((d, i) => {
-        const name = DISPLAY_APPS[d];
+        const name = DISPLAY_APP_NAMES.toDb(d);
         if (name === undefined) throw invalid(`display_apps[${i}]: unknown display app ${d}`);
         return name;
       });
-      const now = deps.now();
+      const now = api.clock();
 
       if (req.id !== undefined) {
         // A sub-agent the provisioner pre-created (API 2.8): adopt it.
         const id = uuidFromBytes(req.id, "parse sub agent ID");
-        const existing = await deps.getAgent(id).catch((err: unknown) => {
+        const existing = await getAgentById(db, id).catch((err: unknown) => {
           throw internal("get sub agent", err);
         });
         if (existing === undefined) throw new ConnectError(`sub agent ${id} not found`, Code.NotFound);
         if (existing.parentId !== parent.id) throw new ConnectError(`sub agent ${id} does not belong to this parent`, Code.FailedPrecondition);
-        await deps.updateSubAgentDisplay({ id, displayApps, directory: req.directory, now }).catch((err: unknown) => {
+        await updateSubAgentDisplay(db, { id, displayApps, directory: req.directory, now }).catch((err: unknown) => {
           throw internal("update sub agent", err);
         });
         return create(CreateSubAgentResponseSchema, { agent: toSubAgent(existing) });
       }
 
-      if (!NAME_PATTERN.test(req.name) || req.name.length > MAX_AGENT_NAME) {
-        throw invalid(`name: "${req.name}" must be 1–${MAX_AGENT_NAME} letters, digits and single hyphens, not starting or ending with one`);
-      }
+      const nameError = nameProblem(req.name, MAX_AGENT_NAME);
+      if (nameError !== undefined) throw invalid(`name: ${nameError}`);
       let child: WorkspaceAgent;
       try {
-        child = await deps.insertAgent({
+        child = await insertAgent(db, {
           id: randomUUID(),
           parentId: parent.id,
           resourceId: parent.resourceId,
@@ -133,7 +105,7 @@ export function subAgentsApi(deps: SubAgentsDeps) {
         }
         slugs.add(app.slug);
         try {
-          await deps.upsertApp(appParams(child, app, index, now));
+          await upsertApp(db, appParams(child, app, index, now));
         } catch (err) {
           appCreationErrors.push({ index, error: `insert app: ${(err as Error).message}` });
         }
@@ -142,19 +114,19 @@ export function subAgentsApi(deps: SubAgentsDeps) {
     },
 
     async deleteSubAgent(req: DeleteSubAgentRequest, ctx: HandlerContext): Promise<DeleteSubAgentResponse> {
-      const { agent } = await deps.loadCaller(ctx);
+      const { agent } = await api.loadCaller(ctx);
       const id = uuidFromBytes(req.id, "parse sub agent ID");
       // As Coder: deleting what isn't a live child of this agent changes nothing and is no error,
       // so an agent retrying after a lost answer isn't told its delete failed.
-      await deps.softDeleteSubAgent({ id, parentId: agent.id, now: deps.now() }).catch((err: unknown) => {
+      await softDeleteSubAgent(db, { id, parentId: agent.id, now: api.clock() }).catch((err: unknown) => {
         throw internal("delete sub agent", err);
       });
       return create(DeleteSubAgentResponseSchema);
     },
 
     async listSubAgents(_req: unknown, ctx: HandlerContext): Promise<ListSubAgentsResponse> {
-      const { agent } = await deps.loadCaller(ctx);
-      const children = await deps.listSubAgents(agent.id).catch((err: unknown) => {
+      const { agent } = await api.loadCaller(ctx);
+      const children = await listSubAgents(db, agent.id).catch((err: unknown) => {
         throw internal("list sub agents", err);
       });
       return create(ListSubAgentsResponseSchema, { agents: children.map(toSubAgent) });
@@ -168,7 +140,7 @@ function toSubAgent(a: WorkspaceAgent): SubAgent {
 
 function checkSlug(slug: string, seen: Set<string>): string | undefined {
   if (slug === "") return "app slug must not be empty";
-  if (!APP_SLUG_PATTERN.test(slug)) return `app slug "${slug}" must be lower-case letters, digits and single hyphens, not starting or ending with one`;
+  if (!isAppSlug(slug)) return `app slug "${slug}" must be lower-case letters, digits and single hyphens, not starting or ending with one`;
   if (seen.has(slug)) return `app slug "${slug}" is used by an earlier app`;
   return undefined;
 }
@@ -184,13 +156,13 @@ function appParams(agent: WorkspaceAgent, app: CreateSubAgentRequest_App, index:
     url: app.url ?? null,
     external: app.external ?? false,
     subdomain: app.subdomain ?? false,
-    sharingLevel: SHARING_LEVELS[app.share ?? CreateSubAgentRequest_App_SharingLevel.OWNER] ?? "owner",
+    sharingLevel: SHARING_LEVELS.toDb(app.share ?? CreateSubAgentRequest_App_SharingLevel.OWNER) ?? "owner",
     healthcheckUrl: app.healthcheck?.url ?? "",
     healthcheckInterval: app.healthcheck?.interval ?? 0,
     healthcheckThreshold: app.healthcheck?.threshold ?? 0,
     displayOrder: app.order ?? index,
     hidden: app.hidden ?? false,
-    openIn: OPEN_IN[app.openIn ?? CreateSubAgentRequest_App_OpenIn.SLIM_WINDOW] ?? "slim-window",
+    openIn: OPEN_IN.toDb(app.openIn ?? CreateSubAgentRequest_App_OpenIn.SLIM_WINDOW) ?? "slim-window",
     displayGroup: app.group ?? null,
     now,
   };

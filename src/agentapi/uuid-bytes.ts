@@ -1,6 +1,6 @@
-import { invalid } from "./caller.js";
+import { invalid } from "./rpc-errors.js";
 
-/** UUIDs travel as 16 raw bytes (agent-api.md §2). */
+/** UUIDs travel in the Agent API as 16 raw bytes. */
 const UUID_BYTES = 16;
 
 /**

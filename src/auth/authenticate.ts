@@ -1,40 +1,26 @@
-import { HttpError } from "./http-error.js";
-
-/** What a token lookup returns: the agent joined with its build, the latest build, workspace and owner. */
-export interface AgentTokenRow {
-  agentId: string;
-  agentName: string;
-  buildId: string;
-  buildNumber: number;
-  latestBuildId: string;
-  latestBuildNumber: number;
-  workspaceId: string;
-  workspaceName: string;
-  ownerId: string;
-  ownerUsername: string;
-}
+import type { TokenAgent, TokenLookup } from "../db/queries/agent-tokens.js";
+import { HttpError } from "../http/http-error.js";
+import { isUuid } from "../uuid.js";
 
 /** Looks an agent up by token, keeping only non-deleted agents of non-deleted workspaces; undefined when none. */
-export type LookupAgentByToken = (token: string) => Promise<AgentTokenRow | undefined>;
-
-const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+export type LookupAgentByToken = (token: string) => Promise<TokenLookup | undefined>;
 
 /**
- * Resolves an agent token to its agent, with the failures and messages of agent-api.md §1.2
- * and contract C3–C5: 401 for a missing, malformed or unknown token (deleted workspaces and
- * agents included), 403 for an agent of a non-latest build, 500 when the database fails.
+ * Resolves an agent token to its agent, with coderd's failures and messages: 401 for a missing,
+ * malformed or unknown token (deleted workspaces and agents included), 403 for an agent of a
+ * build that is no longer the workspace's latest, 500 when the database fails.
  */
-export async function authenticateAgent(token: string, lookup: LookupAgentByToken): Promise<AgentTokenRow> {
+export async function authenticateAgent(token: string, lookup: LookupAgentByToken): Promise<TokenAgent> {
   if (token === "") {
     throw new HttpError(401, { message: 'Cookie "coder_session_token" must be provided.' });
   }
-  if (!UUID_PATTERN.test(token)) {
+  if (!isUuid(token)) {
     throw new HttpError(401, {
       message: "Workspace agent token invalid.",
       detail: `An agent token must be a valid UUIDv4. (len ${token.length})`,
     });
   }
-  let row: AgentTokenRow | undefined;
+  let row: TokenLookup | undefined;
   try {
     row = await lookup(token.toLowerCase());
   } catch (err) {
@@ -46,12 +32,12 @@ export async function authenticateAgent(token: string, lookup: LookupAgentByToke
   if (row === undefined) {
     throw new HttpError(401, {
       message: "Workspace agent not authorized.",
-      detail:
-        "The agent cannot authenticate until the workspace provision job has been completed. If the job is no longer running, this agent is invalid.",
+      detail: "No agent has this token: it is unknown, or its workspace or agent was deleted.",
     });
   }
-  if (row.buildId !== row.latestBuildId) {
+  const { latestBuildId, ...agent } = row;
+  if (agent.buildId !== latestBuildId) {
     throw new HttpError(403, { message: "Agent trying to connect from non-latest build.", detail: "build is outdated" });
   }
-  return row;
+  return agent;
 }

@@ -1,14 +1,18 @@
 import type { IncomingHttpHeaders } from "node:http";
+import { SESSION_TOKEN_COOKIE, SESSION_TOKEN_HEADER } from "../protocol/agent-rpc.js";
 
-/** The cookie and query parameter name agents use for their token (agent-api.md §1.2). */
-export const SESSION_TOKEN_COOKIE = "coder_session_token";
-/** The header name for the token. */
-export const SESSION_TOKEN_HEADER = "coder-session-token";
+/** `Authorization: Bearer <token>`, any case, one token. */
+const BEARER_PATTERN = /^Bearer\s+(\S+)\s*$/i;
+
+/** The token of an `Authorization: Bearer <token>` header; undefined for anything else. */
+export function bearerToken(authorization: string | null | undefined): string | undefined {
+  return authorization?.match(BEARER_PATTERN)?.[1];
+}
 
 /**
- * Finds the agent token in a request: cookie, then query parameter, then the
- * `Coder-Session-Token` header, then `Authorization: Bearer` (contract C2). The first
- * non-empty one wins; "" when there is none.
+ * Finds the agent token in a request as coderd does: cookie, then query parameter, then the
+ * `Coder-Session-Token` header, then `Authorization: Bearer`. The first non-empty one wins; ""
+ * when there is none.
  */
 export function extractToken(headers: IncomingHttpHeaders, url: URL | undefined): string {
   const fromCookie = cookieValue(headers.cookie, SESSION_TOKEN_COOKIE);
@@ -17,9 +21,7 @@ export function extractToken(headers: IncomingHttpHeaders, url: URL | undefined)
   if (fromQuery) return fromQuery;
   const fromHeader = single(headers[SESSION_TOKEN_HEADER]);
   if (fromHeader) return fromHeader.trim();
-  const authorization = single(headers.authorization);
-  const bearer = authorization?.match(/^Bearer\s+(\S+)\s*$/i);
-  return bearer?.[1] ?? "";
+  return bearerToken(single(headers.authorization)) ?? "";
 }
 
 function single(value: string | string[] | undefined): string | undefined {

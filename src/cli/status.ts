@@ -11,7 +11,7 @@ import {
 } from "../../gen/agentgate/control/v1/control_pb.js";
 import { DEFAULT_LOG_LIMIT, MAX_LOG_LIMIT, readWorkspaceAgents } from "../control/workspace-agents.js";
 import type { Database } from "../db/database.js";
-import { listAgentOverviews } from "../db/queries/agents.js";
+import { listAgentOverviews } from "../db/queries/agent-overviews.js";
 import { parseDuration } from "../duration.js";
 import { ProvisionError } from "../provision/provision.js";
 import { agentStatus } from "../status/agent-status.js";

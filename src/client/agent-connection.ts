@@ -4,11 +4,12 @@ import { Code, ConnectError, createClient, type Client, type Transport } from "@
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { Agent } from "../../gen/coder/agent/v2/agent_pb.js";
 import { Tailnet } from "../../gen/coder/tailnet/v2/tailnet_pb.js";
-import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.js";
+import { CURRENT_API_VERSION } from "../protocol/agent-rpc.js";
+import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from "../backoff.js";
 import { dialTunnel, DialRefusedError, type Tunnel } from "./dial.js";
 
 /** The API version this SDK speaks: the newest the server knows. */
-export const SDK_API_VERSION = "2.13";
+export const SDK_API_VERSION = CURRENT_API_VERSION;
 /** hashicorp/yamux's default keepalive period. */
 const DEFAULT_KEEPALIVE_MS = 30_000;
 /** Placeholder authority for HTTP/2 inside the tunnel: the tunnel itself says where it goes. */
@@ -78,6 +79,7 @@ class ReconnectingConnection extends EventEmitter implements AgentConnection {
   }
 
   ready(signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) return Promise.reject(abortedWaiting());
     if (this.current !== undefined) return Promise.resolve();
     if (this.fatal !== undefined) return Promise.reject(this.fatal);
     return new Promise((resolve, reject) => {
@@ -93,7 +95,7 @@ class ReconnectingConnection extends EventEmitter implements AgentConnection {
       };
       const onAbort = () => {
         this.waiters = this.waiters.filter((w) => w !== waiter);
-        reject(new ConnectError("call aborted while waiting for the agent tunnel", Code.Canceled));
+        reject(abortedWaiting());
       };
       signal?.addEventListener("abort", onAbort, { once: true });
       this.waiters.push(waiter);
@@ -175,4 +177,9 @@ class ReconnectingConnection extends EventEmitter implements AgentConnection {
     };
     return transport as Transport;
   }
+}
+
+/** What a call aborted before its tunnel was up answers. */
+function abortedWaiting(): ConnectError {
+  return new ConnectError("call aborted while waiting for the agent tunnel", Code.Canceled);
 }

@@ -1,12 +1,8 @@
 import { WebSocket } from "ws";
+import { AGENT_RPC_PATH, SESSION_TOKEN_HEADER } from "../protocol/agent-rpc.js";
+import { TUNNEL_MAX_MESSAGE_BYTES, TUNNEL_MAX_STREAM_WINDOW } from "../tunnel/tunnel-limits.js";
 import { webSocketDuplex } from "../tunnel/websocket-duplex.js";
 import { Session } from "../yamux/index.js";
-
-/** The endpoint path agents dial. */
-export const AGENT_RPC_PATH = "/api/v2/workspaceagents/me/rpc";
-
-/** The largest WebSocket message accepted from the server: a full yamux window plus headers. */
-const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 
 /** A dial the server refused with an HTTP status; 401 and 403 are final, others may be retried. */
 export class DialRefusedError extends Error {
@@ -47,9 +43,9 @@ export function dialTunnel(options: DialOptions): Promise<Tunnel> {
   url.searchParams.set("version", options.version);
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, {
-      headers: { "Coder-Session-Token": options.token },
+      headers: { [SESSION_TOKEN_HEADER]: options.token },
       perMessageDeflate: false,
-      maxPayload: MAX_MESSAGE_BYTES,
+      maxPayload: TUNNEL_MAX_MESSAGE_BYTES,
     });
     const onAbort = () => ws.terminate();
     options.signal?.addEventListener("abort", onAbort, { once: true });
@@ -76,7 +72,12 @@ export function dialTunnel(options: DialOptions): Promise<Tunnel> {
     // The session must exist before the first message can arrive: create it in 'open' itself.
     ws.once("open", () => {
       settle();
-      const session = new Session(webSocketDuplex(ws), { role: "client", keepaliveIntervalMs: options.keepaliveIntervalMs });
+      const session = new Session(webSocketDuplex(ws), {
+        role: "client",
+        keepaliveIntervalMs: options.keepaliveIntervalMs,
+        maxWindow: TUNNEL_MAX_STREAM_WINDOW,
+        maxMessageBytes: TUNNEL_MAX_MESSAGE_BYTES,
+      });
       resolve({ ws, session });
     });
   });

@@ -4,4 +4,4 @@
  */
 export { connectAgent, SDK_API_VERSION, type AgentConnection, type ConnectAgentOptions } from "./agent-connection.js";
 export { DialRefusedError } from "./dial.js";
-export { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.js";
+export { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from "../backoff.js";

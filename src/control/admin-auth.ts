@@ -1,5 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { bearerToken } from "../auth/token.js";
 
 /**
  * Checks a control call's `Authorization: Bearer <token>` against the operator's admin token.
@@ -11,7 +12,7 @@ export function requireAdminToken(header: Headers, adminToken: string | undefine
   if (adminToken === undefined || adminToken === "") {
     throw new ConnectError("control API disabled: the server has no admin token", Code.Unauthenticated);
   }
-  const presented = header.get("authorization")?.match(/^Bearer\s+(\S+)\s*$/i)?.[1];
+  const presented = bearerToken(header.get("authorization"));
   if (presented === undefined) throw new ConnectError("admin token required (Authorization: Bearer <token>)", Code.Unauthenticated);
   if (!sameToken(presented, adminToken)) throw new ConnectError("invalid admin token", Code.Unauthenticated);
 }

@@ -1,32 +1,17 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { AgentStatus, LifecycleState, type AgentSummarySchema } from "../../gen/agentgate/control/v1/control_pb.js";
+import { AgentStatusSchema, LifecycleStateSchema, type AgentSummarySchema } from "../../gen/agentgate/control/v1/control_pb.js";
 import type { Queryable } from "../db/database.js";
-import type { LifecycleState as LifecycleStateName } from "../db/enums.js";
-import { listAgentOverviews, type AgentOverview } from "../db/queries/agents.js";
-import { agentStatus, type AgentStatus as AgentStatusName } from "../status/agent-status.js";
+import { LIFECYCLE_STATES } from "../db/enums.js";
+import { listAgentOverviews, type AgentOverview } from "../db/queries/agent-overviews.js";
+import { enumMapping } from "../protocol/enum-mapping.js";
+import { AGENT_STATUSES, agentStatus } from "../status/agent-status.js";
 
 /** An agent as ListAgents and WatchAgents report it. */
 export type AgentSummaryInit = MessageInitShape<typeof AgentSummarySchema>;
 
-const STATUSES: Record<AgentStatusName, AgentStatus> = {
-  connecting: AgentStatus.CONNECTING,
-  connected: AgentStatus.CONNECTED,
-  disconnected: AgentStatus.DISCONNECTED,
-  timeout: AgentStatus.TIMEOUT,
-};
-
-const LIFECYCLE_STATES: Record<LifecycleStateName, LifecycleState> = {
-  created: LifecycleState.CREATED,
-  starting: LifecycleState.STARTING,
-  start_timeout: LifecycleState.START_TIMEOUT,
-  start_error: LifecycleState.START_ERROR,
-  ready: LifecycleState.READY,
-  shutting_down: LifecycleState.SHUTTING_DOWN,
-  shutdown_timeout: LifecycleState.SHUTDOWN_TIMEOUT,
-  shutdown_error: LifecycleState.SHUTDOWN_ERROR,
-  off: LifecycleState.OFF,
-};
+const STATUSES = enumMapping(AgentStatusSchema, AGENT_STATUSES);
+const LIFECYCLE = enumMapping(LifecycleStateSchema, LIFECYCLE_STATES);
 
 /** One agent with its status computed at `now`, as `agentgate status` computes it. */
 export function agentSummary(o: AgentOverview, now: Date, inactiveTimeoutMs: number): AgentSummaryInit {
@@ -37,8 +22,8 @@ export function agentSummary(o: AgentOverview, now: Date, inactiveTimeoutMs: num
     agentId: o.agent.id,
     agentName: o.agent.name,
     buildNumber: o.buildNumber,
-    status: STATUSES[agentStatus(o.agent, now, inactiveTimeoutMs).status],
-    lifecycleState: LIFECYCLE_STATES[o.agent.lifecycleState],
+    status: STATUSES.toProto(agentStatus(o.agent, now, inactiveTimeoutMs).status),
+    lifecycleState: LIFECYCLE.toProto(o.agent.lifecycleState),
     ...(o.agent.lastConnectedAt ? { lastConnectedAt: timestampFromDate(o.agent.lastConnectedAt) } : {}),
     version: o.agent.version,
     apiVersion: o.agent.apiVersion,

@@ -10,7 +10,8 @@ import type {
 import type { Database } from "../db/database.js";
 import { insertClientToken, revokeClientToken } from "../db/queries/client-tokens.js";
 import { getWorkspaceByAgentId } from "../db/queries/workspaces.js";
-import { resolveWorkspace, UUID_PATTERN } from "../provision/provision.js";
+import { resolveWorkspace } from "../provision/provision.js";
+import { isUuid } from "../uuid.js";
 import { hashClientToken, newClientToken } from "../tailnet/client-token.js";
 import { toConnectError } from "./errors.js";
 
@@ -48,7 +49,7 @@ async function resolveTarget(
 ): Promise<{ ownerId: string; workspaceId: string; agentId: string | null }> {
   switch (target.case) {
     case "agentId": {
-      if (!UUID_PATTERN.test(target.value)) throw new ConnectError(`agent_id "${target.value}" is not a UUID`, Code.InvalidArgument);
+      if (!isUuid(target.value)) throw new ConnectError(`agent_id "${target.value}" is not a UUID`, Code.InvalidArgument);
       const agentId = target.value.toLowerCase();
       const workspace = await getWorkspaceByAgentId(db, agentId);
       if (workspace === undefined) throw new ConnectError(`agent ${agentId} not found`, Code.NotFound);

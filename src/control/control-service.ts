@@ -1,5 +1,6 @@
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import type { ControlService } from "../../gen/agentgate/control/v1/control_pb.js";
+import type { ServerConfig } from "../config.js";
 import type { Database } from "../db/database.js";
 import { getUserByUsername } from "../db/queries/users.js";
 import type { Logger } from "../log.js";
@@ -13,18 +14,16 @@ import { watchWorkspaceAgents } from "./watch-workspace-agents.js";
 import { readWorkspaceAgents } from "./workspace-agents.js";
 import { workspaceHandlers } from "./workspaces.js";
 
-/** What the control service needs; `ServerConfig` has both config fields. */
-export interface ControlServiceDeps {
+/**
+ * What the control service is built from, handed whole to every part of it: the database, the
+ * logger, GetServerStats' figures, and the admin token (without one, every control call is
+ * refused) and inactivity timeout (statuses are computed with it, as the server disconnects agents).
+ */
+export interface ControlOptions {
   db: Database;
   logger: Logger;
-  /** GetServerStats' figures. */
   stats: Pick<ServerStatsSampler, "snapshot">;
-  config: {
-    /** The operator's secret; without one, every control call is refused. */
-    adminToken?: string | undefined;
-    /** The inactivity timeout statuses are computed with, as the server disconnects agents. */
-    agentInactiveTimeoutMs: number;
-  };
+  config: Pick<ServerConfig, "adminToken" | "agentInactiveTimeoutMs">;
 }
 
 /**
@@ -32,10 +31,10 @@ export interface ControlServiceDeps {
  * first, in the handler itself rather than in a router-wide interceptor, so no other service's
  * authentication can reach it or be reached by it.
  */
-export function controlService(deps: ControlServiceDeps): ServiceImpl<typeof ControlService> {
-  const { db, config } = deps;
+export function controlService(options: ControlOptions): ServiceImpl<typeof ControlService> {
+  const { db, config } = options;
   const authorize = (ctx: HandlerContext) => requireAdminToken(ctx.requestHeader, config.adminToken);
-  const workspaces = workspaceHandlers(deps);
+  const workspaces = workspaceHandlers(options);
   const clientTokens = clientTokenHandlers(db);
   const ownerId = async (username: string) => {
     const owner = await getUserByUsername(db, username);
@@ -63,7 +62,7 @@ export function controlService(deps: ControlServiceDeps): ServiceImpl<typeof Con
     async *watchAgents(req, ctx) {
       authorize(ctx);
       const owner = req.owner === "" ? undefined : await ownerId(req.owner);
-      yield* watchAgents({ db, logger: deps.logger, inactiveTimeoutMs: config.agentInactiveTimeoutMs }, owner, ctx.signal);
+      yield* watchAgents(options, owner, ctx.signal);
     },
     async getWorkspaceAgents(req, ctx) {
       authorize(ctx);
@@ -76,14 +75,14 @@ export function controlService(deps: ControlServiceDeps): ServiceImpl<typeof Con
     async *watchWorkspaceAgents(req, ctx) {
       authorize(ctx);
       try {
-        yield* await watchWorkspaceAgents({ db, inactiveTimeoutMs: config.agentInactiveTimeoutMs }, { workspace: req.workspace, logLimit: req.logLimit }, ctx.signal);
+        yield* await watchWorkspaceAgents(options, { workspace: req.workspace, logLimit: req.logLimit }, ctx.signal);
       } catch (err) {
         throw toConnectError(err);
       }
     },
     async getServerStats(_req, ctx) {
       authorize(ctx);
-      return deps.stats.snapshot();
+      return options.stats.snapshot();
     },
     async issueClientToken(req, ctx) {
       authorize(ctx);

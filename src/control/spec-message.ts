@@ -1,12 +1,13 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import {
-  AppSpec_OpenIn,
-  AppSpec_SharingLevel,
-  DisplayApp as DisplayAppMessage,
+  AppSpec_OpenInSchema,
+  AppSpec_SharingLevelSchema,
+  DisplayAppSchema,
   type WorkspaceSpec as WorkspaceSpecMessage,
   type WorkspaceSpecSchema,
 } from "../../gen/agentgate/control/v1/control_pb.js";
-import type { AppOpenIn, AppSharingLevel, DisplayApp } from "../db/enums.js";
+import { APP_OPEN_IN, APP_SHARING_LEVELS, DISPLAY_APPS } from "../db/enums.js";
+import { enumMapping, type EnumMapping } from "../protocol/enum-mapping.js";
 import { parseWorkspaceSpec, SpecError, type WorkspaceSpec } from "../provision/spec.js";
 
 /**
@@ -15,24 +16,9 @@ import { parseWorkspaceSpec, SpecError, type WorkspaceSpec } from "../provision/
  * `parseWorkspaceSpec`, so both paths share every default, limit and error message.
  */
 
-const DISPLAY_APPS: Record<DisplayApp, DisplayAppMessage> = {
-  vscode: DisplayAppMessage.VSCODE,
-  vscode_insiders: DisplayAppMessage.VSCODE_INSIDERS,
-  web_terminal: DisplayAppMessage.WEB_TERMINAL,
-  ssh_helper: DisplayAppMessage.SSH_HELPER,
-  port_forwarding_helper: DisplayAppMessage.PORT_FORWARDING_HELPER,
-};
-const SHARING_LEVELS: Record<AppSharingLevel, AppSpec_SharingLevel> = {
-  owner: AppSpec_SharingLevel.OWNER,
-  authenticated: AppSpec_SharingLevel.AUTHENTICATED,
-  organization: AppSpec_SharingLevel.ORGANIZATION,
-  public: AppSpec_SharingLevel.PUBLIC,
-};
-const OPEN_IN: Record<AppOpenIn, AppSpec_OpenIn> = {
-  tab: AppSpec_OpenIn.TAB,
-  window: AppSpec_OpenIn.WINDOW,
-  "slim-window": AppSpec_OpenIn.SLIM_WINDOW,
-};
+const DISPLAY_APP_VALUES = enumMapping(DisplayAppSchema, DISPLAY_APPS);
+const SHARING_LEVELS = enumMapping(AppSpec_SharingLevelSchema, APP_SHARING_LEVELS);
+const OPEN_IN = enumMapping(AppSpec_OpenInSchema, APP_OPEN_IN);
 
 /** Validates a spec message into a {@link WorkspaceSpec} with defaults filled in. Throws {@link SpecError}. */
 export function specFromMessage(msg: WorkspaceSpecMessage | undefined): WorkspaceSpec {
@@ -49,7 +35,7 @@ export function specFromMessage(msg: WorkspaceSpecMessage | undefined): Workspac
         connection_timeout_seconds: a.connectionTimeoutSeconds,
         troubleshooting_url: a.troubleshootingUrl,
         motd_file: a.motdFile,
-        ...(a.displayApps ? { display_apps: a.displayApps.apps.map((d, j) => enumName(DISPLAY_APPS, d, `${at}.display_apps[${j}]`)) } : {}),
+        ...(a.displayApps ? { display_apps: a.displayApps.apps.map((d, j) => enumName(DISPLAY_APP_VALUES, d, `${at}.display_apps[${j}]`)) } : {}),
         apps: a.apps.map((app, j) => ({
           slug: app.slug,
           display_name: app.displayName,
@@ -106,7 +92,7 @@ export function specToMessage(spec: WorkspaceSpec): MessageInitShape<typeof Work
       connectionTimeoutSeconds: a.connection_timeout_seconds,
       troubleshootingUrl: a.troubleshooting_url,
       motdFile: a.motd_file,
-      displayApps: { apps: a.display_apps.map((d) => DISPLAY_APPS[d]) },
+      displayApps: { apps: a.display_apps.map((d) => DISPLAY_APP_VALUES.toProto(d)!) },
       apps: a.apps.map((app) => ({
         slug: app.slug,
         displayName: app.display_name,
@@ -116,8 +102,8 @@ export function specToMessage(spec: WorkspaceSpec): MessageInitShape<typeof Work
         external: app.external,
         subdomain: app.subdomain,
         hidden: app.hidden,
-        sharingLevel: SHARING_LEVELS[app.sharing_level],
-        openIn: OPEN_IN[app.open_in],
+        sharingLevel: SHARING_LEVELS.toProto(app.sharing_level),
+        openIn: OPEN_IN.toProto(app.open_in),
         displayGroup: app.display_group,
         tooltip: app.tooltip,
         ...(app.healthcheck
@@ -141,12 +127,13 @@ export function specToMessage(spec: WorkspaceSpec): MessageInitShape<typeof Work
 }
 
 /** The JSON name of an enum value; an unknown number is a spec error. */
-function enumName<K extends string>(table: Record<K, number>, value: number, at: string): K {
-  for (const [name, v] of Object.entries(table) as [K, number][]) if (v === value) return name;
-  throw new SpecError(`${at}: unknown value ${value}`);
+function enumName<P extends number, K extends string>(mapping: EnumMapping<P, K>, value: P, at: string): K {
+  const name = mapping.toDb(value);
+  if (name === undefined) throw new SpecError(`${at}: unknown value ${value}`);
+  return name;
 }
 
 /** `{ [field]: name }`, or nothing when the value is UNSPECIFIED (0), so the spec's default applies. */
-function optionalEnum<F extends string, K extends string>(field: F, table: Record<K, number>, value: number, at: string): { [P in F]?: K } {
-  return value === 0 ? {} : ({ [field]: enumName(table, value, at) } as { [P in F]?: K });
+function optionalEnum<F extends string, P extends number, K extends string>(field: F, mapping: EnumMapping<P, K>, value: P, at: string): { [Q in F]?: K } {
+  return value === 0 ? {} : ({ [field]: enumName(mapping, value, at) } as { [Q in F]?: K });
 }

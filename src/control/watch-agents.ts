@@ -1,19 +1,10 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { WatchAgentsResponseSchema } from "../../gen/agentgate/control/v1/control_pb.js";
-import type { Database } from "../db/database.js";
 import { ANY_OWNER_CHANNEL, subscribeWorkspaceState, workspaceOwnerChannel } from "../db/events.js";
-import type { AgentOverview } from "../db/queries/agents.js";
-import type { Logger } from "../log.js";
-import { readAgentSummaries, type AgentSummaryInit } from "./agent-summary.js";
+import type { AgentOverview } from "../db/queries/agent-overviews.js";
 import { watchLoop } from "../db/watch-loop.js";
-
-/** What WatchAgents needs. */
-export interface WatchAgentsDeps {
-  db: Database;
-  logger: Logger;
-  /** The server's AgentInactiveDisconnectTimeout: a connected agent silent this long shows disconnected. */
-  inactiveTimeoutMs: number;
-}
+import { readAgentSummaries, type AgentSummaryInit } from "./agent-summary.js";
+import type { ControlOptions } from "./control-service.js";
 
 /**
  * One owner's agents (every owner's without `ownerId`): the current list, then the list again
@@ -22,16 +13,17 @@ export interface WatchAgentsDeps {
  * alone (a connection timeout passing, a connected agent going quiet). Ends when `signal` aborts.
  */
 export function watchAgents(
-  deps: WatchAgentsDeps,
+  options: Pick<ControlOptions, "db" | "config">,
   ownerId: string | undefined,
   signal: AbortSignal,
 ): AsyncGenerator<MessageInitShape<typeof WatchAgentsResponseSchema>> {
+  const { db, config } = options;
   const channel = ownerId === undefined ? ANY_OWNER_CHANNEL : workspaceOwnerChannel(ownerId);
   return watchLoop({
-    listen: (notify) => subscribeWorkspaceState(deps.db.pubsub, channel, notify),
+    listen: (notify) => subscribeWorkspaceState(db.pubsub, channel, notify),
     async read(now) {
-      const { overviews, agents } = await readAgentSummaries(deps.db, ownerId === undefined ? {} : { ownerId }, deps.inactiveTimeoutMs, now);
-      return { value: { agents }, key: summariesKey(agents), changesAt: nextStatusChange(overviews, now, deps.inactiveTimeoutMs) };
+      const { overviews, agents } = await readAgentSummaries(db, ownerId === undefined ? {} : { ownerId }, config.agentInactiveTimeoutMs, now);
+      return { value: { agents }, key: summariesKey(agents), changesAt: nextStatusChange(overviews, now, config.agentInactiveTimeoutMs) };
     },
   }, signal);
 }

@@ -1,10 +1,10 @@
 import { toBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import { GetWorkspaceAgentsResponseSchema, type WatchWorkspaceAgentsResponseSchema } from "../../gen/agentgate/control/v1/control_pb.js";
-import type { Database } from "../db/database.js";
 import { AGENT_METADATA_BATCH_CHANNEL, agentLogsChannel, parseWorkspaceEvent, workspaceOwnerChannel } from "../db/events.js";
 import { resolveWorkspace } from "../provision/provision.js";
 import { nextStatusChange } from "./watch-agents.js";
 import { watchLoop } from "../db/watch-loop.js";
+import type { ControlOptions } from "./control-service.js";
 import { readWorkspaceDetail } from "./workspace-agents.js";
 
 /**
@@ -12,13 +12,6 @@ import { readWorkspaceDetail } from "./workspace-agents.js";
  * batch every few milliseconds, and four refreshes a second are plenty for a person watching.
  */
 export const WORKSPACE_WATCH_MIN_INTERVAL_MS = 250;
-
-/** What WatchWorkspaceAgents needs. */
-export interface WatchWorkspaceAgentsDeps {
-  db: Database;
-  /** The server's AgentInactiveDisconnectTimeout, as for GetWorkspaceAgents. */
-  inactiveTimeoutMs: number;
-}
 
 /**
  * One workspace's agents in detail, as GetWorkspaceAgents answers: now, then again whenever
@@ -28,11 +21,11 @@ export interface WatchWorkspaceAgentsDeps {
  * ProvisionError for an unknown workspace or a bad reference, before the stream starts.
  */
 export async function watchWorkspaceAgents(
-  deps: WatchWorkspaceAgentsDeps,
+  options: Pick<ControlOptions, "db" | "config">,
   p: { workspace: string; logLimit?: number | undefined },
   signal: AbortSignal,
 ): Promise<AsyncGenerator<MessageInitShape<typeof WatchWorkspaceAgentsResponseSchema>>> {
-  const { db } = deps;
+  const { db, config } = options;
   const workspace = await resolveWorkspace(db, p.workspace);
   let agentIds = new Set<string>();
   const logListeners = new Map<string, () => void>();
@@ -79,13 +72,13 @@ export async function watchWorkspaceAgents(
       };
     },
     async read(now) {
-      const { response, overviews } = await readWorkspaceDetail(db, { workspace: workspace.id, logLimit: p.logLimit, inactiveTimeoutMs: deps.inactiveTimeoutMs, now });
+      const { response, overviews } = await readWorkspaceDetail(db, { workspace: workspace.id, logLimit: p.logLimit, inactiveTimeoutMs: config.agentInactiveTimeoutMs, now });
       agentIds = new Set(overviews.map((o) => o.agent.id));
       await followLogs(agentIds);
       return {
         value: { workspace: response },
         key: Buffer.from(toBinary(GetWorkspaceAgentsResponseSchema, response)).toString("base64"),
-        changesAt: nextStatusChange(overviews, now, deps.inactiveTimeoutMs),
+        changesAt: nextStatusChange(overviews, now, config.agentInactiveTimeoutMs),
       };
     },
   }, signal, { minIntervalMs: WORKSPACE_WATCH_MIN_INTERVAL_MS });

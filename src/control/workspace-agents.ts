@@ -1,19 +1,20 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
-  AppHealth,
+  AppHealthSchema,
   GetWorkspaceAgentsResponseSchema,
-  LogLevel,
+  LogLevelSchema,
   type GetWorkspaceAgentsResponse,
 } from "../../gen/agentgate/control/v1/control_pb.js";
 import type { Queryable } from "../db/database.js";
-import type { AppHealth as AppHealthName, LogLevel as LogLevelName } from "../db/enums.js";
-import { listAgentOverviews, type AgentOverview } from "../db/queries/agents.js";
+import { APP_HEALTHS, LOG_LEVELS } from "../db/enums.js";
+import { listAgentOverviews, type AgentOverview } from "../db/queries/agent-overviews.js";
 import { listAppsByAgentId } from "../db/queries/apps.js";
 import { getLatestBuild } from "../db/queries/builds.js";
 import { listLatestLogs } from "../db/queries/logs.js";
 import { listMetadata } from "../db/queries/metadata.js";
 import { getUserById } from "../db/queries/users.js";
+import { enumMapping } from "../protocol/enum-mapping.js";
 import { ProvisionError, resolveWorkspace } from "../provision/provision.js";
 import { agentSummary } from "./agent-summary.js";
 
@@ -26,20 +27,8 @@ export const DEFAULT_LOG_LIMIT = 20;
  */
 export const MAX_LOG_LIMIT = 1000;
 
-const APP_HEALTHS: Record<AppHealthName, AppHealth> = {
-  disabled: AppHealth.DISABLED,
-  initializing: AppHealth.INITIALIZING,
-  healthy: AppHealth.HEALTHY,
-  unhealthy: AppHealth.UNHEALTHY,
-};
-
-const LOG_LEVELS: Record<LogLevelName, LogLevel> = {
-  trace: LogLevel.TRACE,
-  debug: LogLevel.DEBUG,
-  info: LogLevel.INFO,
-  warn: LogLevel.WARN,
-  error: LogLevel.ERROR,
-};
+const HEALTHS = enumMapping(AppHealthSchema, APP_HEALTHS);
+const LEVELS = enumMapping(LogLevelSchema, LOG_LEVELS);
 
 /** `collected_at`'s column default: the item was never reported. */
 const NEVER_COLLECTED_YEAR = 1;
@@ -98,11 +87,11 @@ export async function readWorkspaceDetail(
         intervalSeconds: m.interval,
         timeoutSeconds: m.timeout,
       })),
-      apps: apps.map((a) => ({ slug: a.slug, displayName: a.displayName, ...(a.url !== null ? { url: a.url } : {}), health: APP_HEALTHS[a.health] })),
+      apps: apps.map((a) => ({ slug: a.slug, displayName: a.displayName, ...(a.url !== null ? { url: a.url } : {}), health: HEALTHS.toProto(a.health) })),
       logs: logs.map((l) => ({
         id: BigInt(l.id),
         createdAt: timestampFromDate(l.createdAt),
-        level: LOG_LEVELS[l.level],
+        level: LEVELS.toProto(l.level),
         source: l.sourceDisplayName,
         output: l.output,
       })),

@@ -5,19 +5,12 @@ import type {
   DeleteWorkspaceRequest,
   DeleteWorkspaceResponseSchema,
 } from "../../gen/agentgate/control/v1/control_pb.js";
-import type { Database } from "../db/database.js";
 import { publishWorkspaceEvent } from "../db/events.js";
 import { getWorkspaceById } from "../db/queries/workspaces.js";
-import type { Logger } from "../log.js";
 import { buildWorkspace, createWorkspace, deleteWorkspace, type ProvisionResult } from "../provision/provision.js";
+import type { ControlOptions } from "./control-service.js";
 import { toConnectError } from "./errors.js";
 import { specFromMessage } from "./spec-message.js";
-
-/** What the provisioning calls need. */
-export interface WorkspaceHandlerDeps {
-  db: Database;
-  logger: Logger;
-}
 
 /** The fields CreateWorkspaceResponse and BuildWorkspaceResponse share: a plain object fits either. */
 interface BuildAnswer {
@@ -28,12 +21,12 @@ interface BuildAnswer {
 }
 
 /** CreateWorkspace, BuildWorkspace and DeleteWorkspace over src/provision. */
-export function workspaceHandlers(deps: WorkspaceHandlerDeps) {
-  const { db } = deps;
+export function workspaceHandlers(options: Pick<ControlOptions, "db" | "logger">) {
+  const { db, logger } = options;
   /** Tells the owner's watchers that a workspace's agents changed (provisioning itself publishes nothing). */
   const announce = async (workspaceId: string, ownerId?: string) => {
     const owner = ownerId ?? (await getWorkspaceById(db, workspaceId))?.ownerId;
-    if (owner !== undefined) await publishWorkspaceEvent(db.pubsub, owner, { kind: "state_change", workspace_id: workspaceId }, deps.logger);
+    if (owner !== undefined) await publishWorkspaceEvent(db.pubsub, owner, { kind: "state_change", workspace_id: workspaceId }, logger);
   };
   return {
     async createWorkspace(req: CreateWorkspaceRequest): Promise<BuildAnswer> {

@@ -3,7 +3,7 @@ import { readdir, readFile } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import { extname, join } from "node:path";
-import { writeError } from "../auth/http-error.js";
+import { writeError } from "../http/http-error.js";
 import { ASSET_CONTENT_TYPES, ASSETS_URL_PATH, dashboardBundleDir } from "./dashboard-bundle.js";
 
 /**

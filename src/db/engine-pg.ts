@@ -1,4 +1,5 @@
 import pg from "pg";
+import { backoffDelay, DEFAULT_BACKOFF } from "../backoff.js";
 import type { Logger } from "../log.js";
 import type { Database, OpenDatabaseOptions, Transaction } from "./database.js";
 import { NotifyPubsub, PubsubListenerLostError, quoteChannel, type NotifyTransport } from "./pubsub.js";
@@ -7,9 +8,6 @@ import { pgTypeOverrides } from "./type-parsers.js";
 /** The listener connection's application_name, so operators (and tests) can find it in pg_stat_activity. */
 export const LISTENER_APPLICATION_NAME = "agentgate-listener";
 const DEFAULT_POOL_SIZE = 10;
-/** Reconnect backoff of the LISTEN connection: the agent's own reconnect range (agent-api.md §1.13). */
-const RECONNECT_MIN_MS = 100;
-const RECONNECT_MAX_MS = 10_000;
 
 /** @internal PostgreSQL through a `pg` pool; see `openDatabase`. */
 export async function openPgDatabase(
@@ -98,7 +96,7 @@ function toResult<R>(r: pg.QueryResult | pg.QueryResult[]): { rows: R[]; rowCoun
 }
 
 /**
- * The dedicated LISTEN connection. When it drops it reconnects with capped exponential backoff,
+ * The dedicated LISTEN connection. When it drops it reconnects with jittered exponential backoff (agents' range),
  * LISTENs to every active channel again, and only then tells subscribers they may have missed
  * events (so their re-read happens while listening).
  */
@@ -158,10 +156,7 @@ class PgListener {
   }
 
   private schedule(cause?: Error): void {
-    const base = Math.min(RECONNECT_MAX_MS, RECONNECT_MIN_MS * 2 ** this.attempt);
-    const delay = base / 2 + Math.random() * (base / 2);
-    this.attempt++;
-    this.timer = setTimeout(() => void this.reconnect(cause), delay);
+    this.timer = setTimeout(() => void this.reconnect(cause), backoffDelay(this.attempt++, DEFAULT_BACKOFF));
   }
 
   private async reconnect(cause?: Error): Promise<void> {

@@ -1,6 +1,6 @@
 /**
  * Postgres enum types of the schema as TypeScript unions, each with the list of its values for
- * validation. Names and values are those of agent-api.md §4 (and the migration).
+ * validation. Names and values are Coder's, as the migration creates them.
  */
 
 /** `workspace_agent_lifecycle_state`. */

@@ -3,7 +3,7 @@ import { NIL_UUID } from "./enums.js";
 import type { Pubsub } from "./pubsub.js";
 
 /**
- * Well-known pubsub channels and their payloads (agent-api.md §1.10). Channels carry ids; a
+ * Well-known pubsub channels and their payloads, as coderd publishes them. Channels carry ids; a
  * subscriber re-reads the database.
  */
 
@@ -12,7 +12,7 @@ export const WORKSPACE_EVENT_KINDS = [
   "state_change", "stats_update", "mtd_update", "app_health",
   "agt_lifecycle_update", "agt_connection_update", "agt_first_logs", "agt_logs_overflow",
   "agt_timeout", "agt_task_update", "agt_app_status_update",
-  // agentgate's stand-in for Coder's out-of-memory/out-of-disk notifications (agent-api.md §2.11).
+  // agentgate's stand-in for Coder's out-of-memory/out-of-disk notifications.
   "agt_resources_alert",
 ] as const;
 export type WorkspaceEventKind = (typeof WORKSPACE_EVENT_KINDS)[number];
@@ -62,28 +62,32 @@ export interface AgentLogsEvent {
   created_after: number;
 }
 
+/** What {@link agentMetadataChannel} puts before the agent id (SQL that notifies builds the name from it). */
+export const AGENT_METADATA_CHANNEL_PREFIX = "workspace_agent_metadata:";
+
 /** `workspace_agent_metadata:<agentId>`: metadata values changed, payload {@link AgentMetadataEvent}. */
 export function agentMetadataChannel(agentId: string): string {
-  return `workspace_agent_metadata:${agentId}`;
+  return `${AGENT_METADATA_CHANNEL_PREFIX}${agentId}`;
 }
 
 /** Payload of `workspace_agent_metadata:<agent>`. */
 export interface AgentMetadataEvent {
-  /** RFC 3339. */
+  /** RFC 3339: when the newest of these values was collected (server time). */
   collected_at: string;
+  /** The keys whose values changed, sorted. */
   keys: string[];
 }
 
-/** [LATEST] `workspace_agent_metadata_batch`: agent ids whose metadata a batcher flush changed. */
+/** `workspace_agent_metadata_batch` (newest coderd releases): agent ids whose metadata a batcher flush changed. */
 export const AGENT_METADATA_BATCH_CHANNEL = "workspace_agent_metadata_batch";
 
-/** An event that §1.10's checks reject: it is dropped, never published. */
+/** An event that {@link validateWorkspaceEvent} rejects: it is dropped, never published. */
 export class InvalidWorkspaceEventError extends Error {
   override name = "InvalidWorkspaceEventError";
 }
 
 /**
- * Checks an event as §1.10 says: a non-nil workspace_id, a known kind, and an agent_id for
+ * Checks an event as coderd does: a non-nil workspace_id, a known kind, and an agent_id for
  * `agt_lifecycle_update`. Throws {@link InvalidWorkspaceEventError}.
  */
 export function validateWorkspaceEvent(event: WorkspaceEvent): void {

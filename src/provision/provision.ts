@@ -18,7 +18,9 @@ import {
   softDeleteWorkspace,
   type Workspace,
 } from "../db/queries/workspaces.js";
-import { NAME_PATTERN, type AgentSpec, type WorkspaceSpec } from "./spec.js";
+import { isUuid } from "../uuid.js";
+import { MAX_USER_OR_WORKSPACE_NAME, nameProblem } from "./names.js";
+import type { AgentSpec, WorkspaceSpec } from "./spec.js";
 
 /** Why a provisioning request failed: a bad request, an unknown workspace, or a name already taken. */
 export type ProvisionErrorReason = "invalid" | "not_found" | "already_exists";
@@ -42,10 +44,6 @@ export interface ProvisionResult {
   agents: { id: string; name: string; token: string }[];
 }
 
-/** Usernames and workspace names follow Coder's rule, and its 32-character limit. */
-const MAX_NAME = 32;
-/** A UUID in any case, as references to workspaces and agents may be given. */
-export const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** The one resource every build gets; agentgate has no Terraform state to describe more. */
 const RESOURCE = { type: "agentgate_workspace", name: "workspace" } as const;
 
@@ -98,7 +96,7 @@ export async function deleteWorkspace(db: Database, p: { workspace: string; now?
 /** Finds a live workspace by id or `owner/name`; throws {@link ProvisionError} when there is none. */
 export async function resolveWorkspace(q: Queryable, ref: string): Promise<Workspace> {
   let found: Workspace | undefined;
-  if (UUID_PATTERN.test(ref)) found = await getWorkspaceById(q, ref.toLowerCase());
+  if (isUuid(ref)) found = await getWorkspaceById(q, ref.toLowerCase());
   else {
     const parts = ref.split("/");
     if (parts.length !== 2 || !parts[0] || !parts[1]) throw new ProvisionError(`workspace "${ref}": want an id or owner/name`);
@@ -159,9 +157,8 @@ async function insertAgentFromSpec(tx: Queryable, resourceId: string, a: AgentSp
 }
 
 function checkName(what: string, name: string): void {
-  if (!NAME_PATTERN.test(name) || name.length > MAX_NAME) {
-    throw new ProvisionError(`${what} "${name}" must be 1–${MAX_NAME} letters, digits and single hyphens, not starting or ending with one`);
-  }
+  const problem = nameProblem(name, MAX_USER_OR_WORKSPACE_NAME);
+  if (problem !== undefined) throw new ProvisionError(`${what} ${problem}`);
 }
 
 function taken(owner: string, name: string): ProvisionError {

@@ -6,6 +6,7 @@ import {
   type AppSharingLevel,
   type DisplayApp,
 } from "../db/enums.js";
+import { isAppSlug, MAX_AGENT_NAME, nameProblem } from "./names.js";
 
 /**
  * The workspace spec: the agents of one build, described the way a provisioner (Terraform's
@@ -111,11 +112,6 @@ export class SpecError extends Error {
   override name = "SpecError";
 }
 
-/** Coder's rule for agent names, usernames and workspace names: alphanumerics and single inner hyphens. */
-export const NAME_PATTERN = /^[a-zA-Z0-9](?:-?[a-zA-Z0-9])*$/;
-const SLUG_PATTERN = /^[a-z0-9](?:-?[a-z0-9])*$/;
-/** The agent name column is varchar(64). */
-const MAX_AGENT_NAME = 64;
 const METADATA_KEY_MAX = 127;
 
 /** An agent with every default, for `--agent NAME`. */
@@ -145,9 +141,8 @@ function parseAgent(input: unknown, at: string): AgentSpec {
   const o = object(input, at);
   known(o, ["name", "os", "architecture", "directory", "env", "connection_timeout_seconds", "troubleshooting_url", "motd_file", "display_apps", "apps", "scripts", "metadata", "devcontainers", "resource_monitors"], at);
   const name = str(o.name, `${at}.name`);
-  if (!NAME_PATTERN.test(name) || name.length > MAX_AGENT_NAME) {
-    throw new SpecError(`${at}.name: "${name}" must be 1–${MAX_AGENT_NAME} letters, digits and single hyphens, not starting or ending with one`);
-  }
+  const problem = nameProblem(name, MAX_AGENT_NAME);
+  if (problem !== undefined) throw new SpecError(`${at}.name: ${problem}`);
   const env = object(o.env ?? {}, `${at}.env`);
   for (const [k, v] of Object.entries(env)) str(v, `${at}.env.${k}`);
   const apps = array(o.apps ?? [], `${at}.apps`).map((x, i) => parseApp(x, `${at}.apps[${i}]`));
@@ -209,7 +204,7 @@ function parseApp(input: unknown, at: string): AppSpec {
   const o = object(input, at);
   known(o, ["slug", "display_name", "icon", "url", "command", "external", "subdomain", "hidden", "sharing_level", "open_in", "display_group", "tooltip", "healthcheck"], at);
   const slug = str(o.slug, `${at}.slug`);
-  if (!SLUG_PATTERN.test(slug)) throw new SpecError(`${at}.slug: "${slug}" must be lower-case letters, digits and single hyphens`);
+  if (!isAppSlug(slug)) throw new SpecError(`${at}.slug: "${slug}" must be lower-case letters, digits and single hyphens`);
   let healthcheck: AppSpec["healthcheck"];
   if (o.healthcheck !== undefined) {
     const h = object(o.healthcheck, `${at}.healthcheck`);

@@ -1,44 +1,38 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { STATUS_CODES } from "node:http";
 import type { Duplex } from "node:stream";
 import type { WebSocket, WebSocketServer } from "ws";
-import { identityOf, type AgentIdentity } from "../auth/agent-identity.js";
-import { negotiateApiVersion } from "../auth/api-version.js";
-import { authenticateAgent, type LookupAgentByToken } from "../auth/authenticate.js";
-import { HttpError, writeError, type ErrorBody } from "../auth/http-error.js";
-import { extractToken } from "../auth/token.js";
+import type { AgentIdentity } from "../auth/agent-identity.js";
+import { HttpError, writeError, writeSocketError, type ErrorBody } from "../http/http-error.js";
 import type { Logger } from "../log.js";
+import { admitAgent, type AdmissionOptions } from "./agent-admission.js";
 import type { ServerMetrics } from "./metrics.js";
 
-/** The route agents dial (agent-api.md §1.1). */
-export const AGENT_RPC_PATH = "/api/v2/workspaceagents/me/rpc";
-
+/** What the agent route needs. */
 export interface AgentEndpointOptions {
-  lookup: LookupAgentByToken;
+  admission: AdmissionOptions;
   /** A `noServer` WebSocket server with the tunnel's limits. */
   wss: WebSocketServer;
-  replicaId: string;
   metrics: ServerMetrics;
   logger: Logger;
   /** True once shutdown began: new agents are turned away with 503. */
   isShuttingDown: () => boolean;
   /** Runs the tunnel on an upgraded socket. */
-  onTunnel: (ws: WebSocket, identity: AgentIdentity) => void;
+  onTunnel: (ws: WebSocket, identity: AgentIdentity, remoteAddress: string | undefined) => void;
 }
 
 /**
- * Checks an agent's dial before anything is upgraded (contract C2–C6): token, agent, latest
- * build, API version, Origin. Returns the identity to run the tunnel with.
+ * Checks an agent's dial before anything is upgraded: the server is not shutting down, then the
+ * one admission (token, latest build, API version), then the Origin. Returns the identity to run
+ * the tunnel with.
  */
-async function admit(req: IncomingMessage, url: URL, options: AgentEndpointOptions): Promise<AgentIdentity> {
+async function admitDial(req: IncomingMessage, url: URL, options: AgentEndpointOptions): Promise<AgentIdentity> {
   if (options.isShuttingDown()) throw new HttpError(503, { message: "Server is shutting down." });
-  const row = await authenticateAgent(extractToken(req.headers, url), options.lookup);
-  const apiVersion = negotiateApiVersion(url.searchParams.get("version"));
+  const identity = await admitAgent({ headers: req.headers, url, apiVersion: url.searchParams.get("version") }, options.admission);
   checkOrigin(req);
-  return identityOf(row, apiVersion, options.replicaId);
+  return identity;
 }
 
-/** A browser page of another site must not open an agent tunnel with a cookie (C6). */
+/** A browser page of another site must not open an agent tunnel with a cookie. */
 function checkOrigin(req: IncomingMessage): void {
   const origin = req.headers.origin;
   if (origin === undefined) return;
@@ -60,30 +54,30 @@ export async function handleAgentUpgrade(req: IncomingMessage, socket: Duplex, h
   let identity: AgentIdentity;
   try {
     if (req.method !== "GET") throw new HttpError(405, { message: `Method ${req.method ?? ""} not allowed.` });
-    identity = await admit(req, url, options);
+    identity = await admitDial(req, url, options);
   } catch (err) {
-    const { status, body } = toHttpError(err, options.logger);
-    options.metrics.upgrades.inc({ result: String(status) });
+    const { status, body } = refuse(req, err, options);
     writeSocketError(socket, status, body);
     return;
   }
   if (socket.destroyed) return;
+  // Read now: a closure here that kept `req` would keep the whole request for the tunnel's life,
+  // as the socket's error listener shares this function's scope.
+  const remoteAddress = req.socket.remoteAddress;
   options.wss.handleUpgrade(req, socket, head, (ws) => {
-    options.metrics.upgrades.inc({ result: "ok" });
-    options.onTunnel(ws, identity);
+    options.metrics.upgrades.inc({ result: "upgraded", status: "101" });
+    options.onTunnel(ws, identity, remoteAddress);
   });
 }
 
-/** The agent route without upgrade headers: the same checks, then 426 (agent-api.md §1.5). */
+/** The agent route without upgrade headers: the same checks, then 426, as coderd answers. */
 export async function handleAgentPlainRequest(req: IncomingMessage, res: ServerResponse, options: AgentEndpointOptions): Promise<void> {
   try {
-    await admit(req, requestUrl(req), options);
-    options.metrics.upgrades.inc({ result: "426" });
-    res.setHeader("upgrade", "websocket");
-    writeError(res, 426, { message: "This endpoint requires a WebSocket upgrade.", detail: "send Connection: Upgrade and Upgrade: websocket" });
+    await admitDial(req, requestUrl(req), options);
+    throw new HttpError(426, { message: "This endpoint requires a WebSocket upgrade.", detail: "send Connection: Upgrade and Upgrade: websocket" });
   } catch (err) {
-    const { status, body } = toHttpError(err, options.logger);
-    options.metrics.upgrades.inc({ result: String(status) });
+    const { status, body } = refuse(req, err, options);
+    if (status === 426) res.setHeader("upgrade", "websocket");
     writeError(res, status, body);
   }
 }
@@ -92,21 +86,16 @@ function requestUrl(req: IncomingMessage): URL {
   return new URL(req.url ?? "/", "http://agentgate.invalid");
 }
 
-function toHttpError(err: unknown, logger: Logger): { status: number; body: ErrorBody } {
-  if (err instanceof HttpError) return { status: err.status, body: err.body };
-  logger.error({ err }, "agent endpoint failed");
-  return { status: 500, body: { message: "Internal error.", detail: err instanceof Error ? err.message : String(err) } };
-}
-
-/** Answers on a socket that was never upgraded, then closes it. */
-function writeSocketError(socket: Duplex, status: number, body: ErrorBody): void {
-  if (socket.destroyed) return;
-  const json = JSON.stringify(body);
-  socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\n` +
-      "Content-Type: application/json\r\n" +
-      `Content-Length: ${Buffer.byteLength(json)}\r\n` +
-      "Connection: close\r\n\r\n" +
-      json,
-  );
+/** The answer to a refused dial, counted and logged: at info for the agent's fault, at error for ours. */
+function refuse(req: IncomingMessage, err: unknown, options: AgentEndpointOptions): { status: number; body: ErrorBody } {
+  const refusal =
+    err instanceof HttpError
+      ? { status: err.status, body: err.body }
+      : { status: 500, body: { message: "Internal error.", detail: err instanceof Error ? err.message : String(err) } };
+  const failed = refusal.status >= 500 && refusal.status !== 503;
+  options.metrics.upgrades.inc({ result: failed ? "failed" : "refused", status: String(refusal.status) });
+  const fields = { status: refusal.status, message: refusal.body.message, detail: refusal.body.detail, remote_address: req.socket.remoteAddress };
+  if (failed) options.logger.error({ ...fields, err }, "agent dial failed");
+  else options.logger.info(fields, "agent dial refused");
+  return refusal;
 }

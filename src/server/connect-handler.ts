@@ -10,20 +10,11 @@ export type NodeHandler = ReturnType<typeof connectNodeAdapter>;
 type NodeServerRequest = Parameters<NodeHandler>[0];
 type NodeServerResponse = Parameters<NodeHandler>[1];
 
-/** One RPC message, either way, at most 4 MiB (contract C11): a manifest with a 512,000-byte script fits with room. */
-export const MAX_RPC_MESSAGE_BYTES = 4 * 1024 * 1024;
-
-/** Where a tunnel's stream carries its identity, so the handler knows the caller without a token. */
-export const tunnelIdentity: unique symbol = Symbol("agentgate.tunnelIdentity");
-
 /**
- * A socket-like object that may carry a tunnel identity: the yamux stream itself (HTTP/1.1), or
- * for HTTP/2 a proxy of Node's JSStreamSocket, which wraps the yamux stream as `stream`.
+ * One RPC message, either way, at most 4 MiB, as coderd's DRPC limit (a larger one is
+ * ResourceExhausted): a manifest with a 512,000-byte script fits with room.
  */
-interface IdentifiedSocket {
-  [tunnelIdentity]?: AgentIdentity;
-  stream?: { [tunnelIdentity]?: AgentIdentity };
-}
+export const MAX_RPC_MESSAGE_BYTES = 4 * 1024 * 1024;
 
 /**
  * The services an agent calls, with its agent token on the plain port. Other services on the
@@ -37,6 +28,8 @@ export type ResolveCallerIdentity = (header: Headers) => Promise<AgentIdentity>;
 export interface ConnectHandlerOptions {
   routes: (router: ConnectRouter) => void;
   metrics: ServerMetrics;
+  /** The identity a tunnel's request carries; undefined on the plain port. */
+  tunnelIdentity: (req: NodeServerRequest) => AgentIdentity | undefined;
   resolveCaller: ResolveCallerIdentity;
   /** Aborted at shutdown so streaming handlers end. */
   shutdownSignal?: AbortSignal;
@@ -52,17 +45,18 @@ export function createConnectHandler(options: ConnectHandlerOptions): NodeHandle
   const { metrics } = options;
   const observe: Interceptor = (next) => async (req) => {
     const method = req.method.name;
+    const service = req.service.typeName;
     const stop = metrics.rpcSeconds.startTimer({ method });
     try {
-      if (AGENT_SERVICES.has(req.service.typeName) && req.contextValues.get(agentIdentityKey) === undefined) {
+      if (AGENT_SERVICES.has(service) && req.contextValues.get(agentIdentityKey) === undefined) {
         req.contextValues.set(agentIdentityKey, await options.resolveCaller(req.header));
       }
       const res = await next(req);
-      metrics.rpcs.inc({ method, code: "ok" });
+      metrics.rpcs.inc({ service, method, code: "ok" });
       return res;
     } catch (err) {
       const connectErr = ConnectError.from(err);
-      metrics.rpcs.inc({ method, code: Code[connectErr.code] ?? "unknown" });
+      metrics.rpcs.inc({ service, method, code: Code[connectErr.code] ?? "unknown" });
       throw connectErr;
     } finally {
       stop();
@@ -76,8 +70,7 @@ export function createConnectHandler(options: ConnectHandlerOptions): NodeHandle
     shutdownSignal: options.shutdownSignal,
     contextValues(req) {
       const values = createContextValues();
-      const socket = req.socket as unknown as IdentifiedSocket | null;
-      const identity = socket?.[tunnelIdentity] ?? socket?.stream?.[tunnelIdentity];
+      const identity = options.tunnelIdentity(req);
       if (identity !== undefined) values.set(agentIdentityKey, identity);
       return values;
     },
@@ -87,22 +80,21 @@ export function createConnectHandler(options: ConnectHandlerOptions): NodeHandle
 
 /**
  * An unknown path: gRPC clients get status 12 (Unimplemented) in a trailers-only response,
- * everyone else a 404, which Connect clients also read as Unimplemented.
+ * everyone else a 404, which Connect clients also read as Unimplemented. On HTTP/2 the status
+ * must travel in one HEADERS frame that ends the stream: headers followed by an empty DATA frame
+ * is a response without trailers, which grpc-go reports as Internal.
  */
 function answerUnknownRoute(req: NodeServerRequest, res: NodeServerResponse): void {
   const contentType = req.headers["content-type"] ?? "";
+  const message = `unknown method ${req.url ?? ""}`;
   // Drain the body so the connection stays usable.
   req.resume();
   if (contentType.startsWith("application/grpc")) {
-    res.writeHead(200, {
-      "content-type": contentType,
-      "grpc-status": String(Code.Unimplemented),
-      "grpc-message": encodeURIComponent(`unknown method ${req.url ?? ""}`),
-    });
-    res.end();
+    const headers = { "content-type": contentType, "grpc-status": String(Code.Unimplemented), "grpc-message": encodeURIComponent(message) };
+    if ("stream" in res) res.stream.respond({ ":status": 200, ...headers }, { endStream: true });
+    else res.writeHead(200, headers).end();
     return;
   }
-  const body = JSON.stringify({ code: "unimplemented", message: `unknown method ${req.url ?? ""}` });
   res.writeHead(404, { "content-type": "application/json" });
-  res.end(body);
+  res.end(JSON.stringify({ code: "unimplemented", message }));
 }

@@ -2,7 +2,7 @@ import type { Pubsub } from "../db/pubsub.js";
 
 /**
  * The database's pubsub with failed publishes counted, for /metrics. Publish errors still
- * reach the caller (which logs and drops them: an event never fails an RPC, C10).
+ * reach the caller (which logs and drops them: an event never fails an RPC).
  */
 export function observedPubsub(pubsub: Pubsub, onPublishError: () => void): Pubsub {
   return {

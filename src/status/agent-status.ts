@@ -1,5 +1,7 @@
-/** The connection status every API reports for an agent (agent-api.md §1.9). */
-export type AgentStatus = "connecting" | "connected" | "disconnected" | "timeout";
+/** The connection statuses every API reports for an agent, as coderd computes them. */
+export const AGENT_STATUSES = ["connecting", "connected", "disconnected", "timeout"] as const;
+/** One of {@link AGENT_STATUSES}. */
+export type AgentStatus = (typeof AGENT_STATUSES)[number];
 
 /** The agent columns the status depends on. */
 export interface AgentStatusInput {
@@ -19,7 +21,7 @@ export interface AgentStatusResult {
 }
 
 /**
- * Computes an agent's status at `now`, per §1.9, in this order:
+ * Computes an agent's status at `now`, with coderd's rules, in this order:
  * 1. never connected: `timeout` once more than `connection_timeout_seconds` (> 0) have passed since
  *    creation, else `connecting`;
  * 2. disconnected_at not before last_connected_at (equal counts) → `disconnected`;

@@ -5,10 +5,10 @@ import { agentIdentityKey } from "../auth/agent-identity.js";
 import type { Coordinator } from "./coordinator.js";
 import { agentPeer, clientIdentityKey, clientPeer, type ClientIdentity, type PeerIdentity } from "./peer-identity.js";
 import type { ResumeTokens } from "./resume-token.js";
-import { workspaceUpdates, type WorkspaceUpdatesDeps } from "./workspace-updates.js";
+import { workspaceUpdates, type WorkspaceUpdatesOptions } from "./workspace-updates.js";
 
 /** What Coordinate, RefreshResumeToken and WorkspaceUpdates need. */
-export interface CoordinationDeps extends WorkspaceUpdatesDeps {
+export interface CoordinationOptions extends WorkspaceUpdatesOptions {
   coordinator: Coordinator;
   resumeTokens: ResumeTokens;
 }
@@ -18,19 +18,19 @@ export interface CoordinationDeps extends WorkspaceUpdatesDeps {
  * context); RefreshResumeToken and WorkspaceUpdates for clients only: on an agent connection
  * they are not provided, as coderd has them.
  */
-export function coordinationHandlers(deps: CoordinationDeps): Pick<ServiceImpl<typeof Tailnet>, "coordinate" | "refreshResumeToken" | "workspaceUpdates"> {
+export function coordinationHandlers(options: CoordinationOptions): Pick<ServiceImpl<typeof Tailnet>, "coordinate" | "refreshResumeToken" | "workspaceUpdates"> {
   return {
     coordinate(requests, ctx) {
-      return deps.coordinator.coordinate(peerOf(ctx), requests, ctx.signal);
+      return options.coordinator.coordinate(peerOf(ctx), requests, ctx.signal);
     },
     async refreshResumeToken(_req, ctx) {
-      return deps.resumeTokens.issue(clientOf(ctx, "RefreshResumeToken").peerId);
+      return options.resumeTokens.issue(clientOf(ctx, "RefreshResumeToken").peerId);
     },
     async *workspaceUpdates(req, ctx) {
       const client = clientOf(ctx, "WorkspaceUpdates");
       const ownerId = uuidFromBytes(req.workspaceOwnerId, "workspace owner id");
       if (ownerId !== client.ownerId) throw new ConnectError("not allowed to watch another owner's workspaces", Code.PermissionDenied);
-      yield* workspaceUpdates(deps, ownerId, ctx.signal);
+      yield* workspaceUpdates(options, ownerId, ctx.signal);
     },
   };
 }

@@ -12,7 +12,7 @@ import { uuidToBytes } from "../agentapi/uuid-bytes.js";
 import type { Database } from "../db/database.js";
 import type { WorkspaceTransition } from "../db/enums.js";
 import { subscribeWorkspaceState, workspaceOwnerChannel } from "../db/events.js";
-import { listAgentOverviews } from "../db/queries/agents.js";
+import { listAgentOverviews } from "../db/queries/agent-overviews.js";
 import { listOwnerWorkspaceTransitions } from "../db/queries/workspaces.js";
 import { watchLoop } from "../db/watch-loop.js";
 
@@ -27,7 +27,7 @@ const STATUS_OF: Record<WorkspaceTransition, Workspace_Status> = {
 };
 
 /** What WorkspaceUpdates needs. */
-export interface WorkspaceUpdatesDeps {
+export interface WorkspaceUpdatesOptions {
   db: Database;
 }
 
@@ -38,12 +38,12 @@ export interface WorkspaceUpdatesDeps {
  * first read so no change falls in between; events arriving during a read coalesce into one
  * re-read. An event that changes nothing a client sees sends nothing. Ends when `signal` aborts.
  */
-export async function* workspaceUpdates(deps: WorkspaceUpdatesDeps, ownerId: string, signal: AbortSignal): AsyncGenerator<WorkspaceUpdate> {
+export async function* workspaceUpdates(options: WorkspaceUpdatesOptions, ownerId: string, signal: AbortSignal): AsyncGenerator<WorkspaceUpdate> {
   const snapshots = watchLoop<Snapshot>(
     {
-      listen: (notify) => subscribeWorkspaceState(deps.db.pubsub, workspaceOwnerChannel(ownerId), notify),
+      listen: (notify) => subscribeWorkspaceState(options.db.pubsub, workspaceOwnerChannel(ownerId), notify),
       async read() {
-        const value = await readSnapshot(deps.db, ownerId);
+        const value = await readSnapshot(options.db, ownerId);
         return { value, key: snapshotKey(value) };
       },
     },

@@ -1,22 +1,25 @@
+import type { ConnectionGuard } from "../db/queries/agent-connections.js";
 import type { Logger } from "../log.js";
 
-/** WebSocket close code for every eviction the tracker decides (RFC 6455 going away, contract C8). */
-export const CLOSE_GOING_AWAY = 1001;
-
-/** A recorded connection: its generation guards every later write of it. */
-export interface RecordedConnection {
-  generation: number;
-  firstConnectedAt: Date;
-}
+/** Why the tracker ends a connection: a fixed set, for metrics labels and log fields. */
+export type EvictionReason =
+  /** No pong within the inactive timeout. */
+  | "ping_timeout"
+  /** The workspace has a newer build than the agent's. */
+  | "build_outdated"
+  /** Recording the connection failed (the database is down, or the agent was deleted meanwhile). */
+  | "connection_write_failed"
+  /** Reading the workspace's latest build failed. */
+  | "build_check_failed";
 
 /** The database side of connection tracking, handed in so the tracker stays testable alone. */
 export interface ConnectionStore {
   /** Marks the agent connected now (first/last connected, this replica) as a new connection generation. */
-  connect(agentId: string, at: Date): Promise<RecordedConnection>;
+  connect(agentId: string, at: Date): Promise<ConnectionGuard>;
   /** Queues a refresh of last_connected_at (and disconnected_at = null) for a later batched write; never throws. */
-  refresh(agentId: string, connection: RecordedConnection, at: Date): void;
+  refresh(agentId: string, connection: ConnectionGuard, at: Date): void;
   /** Sets disconnected_at, unless a newer connection of the agent has been recorded since (then false). */
-  disconnect(agentId: string, connection: RecordedConnection, at: Date): Promise<boolean>;
+  disconnect(agentId: string, connection: ConnectionGuard, at: Date): Promise<boolean>;
   /** The id of the workspace's latest build. */
   latestBuildId(workspaceId: string): Promise<string | undefined>;
 }
@@ -36,27 +39,30 @@ export interface ConnectionTrackerOptions {
   store: ConnectionStore;
   /** Publishes `agt_connection_update` for this agent; must not throw. */
   publishConnectionUpdate: () => void;
-  /** Ends the tunnel: called once, with the WebSocket close code and reason. */
-  evict: (code: number, reason: string) => void;
+  /**
+   * Ends the tunnel: called once, with why and the text for the WebSocket close frame (coderd's:
+   * "ping timeout", "build is outdated", or the failed write's error).
+   */
+  evict: (reason: EvictionReason, closeReason: string) => void;
   /** Ping and re-check period (`--agent-update-interval`). */
   updateIntervalMs: number;
   /** No pong for this long ends the connection (`--agent-inactive-timeout`). */
   inactiveTimeoutMs: number;
-  /** Bound on the final disconnect write; defaults to the inactive timeout, as in agent-api.md §1.8. */
+  /** Bound on the final disconnect write; defaults to the inactive timeout, as coderd bounds it. */
   disconnectWriteTimeoutMs?: number;
   logger: Logger;
   onPing?: () => void;
 }
 
 /**
- * Watches one agent connection (agent-api.md §1.8, contract C8–C10): records it as connected,
- * pings it every interval, refreshes its connection time, re-checks that its build is still
- * the latest, and evicts it on a ping timeout or an outdated build. `stop()` writes the
- * disconnect when the tunnel ends, whatever ended it.
+ * Watches one agent connection as coderd does: records it as connected, pings it (WebSocket ping
+ * frames) every interval, refreshes its connection time, re-checks that its build is still the
+ * latest, and evicts it on a ping timeout, an outdated build or a failed write. `stop()` writes
+ * the disconnect when the tunnel ends, whatever ended it.
  */
 export class ConnectionTracker {
   private lastPong = Date.now();
-  private connection: RecordedConnection | undefined;
+  private connection: ConnectionGuard | undefined;
   private connecting: Promise<unknown> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -77,7 +83,7 @@ export class ConnectionTracker {
       this.connecting = connecting.catch(() => undefined);
       this.connection = await connecting;
     } catch (err) {
-      this.evictOnce(CLOSE_GOING_AWAY, errorText(err));
+      this.evictOnce("connection_write_failed", errorText(err));
       throw err;
     }
     this.options.publishConnectionUpdate();
@@ -92,7 +98,7 @@ export class ConnectionTracker {
     try {
       const now = Date.now();
       if (now - this.lastPong > options.inactiveTimeoutMs) {
-        this.evictOnce(CLOSE_GOING_AWAY, "ping timeout");
+        this.evictOnce("ping_timeout", "ping timeout");
         return;
       }
       options.socket.ping();
@@ -102,20 +108,19 @@ export class ConnectionTracker {
       try {
         latest = await options.store.latestBuildId(options.workspaceId);
       } catch (err) {
-        this.evictOnce(CLOSE_GOING_AWAY, errorText(err));
+        this.evictOnce("build_check_failed", errorText(err));
         return;
       }
-      if (latest !== options.buildId) this.evictOnce(CLOSE_GOING_AWAY, "build is outdated");
+      if (latest !== options.buildId) this.evictOnce("build_outdated", "build is outdated");
     } finally {
       this.ticking = false;
     }
   }
 
-  private evictOnce(code: number, reason: string): void {
+  private evictOnce(reason: EvictionReason, closeReason: string): void {
     if (this.evicted || this.stopped) return;
     this.evicted = true;
-    this.options.logger.info({ reason }, "closing agent connection");
-    this.options.evict(code, reason);
+    this.options.evict(reason, closeReason);
   }
 
   /**

@@ -1,73 +1,21 @@
+import { Batcher } from "../db/batcher.js";
+import type { ConnectionRefresh } from "../db/queries/agent-connections.js";
 import type { Logger } from "../log.js";
 
-import type { RecordedConnection } from "./connection-tracker.js";
-
-/** One agent's pending refresh: the connection that is alive and when it was last seen. */
-export interface Heartbeat {
-  agentId: string;
-  connection: RecordedConnection;
-  at: Date;
-}
-
-export interface HeartbeatBatcherOptions {
-  /** Writes many agents' refreshes in one statement. */
-  write: (beats: Heartbeat[]) => Promise<void>;
-  /** How often pending refreshes are written (C9: at most 1 s). */
-  intervalMs: number;
-  logger: Logger;
-}
+/** How often refreshed connection times are written: within 1 s of a tick, many agents per statement. */
+export const HEARTBEAT_FLUSH_MS = 1_000;
 
 /**
- * Collects connection-time refreshes from every tracker and writes them together, one
- * statement per flush, so database load grows with time, not with the number of agents.
- * Pending refreshes are keyed by agent: the newest wins, so the queue is bounded by the
- * number of connected agents.
+ * The heartbeat batcher's size: up to 10,000 agents a statement (the batch size the connection
+ * write was measured at), and room for 100,000 connected agents, one refresh waiting each.
  */
-export class HeartbeatBatcher {
-  readonly name = "heartbeats";
-  private pending = new Map<string, Heartbeat>();
-  private readonly timer: NodeJS.Timeout;
-  private flushing: Promise<void> = Promise.resolve();
-  flushErrors = 0;
-  readonly dropped = 0;
+export const HEARTBEAT_BATCH = { maxItems: 10_000, maxQueue: 100_000 } as const;
 
-  constructor(private readonly options: HeartbeatBatcherOptions) {
-    this.timer = setInterval(() => void this.flush(), options.intervalMs);
-    this.timer.unref();
-  }
-
-  get queued(): number {
-    return this.pending.size;
-  }
-
-  add(beat: Heartbeat): void {
-    this.pending.set(beat.agentId, beat);
-  }
-
-  /** Drops a pending refresh, so a disconnect written now is not followed by a stale "connected". */
-  forget(agentId: string, connection: RecordedConnection): void {
-    if (this.pending.get(agentId)?.connection === connection) this.pending.delete(agentId);
-  }
-
-  /** Writes what is pending; errors are logged and counted, never thrown. */
-  flush(): Promise<void> {
-    this.flushing = this.flushing.then(async () => {
-      if (this.pending.size === 0) return;
-      const beats = [...this.pending.values()];
-      this.pending = new Map();
-      try {
-        await this.options.write(beats);
-      } catch (err) {
-        this.flushErrors++;
-        this.options.logger.error({ err, agents: beats.length }, "writing agent heartbeats failed");
-      }
-    });
-    return this.flushing;
-  }
-
-  /** Stops the timer and writes what is pending. */
-  async close(): Promise<void> {
-    clearInterval(this.timer);
-    await this.flush();
-  }
+/**
+ * The heartbeat batcher: every tracker's connection-time refreshes, written together so database
+ * load grows with time, not with the number of agents. Refreshes coalesce per agent (the newest
+ * wins), so what waits is bounded by the agents connected.
+ */
+export function createHeartbeatBatcher(write: (refreshes: ConnectionRefresh[]) => Promise<void>, logger?: Logger): Batcher<ConnectionRefresh> {
+  return new Batcher({ name: "heartbeats", ...HEARTBEAT_BATCH, intervalMs: HEARTBEAT_FLUSH_MS, key: (r) => r.agentId, flush: write, logger });
 }

@@ -11,13 +11,18 @@ export interface HttpServers {
   http2: Http2Server;
 }
 
+/** Gives the stream to the chosen server; by default its 'connection' event. */
+export type HandOver = (server: Http1Server | Http2Server, stream: Duplex) => void;
+
+const emitConnection: HandOver = (server, stream) => server.emit("connection", stream);
+
 /**
  * Hands a byte stream (a TCP socket or a yamux stream) to the HTTP/2 server when it opens with
  * the prior-knowledge preface, and to the HTTP/1.1 server otherwise. Only the first bytes are
  * looked at, and they are put back before the chosen server reads them. A stream that sends
  * nothing within `sniffTimeoutMs` is destroyed, so idle openers cannot pile up.
  */
-export function dispatchHttpConnection(stream: Duplex, servers: HttpServers, sniffTimeoutMs: number): void {
+export function dispatchHttpConnection(stream: Duplex, servers: HttpServers, sniffTimeoutMs: number, handOver: HandOver = emitConnection): void {
   let seen: Buffer = Buffer.alloc(0);
   const timer = setTimeout(() => finish(new Error("no request within the sniff timeout")), sniffTimeoutMs);
   timer.unref();
@@ -46,7 +51,7 @@ export function dispatchHttpConnection(stream: Duplex, servers: HttpServers, sni
     // through 'data' events, which a paused stream only emits once resumed.
     stream.pause();
     stream.unshift(seen);
-    server.emit("connection", stream);
+    handOver(server, stream);
     if (server === servers.http1) stream.resume();
   }
 

@@ -1,15 +1,13 @@
 import { Duplex } from "node:stream";
 import type { RawData, WebSocket } from "ws";
+import { CLEAN_CLOSE_CODES, CloseCode } from "./websocket-close.js";
 
-/** Normal closure, going away, and a close frame without a code (RFC 6455 §7.4.1). */
-const CLEAN_CLOSE_CODES = new Set([1000, 1001, 1005]);
-
-/** Close code for a text message: the tunnel carries bytes only (RFC 6455 §7.4.1, 1003 unsupported data). */
-const CLOSE_UNSUPPORTED_DATA = 1003;
+/** Bytes read ahead of the reader before the socket is paused: one yamux window. */
+const DEFAULT_READ_AHEAD_BYTES = 256 * 1024;
 
 /**
  * Turns a WebSocket into a byte-stream Duplex: binary messages in, in order, with no meaning
- * to their boundaries; every write goes out as one binary message.
+ * to their boundaries; every write goes out as one binary message, never merged with another.
  *
  * Three things ws's own `createWebSocketStream` gets wrong for a tunnel are handled here:
  * the `message` listener is attached synchronously (a first message can arrive in the same
@@ -20,7 +18,7 @@ const CLOSE_UNSUPPORTED_DATA = 1003;
 export function webSocketDuplex(ws: WebSocket, options: { readableHighWaterMark?: number } = {}): Duplex {
   let paused = false;
   const duplex = new Duplex({
-    readableHighWaterMark: options.readableHighWaterMark ?? 256 * 1024,
+    readableHighWaterMark: options.readableHighWaterMark ?? DEFAULT_READ_AHEAD_BYTES,
     read() {
       if (paused) {
         paused = false;
@@ -39,18 +37,20 @@ export function webSocketDuplex(ws: WebSocket, options: { readableHighWaterMark?
         callback(new Error("websocket is not open"));
         return;
       }
-      const buffers = chunks.map((c) => c.chunk as Buffer);
-      ws.send(buffers.length === 1 ? buffers[0]! : Buffer.concat(buffers), { binary: true }, (err) => callback(err ?? null));
+      // Each write stays its own message: a writer that sized its writes to the peer's read limit
+      // (the yamux session does) must not see two of them merged past it.
+      const last = chunks.length - 1;
+      chunks.forEach((c, i) => ws.send(c.chunk as Buffer, { binary: true }, i === last ? (err) => callback(err ?? null) : undefined));
     },
     final(callback) {
-      if (ws.readyState === ws.OPEN) ws.close(1000);
+      if (ws.readyState === ws.OPEN) ws.close(CloseCode.Normal);
       callback();
     },
     destroy(err, callback) {
       ws.off("message", onMessage);
       if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) {
         if (err) ws.terminate();
-        else ws.close(1000);
+        else ws.close(CloseCode.Normal);
       }
       callback(err);
     },
@@ -58,7 +58,7 @@ export function webSocketDuplex(ws: WebSocket, options: { readableHighWaterMark?
 
   const onMessage = (data: RawData, isBinary: boolean) => {
     if (!isBinary) {
-      ws.close(CLOSE_UNSUPPORTED_DATA, "binary messages only");
+      ws.close(CloseCode.UnsupportedData, "binary messages only");
       return;
     }
     const chunks = Array.isArray(data) ? data : [data instanceof ArrayBuffer ? Buffer.from(data) : data];

@@ -13,15 +13,19 @@ const META_PER_FRAME = 4;
  * Queues outgoing frames and writes them to the transport once per event-loop turn.
  *
  * Frames are kept as numbers plus a payload reference until the flush, so queuing a frame
- * allocates nothing. The flush encodes all headers into one buffer; on a transport that can
- * gather writes (`_writev`, e.g. a socket) header runs and payloads are written corked, on any
- * other (e.g. a WebSocket adapter, where each write is a message) everything is copied into
- * one buffer and written once. Internal to the yamux package.
+ * allocates nothing. The flush encodes all headers into one buffer. With `maxWriteBytes` (a
+ * transport that sends each write as one message, such as a WebSocket whose peer has a read
+ * limit) the frames are copied into writes of whole frames of at most that many bytes; frames
+ * are never cut, as the session keeps every Data frame within the limit. Without it, on a
+ * transport that gathers writes (`_writev`, e.g. a socket) header runs and payloads are written
+ * corked, and on any other everything is copied into one buffer and written once.
+ * Internal to the yamux package.
  */
 export class FrameWriter {
   private readonly transport: Duplex;
   private readonly gathers: boolean;
   private readonly highWaterMark: number;
+  private readonly maxWriteBytes: number | undefined;
   // Queues are allocated on first use: an idle session should cost little.
   private meta: number[] | undefined;
   private payloads: (Buffer | undefined)[] | undefined;
@@ -32,12 +36,16 @@ export class FrameWriter {
   private closed = false;
   private readonly owner: WriterOwner;
 
-  /** @param highWaterMark bytes queued here before `whenWritable` makes writers wait. */
-  constructor(transport: Duplex, highWaterMark: number, owner: WriterOwner) {
+  /**
+   * @param highWaterMark bytes queued here before `whenWritable` makes writers wait.
+   * @param maxWriteBytes largest single write, in whole frames; undefined for no limit.
+   */
+  constructor(transport: Duplex, highWaterMark: number, owner: WriterOwner, maxWriteBytes?: number) {
     this.transport = transport;
     this.owner = owner;
     this.highWaterMark = highWaterMark;
-    this.gathers = typeof (transport as { _writev?: unknown })._writev === "function";
+    this.maxWriteBytes = maxWriteBytes;
+    this.gathers = maxWriteBytes === undefined && typeof (transport as { _writev?: unknown })._writev === "function";
   }
 
   /** True while the transport holds more than its high-water mark (we wait for 'drain'). */
@@ -71,7 +79,10 @@ export class FrameWriter {
     this.meta = undefined;
     this.payloads = undefined;
     this.queuedBytes = 0;
-    const hasRoom = this.gathers ? this.writeGathered(meta, payloads) : this.writeCopied(meta, payloads, queuedBytes);
+    let hasRoom: boolean;
+    if (this.gathers) hasRoom = this.writeGathered(meta, payloads);
+    else if (this.maxWriteBytes === undefined) hasRoom = this.writeCopied(meta, payloads, 0, payloads.length, queuedBytes);
+    else hasRoom = this.writeBounded(meta, payloads, this.maxWriteBytes);
     if (hasRoom) this.releaseWaiters();
     else if (this.onDrain === undefined) {
       this.onDrain = () => {
@@ -94,10 +105,11 @@ export class FrameWriter {
     if (this.onDrain !== undefined) this.transport.off("drain", this.onDrain);
   }
 
-  private writeCopied(meta: number[], payloads: (Buffer | undefined)[], total: number): boolean {
+  /** Writes frames `start` to `end` (exclusive), `total` bytes with headers, as one copied buffer. */
+  private writeCopied(meta: number[], payloads: (Buffer | undefined)[], start: number, end: number, total: number): boolean {
     const out = Buffer.allocUnsafe(total);
     let offset = 0;
-    for (let i = 0; i < payloads.length; i++) {
+    for (let i = start; i < end; i++) {
       const m = i * META_PER_FRAME;
       encodeHeader(out, offset, meta[m] as FrameType, meta[m + 1]!, meta[m + 2]!, meta[m + 3]!);
       offset += HEADER_SIZE;
@@ -105,6 +117,24 @@ export class FrameWriter {
       if (payload !== undefined) offset += payload.copy(out, offset);
     }
     return this.transport.write(out);
+  }
+
+  /** Writes the frames in as few writes of whole frames as fit in `max` bytes each. */
+  private writeBounded(meta: number[], payloads: (Buffer | undefined)[], max: number): boolean {
+    let hasRoom = true;
+    let start = 0;
+    while (start < payloads.length) {
+      let end = start;
+      let bytes = 0;
+      for (; end < payloads.length; end++) {
+        const size = HEADER_SIZE + (payloads[end]?.length ?? 0);
+        if (end > start && bytes + size > max) break;
+        bytes += size;
+      }
+      hasRoom = this.writeCopied(meta, payloads, start, end, bytes) && hasRoom;
+      start = end;
+    }
+    return hasRoom;
   }
 
   private writeGathered(meta: number[], payloads: (Buffer | undefined)[]): boolean {

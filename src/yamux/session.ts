@@ -1,85 +1,19 @@
 import { EventEmitter } from "node:events";
 import type { Duplex } from "node:stream";
-import {
-  Flag,
-  FrameType,
-  GoAwayCode,
-  INITIAL_STREAM_WINDOW,
-  MAX_UINT32,
-  SESSION_STREAM_ID,
-  type FrameHeader,
-} from "./frame.js";
+import { YamuxError, YamuxErrorCode } from "./errors.js";
+import { Flag, FrameType, GoAwayCode, HEADER_SIZE, INITIAL_STREAM_WINDOW, MAX_UINT32, SESSION_STREAM_ID, type FrameHeader } from "./frame.js";
 import { FrameDecoder, type FrameHandler } from "./frame-decoder.js";
 import { FrameWriter, type WriterOwner } from "./frame-writer.js";
-import { YamuxError, YamuxErrorCode } from "./errors.js";
+import { sessionConfig, type SessionConfig, type SessionOptions } from "./session-config.js";
+import { FRAME_KEYS, newSessionCounters, type SessionCounters } from "./session-counters.js";
+import { PendingPings } from "./session-pings.js";
 import { Stream, type StreamHost } from "./stream.js";
 
-/** Options of a `Session`. Durations are in milliseconds. */
-export interface SessionOptions {
-  /** "server" accepts the client's odd-numbered streams; "client" opens them. */
-  role: "client" | "server";
-  /** Streams open at once (both directions); SYNs beyond it are refused with RST. Default 1024. */
-  maxStreams?: number;
-  /** Receive window per stream at open; at least the spec's 256 KiB, which is the default. */
-  initialWindow?: number;
-  /**
-   * The receive window doubles up to this while a reader keeps up with a window-limited sender.
-   * It bounds memory a stream can buffer: maxStreams × maxWindow per session. Default 1 MiB.
-   */
-  maxWindow?: number;
-  /** Send a ping this often; 0 turns keepalive off. Default 0 (the server's tracker pings). */
-  keepaliveIntervalMs?: number;
-  /** Close the session when a keepalive ping is not answered in this time. Default 30 s. */
-  keepaliveTimeoutMs?: number;
-  /** close() lets open streams finish for this long, then destroys them. Default 5 s. */
-  closeTimeoutMs?: number;
-  /** Outgoing bytes queued before stream writes wait (write backpressure). Default 1 MiB. */
-  writeHighWaterMark?: number;
-}
-
-/** Counters for logs and metrics; read them, don't write them. */
-export interface SessionCounters {
-  streamsOpened: number;
-  streamsAccepted: number;
-  /** Peer SYNs answered with RST: stream limit reached or closing. */
-  streamsRefused: number;
-  framesIn: FrameCounts;
-  framesOut: FrameCounts;
-  /** Data payload bytes. */
-  bytesIn: number;
-  bytesOut: number;
-  /** Protocol violations by the peer, session- or stream-level. */
-  protocolErrors: number;
-  pingsSent: number;
-  pingsReceived: number;
-}
-
-/** Frames counted by type. */
-export interface FrameCounts {
-  data: number;
-  windowUpdate: number;
-  ping: number;
-  goAway: number;
-}
-
-const DEFAULT_MAX_STREAMS = 1024;
-/** Four doublings of the spec window: ~4× the throughput on high-latency links, bounded memory. */
-const DEFAULT_MAX_WINDOW = 1024 * 1024;
-const DEFAULT_KEEPALIVE_TIMEOUT_MS = 30_000;
-const DEFAULT_CLOSE_TIMEOUT_MS = 5_000;
-const DEFAULT_WRITE_HIGH_WATER_MARK = 1024 * 1024;
 /**
  * Replies (pongs, RSTs) we write while the peer is not reading ours before we stop reading its
  * input: a peer flooding pings or SYNs without reading cannot grow our memory past this.
  */
 const MAX_UNREAD_REPLY_BYTES = 1024 * 1024;
-const FRAME_KEYS = ["data", "windowUpdate", "ping", "goAway"] as const;
-
-interface PendingPing {
-  started: number;
-  resolve: (rttMs: number) => void;
-  reject: (error: Error) => void;
-}
 
 /**
  * A yamux session (hashicorp/yamux compatible) over any Node Duplex.
@@ -95,26 +29,9 @@ interface PendingPing {
  */
 export class Session extends EventEmitter implements FrameHandler, StreamHost, WriterOwner {
   /** Counters for logs and metrics. */
-  readonly counters: SessionCounters = {
-    streamsOpened: 0,
-    streamsAccepted: 0,
-    streamsRefused: 0,
-    framesIn: { data: 0, windowUpdate: 0, ping: 0, goAway: 0 },
-    framesOut: { data: 0, windowUpdate: 0, ping: 0, goAway: 0 },
-    bytesIn: 0,
-    bytesOut: 0,
-    protocolErrors: 0,
-    pingsSent: 0,
-    pingsReceived: 0,
-  };
+  readonly counters: SessionCounters = newSessionCounters();
   private readonly transport: Duplex;
-  private readonly isClient: boolean;
-  private readonly maxStreams: number;
-  private readonly initialWindow: number;
-  private readonly maxWindow: number;
-  private readonly keepaliveIntervalMs: number;
-  private readonly keepaliveTimeoutMs: number;
-  private readonly closeTimeoutMs: number;
+  private readonly config: SessionConfig;
   private readonly streams = new Map<number, Stream>();
   private readonly decoder: FrameDecoder;
   private readonly writer: FrameWriter;
@@ -124,38 +41,33 @@ export class Session extends EventEmitter implements FrameHandler, StreamHost, W
   private payloadStream: Stream | undefined;
   private payloadLeft = 0;
   private payloadFlags = 0;
-  private pings: Map<number, PendingPing> | undefined;
-  private nextPingId = 0;
+  /** Made on the first ping: an idle session should cost little. */
+  private pings: PendingPings | undefined;
   private keepaliveTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
   private drained: (() => void) | undefined;
   private remoteGoAway = false;
   private unreadReplyBytes = 0;
   private inputPaused = false;
-  private _closed = false;
-  private _error: YamuxError | undefined;
+  /** True once the session is over: streams destroyed, transport ended, 'close' emitted. */
+  private terminated = false;
+  private failure: YamuxError | undefined;
 
-  /** Runs a session over `transport`, which it owns from now on. */
+  /** Runs a session over `transport`, which it owns from now on. Throws a RangeError for bad options. */
   constructor(transport: Duplex, options: SessionOptions) {
     super();
     this.transport = transport;
-    this.isClient = options.role === "client";
-    this.nextLocalId = this.isClient ? 1 : 2;
-    this.maxStreams = options.maxStreams ?? DEFAULT_MAX_STREAMS;
-    this.initialWindow = Math.max(options.initialWindow ?? INITIAL_STREAM_WINDOW, INITIAL_STREAM_WINDOW);
-    this.maxWindow = Math.min(Math.max(options.maxWindow ?? DEFAULT_MAX_WINDOW, this.initialWindow), MAX_UINT32);
-    this.keepaliveIntervalMs = options.keepaliveIntervalMs ?? 0;
-    this.keepaliveTimeoutMs = options.keepaliveTimeoutMs ?? DEFAULT_KEEPALIVE_TIMEOUT_MS;
-    this.closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
+    this.config = sessionConfig(options);
+    this.nextLocalId = this.config.isClient ? 1 : 2;
     // The session is the decoder's handler, the writer's owner and its streams' host itself:
     // no per-session closures for them, as idle sessions should cost little.
-    this.writer = new FrameWriter(transport, options.writeHighWaterMark ?? DEFAULT_WRITE_HIGH_WATER_MARK, this);
+    this.writer = new FrameWriter(transport, this.config.writeHighWaterMark, this, this.config.maxMessageBytes);
     this.decoder = new FrameDecoder(this);
     transport.on("data", this.onTransportData);
     transport.on("end", this.onTransportEnd);
     transport.on("close", this.onTransportEnd);
     transport.on("error", this.onTransportError);
-    if (this.keepaliveIntervalMs > 0) this.scheduleKeepalive();
+    if (this.config.keepaliveIntervalMs > 0) this.scheduleKeepalive();
   }
 
   /** Streams in the table: open, or half-closed with the other side still to finish. */
@@ -165,12 +77,12 @@ export class Session extends EventEmitter implements FrameHandler, StreamHost, W
 
   /** True once the session is closed or closing (no new streams either way). */
   get closed(): boolean {
-    return this._closed || this.closing !== undefined;
+    return this.terminated || this.closing !== undefined;
   }
 
   /** Why the session failed, if it did. */
   get error(): YamuxError | undefined {
-    return this._error;
+    return this.failure;
   }
 
   /**
@@ -183,28 +95,25 @@ export class Session extends EventEmitter implements FrameHandler, StreamHost, W
     if (this.remoteGoAway) {
       throw new YamuxError(YamuxErrorCode.RemoteGoAway, "peer sent GoAway: not accepting new streams");
     }
-    if (this.streams.size >= this.maxStreams) {
-      throw new YamuxError(YamuxErrorCode.StreamsExhausted, `stream limit reached (${this.maxStreams})`);
+    if (this.streams.size >= this.config.maxStreams) {
+      throw new YamuxError(YamuxErrorCode.StreamsExhausted, `stream limit reached (${this.config.maxStreams})`);
     }
     const id = this.nextLocalId;
     if (id > MAX_UINT32) throw new YamuxError(YamuxErrorCode.StreamsExhausted, "stream ids exhausted");
     this.nextLocalId += 2;
     const stream = this.createStream(id, true);
     this.counters.streamsOpened++;
-    this.sendFrame(FrameType.WindowUpdate, Flag.SYN, id, this.initialWindow - INITIAL_STREAM_WINDOW);
+    this.sendFrame(FrameType.WindowUpdate, Flag.SYN, id, this.config.initialWindow - INITIAL_STREAM_WINDOW);
     return stream;
   }
 
   /** Sends a ping and resolves with the round trip in milliseconds; rejects if the session ends. */
   ping(): Promise<number> {
-    if (this._closed) return Promise.reject(new YamuxError(YamuxErrorCode.SessionClosed, "yamux session is closed"));
-    const id = this.nextPingId;
-    this.nextPingId = (id + 1) % (MAX_UINT32 + 1);
+    if (this.terminated) return Promise.reject(new YamuxError(YamuxErrorCode.SessionClosed, "yamux session is closed"));
     this.counters.pingsSent++;
-    return new Promise((resolve, reject) => {
-      (this.pings ??= new Map()).set(id, { started: performance.now(), resolve, reject });
-      this.sendFrame(FrameType.Ping, Flag.SYN, SESSION_STREAM_ID, id);
-    });
+    const { id, rtt } = (this.pings ??= new PendingPings()).start();
+    this.sendFrame(FrameType.Ping, Flag.SYN, SESSION_STREAM_ID, id);
+    return rtt;
   }
 
   /**
@@ -214,7 +123,7 @@ export class Session extends EventEmitter implements FrameHandler, StreamHost, W
    */
   close(code: GoAwayCode = GoAwayCode.Normal): Promise<void> {
     if (this.closing !== undefined) return this.closing;
-    if (this._closed) return Promise.resolve();
+    if (this.terminated) return Promise.resolve();
     this.sendFrame(FrameType.GoAway, 0, SESSION_STREAM_ID, code);
     this.closing = new Promise<void>((resolve) => {
       const finish = (): void => {
@@ -223,7 +132,7 @@ export class Session extends EventEmitter implements FrameHandler, StreamHost, W
         this.terminate(undefined, new YamuxError(YamuxErrorCode.CloseTimeout, "yamux session closed before the stream finished"));
         resolve();
       };
-      const timer = setTimeout(finish, this.closeTimeoutMs);
+      const timer = setTimeout(finish, this.config.closeTimeoutMs);
       this.drained = finish;
       if (this.streams.size === 0) finish();
     });
@@ -243,9 +152,9 @@ export class Session extends EventEmitter implements FrameHandler, StreamHost, W
   // ---- receiving ----
 
   private readonly onTransportData = (chunk: Buffer | string): void => {
-    if (this._closed) return;
+    if (this.terminated) return;
     this.decoder.push(typeof chunk === "string" ? Buffer.from(chunk) : chunk);
-    if (this.unreadReplyBytes > MAX_UNREAD_REPLY_BYTES && !this.inputPaused && !this._closed) {
+    if (this.unreadReplyBytes > MAX_UNREAD_REPLY_BYTES && !this.inputPaused && !this.terminated) {
       this.inputPaused = true;
       this.transport.pause();
     }
@@ -261,11 +170,11 @@ export class Session extends EventEmitter implements FrameHandler, StreamHost, W
   }
 
   private readonly onTransportEnd = (): void => {
-    if (!this._closed) this.destroy(new YamuxError(YamuxErrorCode.SessionClosed, "yamux transport closed"));
+    if (!this.terminated) this.destroy(new YamuxError(YamuxErrorCode.SessionClosed, "yamux transport closed"));
   };
 
   private readonly onTransportError = (error: Error): void => {
-    if (!this._closed) this.destroy(new YamuxError(YamuxErrorCode.SessionClosed, `yamux transport failed: ${error.message}`, { cause: error }));
+    if (!this.terminated) this.destroy(new YamuxError(YamuxErrorCode.SessionClosed, `yamux transport failed: ${error.message}`, { cause: error }));
   };
 
   /** @internal A decoded header (FrameHandler). */
@@ -280,7 +189,7 @@ export class Session extends EventEmitter implements FrameHandler, StreamHost, W
     let stream = this.streams.get(streamId);
     if (flags & Flag.SYN) {
       if (!this.acceptStream(streamId)) {
-        if (!this._closed && type === FrameType.Data) this.expectPayload(undefined, length, 0);
+        if (!this.terminated && type === FrameType.Data) this.expectPayload(undefined, length, 0);
         return;
       }
       stream = this.streams.get(streamId);
@@ -298,7 +207,7 @@ export class Session extends EventEmitter implements FrameHandler, StreamHost, W
     }
     // Data: check the header before a single body byte is accepted.
     if (stream === undefined) {
-      if (length > this.maxWindow) return this.protocolError(`data frame of ${length} bytes exceeds any window`);
+      if (length > this.config.maxWindow) return this.protocolError(`data frame of ${length} bytes exceeds any window`);
       return this.expectPayload(undefined, length, 0);
     }
     if (!stream.admitData(length)) {
@@ -342,7 +251,7 @@ export class Session extends EventEmitter implements FrameHandler, StreamHost, W
 
   /** Handles a SYN; returns true if the stream is now in the table. */
   private acceptStream(id: number): boolean {
-    const remoteParity = this.isClient ? 0 : 1;
+    const remoteParity = this.config.isClient ? 0 : 1;
     if (id % 2 !== remoteParity) {
       this.protocolError(`peer opened stream ${id} with our parity`);
       return false;
@@ -352,21 +261,21 @@ export class Session extends EventEmitter implements FrameHandler, StreamHost, W
       return false;
     }
     if (id > this.highestRemoteId) this.highestRemoteId = id;
-    if (this.closed || this.streams.size >= this.maxStreams) {
+    if (this.closed || this.streams.size >= this.config.maxStreams) {
       this.counters.streamsRefused++;
       this.reply(FrameType.WindowUpdate, Flag.RST, id, 0);
       return false;
     }
     const stream = this.createStream(id, false);
     this.counters.streamsAccepted++;
-    this.sendFrame(FrameType.WindowUpdate, Flag.ACK, id, this.initialWindow - INITIAL_STREAM_WINDOW);
+    this.sendFrame(FrameType.WindowUpdate, Flag.ACK, id, this.config.initialWindow - INITIAL_STREAM_WINDOW);
     this.emit("stream", stream);
     return !stream.destroyed;
   }
 
   /** True if no SYN ever announced this id (ids only grow, hashicorp and libp2p alike). */
   private neverOpened(id: number): boolean {
-    const local = id % 2 === (this.isClient ? 1 : 0);
+    const local = id % 2 === (this.config.isClient ? 1 : 0);
     return local ? id >= this.nextLocalId : id > this.highestRemoteId;
   }
 
@@ -376,11 +285,7 @@ export class Session extends EventEmitter implements FrameHandler, StreamHost, W
       this.reply(FrameType.Ping, Flag.ACK, SESSION_STREAM_ID, opaque);
       return;
     }
-    if (!(flags & Flag.ACK)) return;
-    const pending = this.pings?.get(opaque);
-    if (pending === undefined) return;
-    this.pings!.delete(opaque);
-    pending.resolve(performance.now() - pending.started);
+    if (flags & Flag.ACK) this.pings?.answered(opaque);
   }
 
   private onGoAway(code: number): void {
@@ -398,7 +303,7 @@ export class Session extends EventEmitter implements FrameHandler, StreamHost, W
 
   /** Session-level protocol error: GoAway(protocol error), then close. */
   private protocolError(message: string): void {
-    if (this._closed) return;
+    if (this.terminated) return;
     this.counters.protocolErrors++;
     this.sendFrame(FrameType.GoAway, 0, SESSION_STREAM_ID, GoAwayCode.ProtocolError);
     this.destroy(new YamuxError(YamuxErrorCode.Protocol, message));
@@ -408,7 +313,7 @@ export class Session extends EventEmitter implements FrameHandler, StreamHost, W
 
   /** @internal Queues a frame, counted (StreamHost). */
   sendFrame(type: FrameType, flags: number, id: number, length: number, payload?: Buffer): void {
-    if (this._closed) return;
+    if (this.terminated) return;
     this.counters.framesOut[FRAME_KEYS[type]]++;
     if (payload !== undefined) this.counters.bytesOut += payload.length;
     this.writer.frame(type, flags, id, length, payload);
@@ -416,7 +321,7 @@ export class Session extends EventEmitter implements FrameHandler, StreamHost, W
 
   /** A frame the peer's input caused (pong, refusal); counted against MAX_UNREAD_REPLY_BYTES. */
   private reply(type: FrameType, flags: number, id: number, length: number): void {
-    if (this.writer.blocked) this.unreadReplyBytes += 12;
+    if (this.writer.blocked) this.unreadReplyBytes += HEADER_SIZE;
     this.sendFrame(type, flags, id, length);
   }
 
@@ -425,8 +330,9 @@ export class Session extends EventEmitter implements FrameHandler, StreamHost, W
   private createStream(id: number, outbound: boolean): Stream {
     const stream = new Stream(this, id, {
       outbound,
-      receiveWindow: this.initialWindow,
-      maxReceiveWindow: this.maxWindow,
+      receiveWindow: this.config.initialWindow,
+      maxReceiveWindow: this.config.maxWindow,
+      maxFramePayload: this.config.maxFramePayload,
     });
     this.streams.set(id, stream);
     return stream;
@@ -445,19 +351,20 @@ export class Session extends EventEmitter implements FrameHandler, StreamHost, W
   }
 
   private scheduleKeepalive(): void {
+    const { keepaliveIntervalMs, keepaliveTimeoutMs } = this.config;
     this.keepaliveTimer = setTimeout(() => {
       const timeout = setTimeout(() => {
-        this.destroy(new YamuxError(YamuxErrorCode.KeepaliveTimeout, `keepalive ping not answered in ${this.keepaliveTimeoutMs} ms`));
-      }, this.keepaliveTimeoutMs);
+        this.destroy(new YamuxError(YamuxErrorCode.KeepaliveTimeout, `keepalive ping not answered in ${keepaliveTimeoutMs} ms`));
+      }, keepaliveTimeoutMs);
       this.keepaliveTimer = timeout;
       this.ping().then(
         () => {
           clearTimeout(timeout);
-          if (!this._closed) this.scheduleKeepalive();
+          if (!this.terminated) this.scheduleKeepalive();
         },
         () => clearTimeout(timeout),
       );
-    }, this.keepaliveIntervalMs);
+    }, keepaliveIntervalMs);
   }
 
   /**
@@ -466,9 +373,9 @@ export class Session extends EventEmitter implements FrameHandler, StreamHost, W
    * `cause` and listened to) and 'close'.
    */
   private terminate(cause: YamuxError | undefined, streamError: YamuxError | undefined): void {
-    if (this._closed) return;
-    this._closed = true;
-    this._error = cause;
+    if (this.terminated) return;
+    this.terminated = true;
+    this.failure = cause;
     this.decoder.stop();
     clearTimeout(this.keepaliveTimer);
     this.writer.flush();
@@ -479,10 +386,7 @@ export class Session extends EventEmitter implements FrameHandler, StreamHost, W
     if (this.inputPaused) transport.resume(); // keep discarding input so nothing piles up
     for (const stream of [...this.streams.values()]) stream.abort(streamError);
     this.streams.clear();
-    const pings = this.pings;
-    this.pings = undefined;
-    const pingError = streamError ?? new YamuxError(YamuxErrorCode.SessionClosed, "yamux session closed");
-    for (const ping of pings?.values() ?? []) ping.reject(pingError);
+    this.pings?.failAll(streamError ?? new YamuxError(YamuxErrorCode.SessionClosed, "yamux session closed"));
     if (cause !== undefined && this.listenerCount("error") > 0) this.emit("error", cause);
     this.emit("close");
   }

@@ -20,6 +20,8 @@ export interface StreamSettings {
   receiveWindow: number;
   /** The receive window may grow up to this while the reader keeps up. */
   maxReceiveWindow: number;
+  /** Largest payload of one Data frame we send, so a frame fits in the session's largest write. */
+  maxFramePayload: number;
 }
 
 /**
@@ -39,6 +41,7 @@ export class Stream extends Duplex {
   private readonly host: StreamHost;
   private readonly outbound: boolean;
   private readonly maxReceiveWindow: number;
+  private readonly maxFramePayload: number;
   /** Current receive window size; grows while the reader keeps up, never shrinks. */
   private receiveWindow: number;
   /** Bytes the peer may still send before our next WindowUpdate. */
@@ -63,6 +66,7 @@ export class Stream extends Duplex {
     this.receiveWindow = settings.receiveWindow;
     this.receiveCredit = settings.receiveWindow;
     this.maxReceiveWindow = settings.maxReceiveWindow;
+    this.maxFramePayload = settings.maxFramePayload;
   }
 
   /** @internal True once both sides sent FIN. */
@@ -187,7 +191,7 @@ export class Stream extends Duplex {
     let chunk = this.pendingChunk;
     if (chunk === undefined || this.silenced) return;
     while (chunk.length > 0 && this.sendWindow > 0) {
-      const n = Math.min(chunk.length, this.sendWindow);
+      const n = Math.min(chunk.length, this.sendWindow, this.maxFramePayload);
       this.host.sendFrame(FrameType.Data, 0, this.id, n, n === chunk.length ? chunk : chunk.subarray(0, n));
       this.sendWindow -= n;
       chunk = chunk.subarray(n);

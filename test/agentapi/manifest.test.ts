@@ -8,7 +8,7 @@ import { WorkspaceApp_Health, WorkspaceApp_SharingLevel } from "../../gen/coder/
 import { startTestServer, useTestDatabase, type TestServer } from "../support/agent-server.js";
 import { provisionAgent, rejectsWith, uuidString, withTunnel } from "./support.js";
 
-/** Coder's manifest test sends a script of this size through (agent-api.md §1.7). */
+/** Coder's manifest test sends a script of this size through: it must fit in one RPC message. */
 const BIG_SCRIPT_BYTES = 512_000;
 
 const DERP_MAP = {

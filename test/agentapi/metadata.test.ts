@@ -2,12 +2,12 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
-import { AGENT_METADATA_BATCH_CHANNEL } from "../../src/db/events.js";
+import { AGENT_METADATA_BATCH_CHANNEL, agentMetadataChannel, type AgentMetadataEvent } from "../../src/db/events.js";
 import { updateMetadataAndNotify } from "../../src/db/queries/metadata.js";
 import { createWorkspace } from "../../src/provision/provision.js";
 import { parseWorkspaceSpec } from "../../src/provision/spec.js";
-import { eventually, startTestServer, useTestDatabase, type TestServer } from "../support/agent-server.js";
-import { recordEvents, type EventRecorder } from "../support/events.js";
+import { startTestServer, useTestDatabase, type TestServer } from "../support/agent-server.js";
+import { Collector, recordEvents, type EventRecorder } from "../support/events.js";
 import { provisionAgent, rejectsWith, withTunnel } from "./support.js";
 
 const LIMIT = { keys: 6144, value: 2048, error: 2048 };
@@ -56,13 +56,42 @@ describe("BatchUpdateMetadata", () => {
     assert.equal(rows.mem!.value, "");
   });
 
+  test("the flush also announces each agent on workspace_agent_metadata:<agent> with the keys written and when they were collected", async () => {
+    const a = await provisionAgent(t.db, declare("cpu", "mem", "disk"));
+    const own = await recordEvents<AgentMetadataEvent>(t.db.pubsub, agentMetadataChannel(a.agentId));
+    try {
+      const before = Date.now();
+      await withTunnel(srv.url, a.token, (tun) =>
+        tun.agent.batchUpdateMetadata({ metadata: [{ key: "mem", result: { value: "1G" } }, { key: "cpu", result: { value: "5%" } }, { key: "undeclared", result: { value: "x" } }] }),
+      );
+      const event = await own.next(() => true);
+      assert.deepEqual(event.keys, ["cpu", "mem"]);
+      const collectedAt = new Date(event.collected_at);
+      assert.ok(collectedAt.getTime() >= before - 1000 && collectedAt.getTime() <= Date.now(), `collected_at ${event.collected_at} is server time`);
+      assert.equal(collectedAt.getTime(), (await metadata(a.agentId)).cpu!.collected_at.getTime());
+    } finally {
+      own.stop();
+    }
+  });
+
   test("results of one flush merge by agent and key, the newest winning", async () => {
     const a = await provisionAgent(t.db, declare("cpu"));
-    await withTunnel(srv.url, a.token, async (tun) => {
-      await tun.agent.batchUpdateMetadata({ metadata: [{ key: "cpu", result: { value: "1" } }] });
-      await tun.agent.batchUpdateMetadata({ metadata: [{ key: "cpu", result: { value: "2" } }, { key: "cpu", result: { value: "3" } }] });
-    });
-    await eventually(async () => ((await metadata(a.agentId)).cpu!.value === "3" ? true : undefined));
+    const own = await recordEvents<AgentMetadataEvent>(t.db.pubsub, agentMetadataChannel(a.agentId));
+    try {
+      await withTunnel(srv.url, a.token, async (tun) => {
+        await tun.agent.batchUpdateMetadata({ metadata: [{ key: "cpu", result: { value: "1" } }] });
+        await tun.agent.batchUpdateMetadata({ metadata: [{ key: "cpu", result: { value: "2" } }, { key: "cpu", result: { value: "3" } }] });
+      });
+      // The two calls may land in one flush or two: read the value after each flush's event until the last is in.
+      let value = "";
+      while (value !== "3") {
+        await own.next(() => true);
+        value = (await metadata(a.agentId)).cpu!.value;
+        assert.ok(["1", "3"].includes(value), `a flush wrote ${value}: within a call or a flush the newest wins`);
+      }
+    } finally {
+      own.stop();
+    }
   });
 
   test("a value of 2,048 bytes is kept; 2,049 is truncated with an error saying so; an error over 2,048 bytes is replaced", async () => {
@@ -111,19 +140,45 @@ describe("the metadata batcher's flush statement", () => {
       agents: Array.from({ length: 400 }, (_, i) => ({ name: `a${i}`, metadata: [{ key: "k", display_name: "k", script: "true" }] })),
     });
     const ws = await createWorkspace(t.db, { owner: "chunky", name: "many", spec });
-    const payloads: string[] = [];
-    const stop = await t.db.pubsub.subscribe(AGENT_METADATA_BATCH_CHANNEL, (p) => void payloads.push(p.toString("utf8")), () => undefined);
+    const notified = new Collector();
+    const stop = await t.db.pubsub.subscribe(AGENT_METADATA_BATCH_CHANNEL, notified.onEvent, notified.onError);
     try {
       const now = new Date();
       const updates = ws.agents.map((a) => ({ agentId: a.id, key: "k", value: "v", error: "", collectedAt: now }));
       updates.push({ agentId: ws.agents[0]!.id, key: "undeclared", value: "x", error: "", collectedAt: now });
       updates.push({ agentId: "00000000-0000-4000-8000-000000000000", key: "k", value: "x", error: "", collectedAt: now });
-      const result = await updateMetadataAndNotify(t.db, updates, AGENT_METADATA_BATCH_CHANNEL);
+      const result = await updateMetadataAndNotify(t.db, updates);
       assert.equal(result.rowsUpdated, 400);
-      await eventually(async () => (payloads.length === 3 ? true : undefined), 5_000, "three notifications");
+      const payloads = (await notified.waitFor(3)).map((seen) => ("event" in seen ? seen.event : assert.fail(`unexpected ${String(seen.error)}`)));
       for (const p of payloads) assert.ok(Buffer.byteLength(p) < 8000, `payload of ${Buffer.byteLength(p)} bytes`);
       const ids = payloads.flatMap((p) => (JSON.parse(p) as BatchEvent).agent_ids).sort();
       assert.deepEqual(ids, ws.agents.map((a) => a.id).sort());
+    } finally {
+      stop();
+    }
+  });
+
+  test("an agent whose changed keys pass one payload is announced on its own channel in several, each under 8,000 bytes", async () => {
+    // 100 keys of 127 characters: about 13 KB of keys, more than one NOTIFY carries.
+    const keys = Array.from({ length: 100 }, (_, i) => `k${String(i).padStart(3, "0")}`.padEnd(127, "é"));
+    const spec = parseWorkspaceSpec({ agents: [{ name: "wide", metadata: keys.map((key) => ({ key, display_name: "k", script: "true" })) }] });
+    const ws = await createWorkspace(t.db, { owner: "wide", name: "keys", spec });
+    const agentId = ws.agents[0]!.id;
+    const payloads = new Collector();
+    const stop = await t.db.pubsub.subscribe(agentMetadataChannel(agentId), payloads.onEvent, payloads.onError);
+    try {
+      const now = new Date();
+      await updateMetadataAndNotify(t.db, keys.map((key) => ({ agentId, key, value: "v", error: "", collectedAt: now })));
+      const seen: AgentMetadataEvent[] = [];
+      for (let n = 1; seen.flatMap((e) => e.keys).length < keys.length; n++) {
+        const item = (await payloads.waitFor(n))[n - 1]!;
+        assert.ok("event" in item, `no error expected: ${JSON.stringify(item)}`);
+        assert.ok(Buffer.byteLength(item.event) < 8000, `payload of ${Buffer.byteLength(item.event)} bytes`);
+        seen.push(JSON.parse(item.event) as AgentMetadataEvent);
+      }
+      assert.ok(seen.length > 1, "split into several payloads");
+      for (const e of seen) assert.equal(new Date(e.collected_at).getTime(), now.getTime());
+      assert.deepEqual(seen.flatMap((e) => e.keys).sort(), [...keys].sort());
     } finally {
       stop();
     }

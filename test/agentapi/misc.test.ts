@@ -8,6 +8,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import { pino } from "pino";
 import type { AgentServer } from "../../src/server/agent-server.js";
+import { silentLogger } from "../../src/log.js";
 import { startAgentgate } from "../../src/server/start.js";
 import { testServerConfig, useTestDatabase } from "../support/agent-server.js";
 import { provisionAgent, rejectsWith, withTunnel } from "./support.js";
@@ -44,6 +45,19 @@ describe("banners, boundary logs, PushContextState", () => {
       assert.deepEqual(ann.announcementBanners.map((b) => b.message), ["hello"]);
     });
   });
+
+  for (const [content, field] of [
+    [{ serviceBanner: { enabled: "yes", message: 5 } }, /--banners .*: cannot decode field coder\.agent\.v2\.ServiceBanner\.enabled from JSON/],
+    [{ announcementBanners: [{ message: "hi", colour: "red" }] }, /--banners .*: .*BannerConfig.*key "colour" is unknown/],
+    [{ banner: {} }, /--banners .*: unknown key "banner"/],
+  ] as const) {
+    test(`a banners file ${JSON.stringify(content)} fails the start, naming what is wrong`, async () => {
+      const dir = await mkdtemp(join(tmpdir(), "agentgate-banners-"));
+      const bannersFile = join(dir, "banners.json");
+      await writeFile(bannersFile, JSON.stringify(content));
+      await assert.rejects(startAgentgate(testServerConfig({ bannersFile }), t.db, silentLogger()), field);
+    });
+  }
 
   test("ReportBoundaryLogs writes each entry to the server log at info with the agent's fields", async () => {
     const a = await provisionAgent(t.db);

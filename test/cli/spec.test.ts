@@ -1,11 +1,15 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { defaultAgent, parseWorkspaceSpec, SpecError } from "../../src/provision/spec.js";
+import { parseWorkspaceSpec, SpecError } from "../../src/provision/spec.js";
 
 describe("parseWorkspaceSpec", () => {
   it("fills every default for an agent given only a name", () => {
     const { agents } = parseWorkspaceSpec({ agents: [{ name: "main" }] });
-    assert.deepEqual(agents[0], defaultAgent("main"));
+    assert.deepEqual(agents[0], {
+      name: "main", os: "linux", architecture: "amd64", directory: "", env: {}, connection_timeout_seconds: 0, troubleshooting_url: "", motd_file: "",
+      display_apps: ["vscode", "vscode_insiders", "web_terminal", "ssh_helper", "port_forwarding_helper"],
+      apps: [], scripts: [], metadata: [], devcontainers: [], resource_monitors: { volumes: [] },
+    });
     assert.deepEqual([agents[0]!.os, agents[0]!.architecture, agents[0]!.connection_timeout_seconds, agents[0]!.display_apps.length], ["linux", "amd64", 0, 5]);
   });
 

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { ProvisionResult } from "../../src/provision/provision.js";
-import { getAgentByToken } from "../../src/db/queries/agents.js";
+import { getAgentByToken } from "../support/queries.js";
 import { listAppsByAgentId } from "../../src/db/queries/apps.js";
 import { listDevcontainersByAgentId } from "../../src/db/queries/devcontainers.js";
 import { listLogSources } from "../../src/db/queries/log-sources.js";

@@ -1,6 +1,8 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
+import { createServer as createNetServer, type AddressInfo } from "node:net";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { backoffDelay, connectAgent, DialRefusedError } from "../../src/client/index.js";
 import { makeBuild, makeWorkspace } from "../support/fixtures.js";
 import { startTestServer, useTestDatabase, type TestServer } from "../support/agent-server.js";
@@ -47,6 +49,20 @@ describe("agent SDK against a real server", () => {
     await assert.rejects(conn.agent.getServiceBanner({}), (err: unknown) => err instanceof DialRefusedError && err.status === 401 && /not authorized/.test(err.message));
     assert.ok((await fatal) instanceof DialRefusedError);
     await conn.close();
+  });
+
+  test("ready(signal) with a signal already aborted rejects at once as Canceled, the tunnel still down", { timeout: 10_000 }, async () => {
+    // A server that never answers the dial: the tunnel stays down for as long as the test runs.
+    const silent = createNetServer(() => undefined);
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    const conn = connectAgent({ url: `http://127.0.0.1:${(silent.address() as AddressInfo).port}`, token: randomUUID() });
+    try {
+      await assert.rejects(conn.ready(AbortSignal.abort()), (err: unknown) => err instanceof ConnectError && err.code === Code.Canceled);
+      assert.equal(conn.connected, false);
+    } finally {
+      await conn.close();
+      silent.close();
+    }
   });
 
   test("an agent of an outdated build stops with 403 build is outdated", async () => {

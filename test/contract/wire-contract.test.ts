@@ -29,7 +29,7 @@ function generated() {
   return out;
 }
 
-describe("wire contract (generated descriptors against agent-api.md §2–§3)", () => {
+describe("wire contract: the generated Agent and Tailnet descriptors match the table of what Coder's agents send", () => {
   const gen = generated();
 
   test("the packages are coder.agent.v2 and coder.tailnet.v2", () => {

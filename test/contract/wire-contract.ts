@@ -1,8 +1,8 @@
 /**
- * The wire contract of agent-api.md §2 and §3, written out: every method with its streaming
- * kind, every message field as "name=number type", every enum value. The contract test
- * compares the generated descriptors with this table, so a renamed, renumbered or retyped
- * field fails CI. Change an entry here only together with the contract document.
+ * The wire contract of the Agent and Tailnet services as Coder's agents speak them, written out:
+ * every method with its streaming kind, every message field as "name=number type", every enum
+ * value. The contract test compares the generated descriptors with this table, so a renamed,
+ * renumbered or retyped field fails CI. An entry changes only when Coder's own .proto does.
  */
 
 /** Methods as "Name kind Request Response". */

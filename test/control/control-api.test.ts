@@ -15,7 +15,7 @@ import {
 import { Agent } from "../../gen/coder/agent/v2/agent_pb.js";
 import { createControlClient, type ControlClient } from "../../src/cli/control-client.js";
 import { connectAgent } from "../../src/client/index.js";
-import { getAgentByToken } from "../../src/db/queries/agents.js";
+import { getAgentByToken } from "../support/queries.js";
 import { listAppsByAgentId } from "../../src/db/queries/apps.js";
 import { listDevcontainersByAgentId } from "../../src/db/queries/devcontainers.js";
 import { listMetadata } from "../../src/db/queries/metadata.js";

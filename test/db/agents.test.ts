@@ -1,44 +1,48 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { it } from "node:test";
+import type { Queryable } from "../../src/db/database.js";
 import { isCheckViolation, isUniqueViolation } from "../../src/db/errors.js";
-import {
-  connectAgent,
-  disconnectAgent,
-  getAgentById,
-  getAgentByToken,
-  insertAgent,
-  listAgentOverviews,
-  listSubAgents,
-  softDeleteSubAgent,
-  updateAgentConnection,
-  updateAgentConnections,
-  updateAgentLifecycle,
-  updateAgentStartup,
-} from "../../src/db/queries/agents.js";
+import { connectAgent, disconnectAgent, refreshAgentConnections } from "../../src/db/queries/agent-connections.js";
+import { listAgentOverviews } from "../../src/db/queries/agent-overviews.js";
+import { getTokenAgent } from "../../src/db/queries/agent-tokens.js";
+import { getAgentById, insertAgent, updateAgentLifecycle, updateAgentStartup } from "../../src/db/queries/agents.js";
+import { listSubAgents, softDeleteSubAgent } from "../../src/db/queries/sub-agents.js";
 import { softDeleteWorkspace } from "../../src/db/queries/workspaces.js";
+import { agentServerStore } from "../../src/server/agent-store.js";
+import { eventually } from "../support/agent-server.js";
 import { forEachEngine } from "../support/database.js";
 import { makeBuild, makeWorkspace } from "../support/fixtures.js";
+import { getAgentByToken, updateAgentConnection } from "../support/queries.js";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 forEachEngine((t) => {
-  it("token lookup returns agent, build, latest build, workspace and owner with parsed types", async () => {
+  it("token lookup returns the agent, its build, the latest build, workspace and owner", async () => {
     const f = await makeWorkspace(t.db);
-    const row = await getAgentByToken(t.db, f.agents[0]!.authToken);
+    const row = await getTokenAgent(t.db, f.agents[0]!.authToken);
     assert.ok(row);
-    assert.equal(row.agent.id, f.agents[0]!.id);
-    assert.match(row.agent.id, UUID);
+    assert.equal(row.agentId, f.agents[0]!.id);
+    assert.match(row.agentId, UUID);
+    assert.equal(row.agentName, f.agents[0]!.name);
     assert.equal(row.buildId, f.build.id);
     assert.equal(row.buildNumber, 1);
     assert.equal(row.latestBuildId, f.build.id);
-    assert.equal(row.workspace.id, f.workspace.id);
-    assert.equal(row.owner.username, f.owner.username);
-    assert.ok(row.agent.createdAt instanceof Date);
-    assert.equal(row.agent.connectionGeneration, 0);
-    assert.deepEqual(row.agent.subsystems, []);
-    assert.deepEqual(row.agent.displayApps, ["vscode", "vscode_insiders", "web_terminal", "ssh_helper", "port_forwarding_helper"]);
-    assert.equal(row.agent.lifecycleState, "created");
+    assert.equal(row.workspaceId, f.workspace.id);
+    assert.equal(row.workspaceName, f.workspace.name);
+    assert.equal(row.ownerId, f.owner.id);
+    assert.equal(row.ownerUsername, f.owner.username);
+  });
+
+  it("an agent row reads back with parsed types", async () => {
+    const f = await makeWorkspace(t.db);
+    const agent = await getAgentById(t.db, f.agents[0]!.id);
+    assert.ok(agent);
+    assert.ok(agent.createdAt instanceof Date);
+    assert.equal(agent.connectionGeneration, 0);
+    assert.deepEqual(agent.subsystems, []);
+    assert.deepEqual(agent.displayApps, ["vscode", "vscode_insiders", "web_terminal", "ssh_helper", "port_forwarding_helper"]);
+    assert.equal(agent.lifecycleState, "created");
   });
 
   it("token lookup of an agent of an outdated build names the newer latest build", async () => {
@@ -126,34 +130,82 @@ forEachEngine((t) => {
     assert.deepEqual([a?.disconnectedAt, a?.lastConnectedReplicaId], [now, replicaId]);
   });
 
-  it("updateAgentConnections writes many agents in one statement, skipping stale generations", async () => {
+  it("refreshAgentConnections writes many agents in one statement, skipping stale generations", async () => {
     const f = await makeWorkspace(t.db, { agents: ["a", "b", "c"] });
     const replicaId = randomUUID();
-    const gens = await Promise.all(f.agents.map((a) => connectAgent(t.db, { id: a.id, replicaId, now: new Date() })));
+    const connections = await Promise.all(f.agents.map((a) => connectAgent(t.db, { id: a.id, replicaId, now: new Date() })));
     const at = new Date("2032-02-02T02:02:02Z");
-    const updates = f.agents.map((a, i) => ({
-      id: a.id, firstConnectedAt: at, lastConnectedAt: at, disconnectedAt: null, replicaId, updatedAt: at,
-      generation: i === 2 ? 99 : gens[i]!.connectionGeneration,
+    const refreshes = f.agents.map((a, i) => ({
+      agentId: a.id,
+      connection: i === 2 ? { ...connections[i]!, connectionGeneration: 99 } : connections[i]!,
+      at,
     }));
-    const written = await updateAgentConnections(t.db, updates);
+    const written = await refreshAgentConnections(t.db, replicaId, refreshes);
     assert.deepEqual(written.sort(), [f.agents[0]!.id, f.agents[1]!.id].sort());
     assert.deepEqual((await getAgentById(t.db, f.agents[0]!.id))?.lastConnectedAt, at);
     assert.notDeepEqual((await getAgentById(t.db, f.agents[2]!.id))?.lastConnectedAt, at);
   });
 
-  it("updateAgentConnections keeps the last update of an id given twice", async () => {
+  it("refreshAgentConnections keeps the last refresh of an agent given twice", async () => {
     const f = await makeWorkspace(t.db);
-    const id = f.agents[0]!.id;
+    const agentId = f.agents[0]!.id;
     const replicaId = randomUUID();
     const first = new Date("2033-01-01T00:00:00Z");
     const second = new Date("2033-01-01T00:00:15Z");
-    const base = { id, firstConnectedAt: first, disconnectedAt: null, replicaId };
-    await updateAgentConnections(t.db, [
-      { ...base, lastConnectedAt: first, updatedAt: first },
-      { ...base, lastConnectedAt: second, updatedAt: second },
+    const connection = (await connectAgent(t.db, { id: agentId, replicaId, now: first }))!;
+    await refreshAgentConnections(t.db, replicaId, [
+      { agentId, connection, at: first },
+      { agentId, connection, at: second },
     ]);
-    assert.deepEqual((await getAgentById(t.db, id))?.lastConnectedAt, second);
+    assert.deepEqual((await getAgentById(t.db, agentId))?.lastConnectedAt, second);
   });
+
+  it("a heartbeat of a connection that lands after its disconnect leaves the agent disconnected", async () => {
+    const f = await makeWorkspace(t.db);
+    const agentId = f.agents[0]!.id;
+    const store = agentServerStore(t.db, randomUUID());
+    const connection = await store.connect(agentId, new Date("2035-01-01T00:00:00Z"));
+    await store.writeHeartbeats([{ agentId, connection, at: new Date("2035-01-01T00:00:15Z") }]);
+    // The next beat was taken for a flush before the disconnect, and reaches the row after it.
+    const late = { agentId, connection, at: new Date("2035-01-01T00:00:30Z") };
+    const disconnectedAt = new Date("2035-01-01T00:00:31Z");
+    assert.equal(await store.disconnect(agentId, connection, disconnectedAt), true);
+    await store.writeHeartbeats([late]);
+    const a = await getAgentById(t.db, agentId);
+    assert.deepEqual([a?.disconnectedAt, a?.lastConnectedAt], [disconnectedAt, new Date("2035-01-01T00:00:15Z")]);
+  });
+
+  it("a reconnected agent's heartbeats clear the disconnect of its previous connection", async () => {
+    const f = await makeWorkspace(t.db);
+    const agentId = f.agents[0]!.id;
+    const store = agentServerStore(t.db, randomUUID());
+    const first = await store.connect(agentId, new Date("2036-01-01T00:00:00Z"));
+    assert.equal(await store.disconnect(agentId, first, new Date("2036-01-01T00:01:00Z")), true);
+    const second = await store.connect(agentId, new Date("2036-01-01T00:02:00Z"));
+    await store.writeHeartbeats([{ agentId, connection: second, at: new Date("2036-01-01T00:02:15Z") }]);
+    const a = await getAgentById(t.db, agentId);
+    assert.deepEqual([a?.disconnectedAt, a?.lastConnectedAt], [null, new Date("2036-01-01T00:02:15Z")]);
+  });
+
+  if (t.name === "pg") {
+    it("a heartbeat UPDATE in flight while the disconnect commits does not undo it (PostgreSQL row-lock interleaving)", async () => {
+      const f = await makeWorkspace(t.db);
+      const agentId = f.agents[0]!.id;
+      const replicaId = randomUUID();
+      const store = agentServerStore(t.db, replicaId);
+      const connection = await store.connect(agentId, new Date("2037-01-01T00:00:00Z"));
+      const disconnectedAt = new Date("2037-01-01T00:00:31Z");
+      let heartbeat: Promise<void> | undefined;
+      await t.db.transaction(async (tx) => {
+        // The disconnect holds the row lock, uncommitted; the heartbeat's UPDATE queues behind it.
+        assert.equal(await disconnectAgent(tx, { id: agentId, replicaId, generation: connection.connectionGeneration, disconnectedAt }), true);
+        heartbeat = store.writeHeartbeats([{ agentId, connection, at: new Date("2037-01-01T00:00:30Z") }]);
+        await waitUntilBlockedOnLock(t.db, "UPDATE workspace_agents a SET%");
+      });
+      await heartbeat;
+      assert.deepEqual((await getAgentById(t.db, agentId))?.disconnectedAt, disconnectedAt);
+    });
+  }
 
   it("lifecycle and startup updates are stored", async () => {
     const f = await makeWorkspace(t.db);
@@ -183,3 +235,17 @@ forEachEngine((t) => {
     assert.deepEqual(mine.map((o) => [o.agent.name, o.buildNumber, o.ownerUsername]), [["new", 2, f.owner.username]]);
   });
 });
+
+/**
+ * Waits until a statement starting with `queryPattern` (a LIKE pattern) is waiting for a lock in
+ * another session: PostgreSQL has no event for that, so pg_stat_activity is read until it shows.
+ */
+async function waitUntilBlockedOnLock(db: Queryable, queryPattern: string): Promise<void> {
+  await eventually(async () => {
+    const { rows } = await db.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1 AND pid <> pg_backend_pid()",
+      [queryPattern],
+    );
+    return rows[0]!.n > 0 ? true : undefined;
+  }, 10_000, "a statement blocked on the row lock");
+}

@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { describe, it } from "node:test";
 import { Batcher } from "../../src/db/batcher.js";
-import { getAgentById, updateAgentConnections, type AgentConnectionUpdate } from "../../src/db/queries/agents.js";
+import { connectAgent, refreshAgentConnections, type ConnectionRefresh } from "../../src/db/queries/agent-connections.js";
+import { getAgentById } from "../../src/db/queries/agents.js";
 import { forEachEngine } from "../support/database.js";
 import { makeWorkspace } from "../support/fixtures.js";
 
@@ -94,19 +95,19 @@ describe("Batcher", () => {
 });
 
 forEachEngine((t) => {
-  it("a batcher of connection updates writes many agents per statement", async () => {
+  it("a batcher of connection refreshes writes many agents per statement", async () => {
     const f = await makeWorkspace(t.db, { agents: ["a", "b", "c", "d", "e"] });
     const at = new Date("2035-01-01T00:00:00Z");
+    const replicaId = randomUUID();
     let statements = 0;
-    const b = new Batcher<AgentConnectionUpdate>({
+    const b = new Batcher<ConnectionRefresh>({
       name: "heartbeats", maxItems: 3, intervalMs: HOUR,
       flush: async (items) => {
         statements++;
-        await updateAgentConnections(t.db, items);
+        await refreshAgentConnections(t.db, replicaId, items);
       },
     });
-    const replicaId = randomUUID();
-    for (const a of f.agents) b.add({ id: a.id, firstConnectedAt: at, lastConnectedAt: at, disconnectedAt: null, replicaId, updatedAt: at });
+    for (const a of f.agents) b.add({ agentId: a.id, connection: (await connectAgent(t.db, { id: a.id, replicaId, now: at }))!, at });
     await b.close();
     assert.equal(statements, 2);
     for (const a of f.agents) assert.deepEqual((await getAgentById(t.db, a.id))?.lastConnectedAt, at);

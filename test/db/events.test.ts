@@ -4,7 +4,7 @@ import { it } from "node:test";
 import { NIL_UUID } from "../../src/db/enums.js";
 import { publishWorkspaceEvent, workspaceOwnerChannel, type WorkspaceEvent } from "../../src/db/events.js";
 import { forEachEngine } from "../support/database.js";
-import { Collector } from "../support/pubsub.js";
+import { Collector } from "../support/events.js";
 
 forEachEngine((t) => {
   async function listen(ownerId: string): Promise<Collector> {

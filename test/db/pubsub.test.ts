@@ -10,7 +10,7 @@ import {
   PubsubPayloadError,
 } from "../../src/db/pubsub.js";
 import { forEachEngine } from "../support/database.js";
-import { Collector } from "../support/pubsub.js";
+import { Collector } from "../support/events.js";
 
 /** A channel no other test in the file uses. */
 const channel = () => `test:${randomUUID()}`;

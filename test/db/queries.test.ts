@@ -9,8 +9,9 @@ import { getAppBySlug, listAppsByAgentId, updateAppHealths, upsertApp } from "..
 import { getConnectionLog, upsertConnectionLog, type ConnectionEvent } from "../../src/db/queries/connection-logs.js";
 import { insertDevcontainers, listDevcontainersByAgentId } from "../../src/db/queries/devcontainers.js";
 import { EXTERNAL_LOG_SOURCE, insertLogSources, listLogSources } from "../../src/db/queries/log-sources.js";
-import { insertLogs, listLogsAfter, MAX_LOGS_LENGTH, setLogsOverflowed } from "../../src/db/queries/logs.js";
-import { insertMetadataDescriptions, listMetadata, updateMetadata } from "../../src/db/queries/metadata.js";
+import { listLogsAfter, MAX_LOGS_LENGTH, setLogsOverflowed } from "../../src/db/queries/logs.js";
+import { insertMetadataDescriptions, listMetadata } from "../../src/db/queries/metadata.js";
+import { insertLogs, updateMetadata } from "../support/queries.js";
 import { deleteStaleReplicas, listReplicas, upsertReplica } from "../../src/db/queries/replicas.js";
 import { getMemoryMonitor, insertMemoryMonitor, insertVolumeMonitor, listVolumeMonitors, updateVolumeMonitor } from "../../src/db/queries/resource-monitors.js";
 import { insertScriptTiming, listScriptTimings } from "../../src/db/queries/script-timings.js";

@@ -1,11 +1,11 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { softDeleteSubAgent } from "../../src/db/queries/agents.js";
+import { softDeleteSubAgent } from "../../src/db/queries/sub-agents.js";
 import { softDeleteWorkspace } from "../../src/db/queries/workspaces.js";
 import { insertAgent } from "../../src/db/queries/agents.js";
 import { randomUUID } from "node:crypto";
 import { makeBuild, makeWorkspace, type WorkspaceFixture } from "../support/fixtures.js";
-import { rawGet } from "../support/http.js";
+import { rawGet, rawUpgradeHead } from "../support/http.js";
 import { primaryEngine, startTestServer, useTestDatabase, type TestServer } from "../support/agent-server.js";
 import { createTestDatabase } from "../support/database.js";
 
@@ -121,6 +121,13 @@ describe("agent endpoint admission (before any upgrade)", () => {
     assert.equal(ok.status, 426);
     const anon = await dial("", {}, { upgrade: false });
     assert.equal(anon.status, 401);
+  });
+
+  test("the 101 selects no subprotocol even when the client offers some", async () => {
+    const res = await rawUpgradeHead(`${srv.url}${PATH}?version=2.13`, { "Coder-Session-Token": token, "Sec-WebSocket-Protocol": "chat, superchat" });
+    assert.match(res.statusLine, /^HTTP\/1\.1 101 /);
+    assert.equal(res.headers.get("upgrade")?.toLowerCase(), "websocket");
+    assert.equal(res.headers.has("sec-websocket-protocol"), false, `answered Sec-WebSocket-Protocol: ${res.headers.get("sec-websocket-protocol")}`);
   });
 
   test("an Origin that does not match Host: 403", async () => {

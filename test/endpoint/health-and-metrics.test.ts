@@ -20,7 +20,7 @@ describe("health, readiness and metrics routes", () => {
     assert.equal((await fetch(`${srv.url}/readyz`)).status, 200);
   });
 
-  test("/metrics exports tunnels, upgrades by result, RPCs by method and code, latency, batchers", async () => {
+  test("/metrics exports tunnels, upgrades by result and status, RPCs by service, method and code, latency, batchers", async () => {
     const ws = await makeWorkspace(t.db, { agents: ["main"] });
     await rawGet(`${srv.url}/api/v2/workspaceagents/me/rpc`, { "Coder-Session-Token": randomUUID() });
     const conn = connectAgent({ url: srv.url, token: ws.agents[0]!.authToken });
@@ -31,14 +31,16 @@ describe("health, readiness and metrics routes", () => {
       assert.match(res.headers.get("content-type") ?? "", /text\/plain/);
       const text = await res.text();
       assert.match(text, /^agentgate_agents_connected 1$/m);
-      assert.match(text, /^agentgate_agent_upgrades_total\{result="ok"\} 1$/m);
-      assert.match(text, /^agentgate_agent_upgrades_total\{result="401"\} 1$/m);
-      assert.match(text, /^agentgate_rpcs_total\{method="GetServiceBanner",code="ok"\} 1$/m);
+      assert.match(text, /^agentgate_agent_upgrades_total\{result="upgraded",status="101"\} 1$/m);
+      assert.match(text, /^agentgate_agent_upgrades_total\{result="refused",status="401"\} 1$/m);
+      assert.match(text, /^agentgate_rpcs_total\{service="coder\.agent\.v2\.Agent",method="GetServiceBanner",code="ok"\} 1$/m);
       assert.match(text, /^agentgate_rpc_duration_seconds_count\{method="GetServiceBanner"\} 1$/m);
-      for (const batcher of ["heartbeats", "stats", "metadata"]) {
+      for (const batcher of ["heartbeats", "stats", "metadata", "usage"]) {
         assert.match(text, new RegExp(`^agentgate_batcher_queue_depth\\{batcher="${batcher}"\\} \\d+$`, "m"));
-        assert.match(text, new RegExp(`^agentgate_batcher_dropped\\{batcher="${batcher}"\\} 0$`, "m"));
+        assert.match(text, new RegExp(`^agentgate_batcher_dropped_total\\{batcher="${batcher}"\\} 0$`, "m"));
+        assert.match(text, new RegExp(`^agentgate_batcher_flush_errors_total\\{batcher="${batcher}"\\} 0$`, "m"));
       }
+      assert.match(text, /^# TYPE agentgate_batcher_dropped_total counter$/m);
       assert.match(text, /^agentgate_pubsub_errors_total 0$/m);
       assert.match(text, /^# TYPE agentgate_agent_ping_timeouts_total counter$/m);
       assert.match(text, /^# TYPE agentgate_agent_evictions_total counter$/m);

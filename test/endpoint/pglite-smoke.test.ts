@@ -6,13 +6,15 @@ import assert from "node:assert/strict";
 import { connectAgent } from "../../src/client/index.js";
 import { AppHealth, Log_Level } from "../../gen/coder/agent/v2/agent_pb.js";
 import { openMigratedDatabase } from "../../src/cli/database-options.js";
+import { workspaceOwnerChannel, type WorkspaceEvent } from "../../src/db/events.js";
 import { getAgentById } from "../../src/db/queries/agents.js";
 import { listAppsByAgentId } from "../../src/db/queries/apps.js";
 import { listLatestLogs } from "../../src/db/queries/logs.js";
 import { createWorkspace } from "../../src/provision/provision.js";
 import { parseWorkspaceSpec } from "../../src/provision/spec.js";
 import { makeWorkspace } from "../support/fixtures.js";
-import { eventually, startTestServer, useTestDatabase } from "../support/agent-server.js";
+import { startTestServer, useTestDatabase } from "../support/agent-server.js";
+import { recordEvents } from "../support/events.js";
 
 describe("the agent endpoint on embedded PGlite", () => {
   const t = useTestDatabase("pglite");
@@ -21,15 +23,19 @@ describe("the agent endpoint on embedded PGlite", () => {
     const srv = await startTestServer(t.db, { agentUpdateIntervalMs: 100, agentInactiveTimeoutMs: 400 });
     const ws = await makeWorkspace(t.db, { agents: ["main"] });
     const agentId = ws.agents[0]!.id;
+    const events = await recordEvents<WorkspaceEvent>(t.db.pubsub, workspaceOwnerChannel(ws.owner.id));
+    const connectionUpdate = (e: WorkspaceEvent) => e.kind === "agt_connection_update" && e.agent_id === agentId;
     const conn = connectAgent({ url: srv.url, token: ws.agents[0]!.authToken });
     try {
       assert.equal((await conn.agent.getServiceBanner({})).enabled, false);
-      const connected = await eventually(async () => (await getAgentById(t.db, agentId))?.lastConnectedAt ?? undefined);
-      assert.ok(connected instanceof Date);
+      await events.next(connectionUpdate);
+      assert.ok((await getAgentById(t.db, agentId))?.lastConnectedAt instanceof Date);
     } finally {
       await conn.close();
     }
-    await eventually(async () => ((await getAgentById(t.db, agentId))?.disconnectedAt ? true : undefined), 1_000, "disconnected_at");
+    await events.next(connectionUpdate);
+    assert.ok((await getAgentById(t.db, agentId))?.disconnectedAt instanceof Date, "disconnected_at is written before the event");
+    events.stop();
     await srv.close();
   });
 });

@@ -56,6 +56,13 @@ describe("interop: the Go agent probe (hashicorp/yamux + grpc-go) through the tu
     assert.match(res.stderr, /code=Unimplemented/);
   });
 
+  test("a method the server does not serve is a trailers-only Unimplemented over gRPC, not Internal", async () => {
+    const res = await runTool(kit.agentprobe, ["-url", srv.url, "-token", token, "-desc", kit.echoDescriptorSet, "call", "interop.echo.v1.EchoService/Echo", "{}"]);
+    assert.equal(res.code, 2, res.stdout + res.stderr);
+    assert.match(res.stderr, /code=Unimplemented/);
+    assert.doesNotMatch(res.stderr, /without sending trailers/);
+  });
+
   test("2,000 calls at concurrency 32 over one tunnel, no errors", async () => {
     const res = await probe(["soak", "-n", "2000", "-c", "32", `${AGENT}/GetServiceBanner`, "{}"], 120_000);
     assert.equal(res.code, 0, res.stderr);

@@ -26,6 +26,8 @@ export interface InteropKit {
   src: string;
   /** A descriptor set of proto/ with imports, for the probes. */
   descriptorSet: string;
+  /** The kit's own test schema (`interop.echo.v1.EchoService`), which agentgate does not serve. */
+  echoDescriptorSet: string;
   cleanup(): Promise<void>;
 }
 
@@ -132,6 +134,7 @@ export async function interopKit(): Promise<InteropKit> {
     buf: join(ROOT, "node_modules", ".bin", "buf"),
     src: kitSource(),
     descriptorSet,
+    echoDescriptorSet: join(dir, "echo.binpb"),
     cleanup: () => rm(work, { recursive: true, force: true }),
   };
 }

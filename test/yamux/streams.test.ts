@@ -1,3 +1,4 @@
+import http from "node:http";
 import assert from "node:assert/strict";
 import { once } from "node:events";
 import { describe, it } from "node:test";
@@ -99,13 +100,41 @@ describe("streams", () => {
     destroyAll(pair.client, pair.server);
   });
 
-  it("a server stream works as a socket for node:http2 and node:http sees socket methods", async () => {
+  it("a keep-alive http.Agent parks a client stream between requests and reuses it (setKeepAlive, unref, ref and setNoDelay on it)", async () => {
     const pair = sessionPair();
-    const [stream] = await acceptedStream(pair);
-    assert.equal(stream.setNoDelay(true), stream);
-    assert.equal(stream.setKeepAlive(true, 1000), stream);
-    assert.equal(stream.setTimeout(1000), stream);
-    assert.equal(stream.remoteAddress, undefined);
-    destroyAll(pair.client, pair.server);
+    const seen: { remoteAddress: string | undefined }[] = [];
+    let connections = 0;
+    const server = http.createServer((req, res) => {
+      seen.push({ remoteAddress: req.socket.remoteAddress });
+      res.end(req.url);
+    });
+    server.on("connection", () => connections++);
+    pair.server.on("stream", (stream: Stream) => server.emit("connection", stream));
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    // The agent asks for a socket through createConnection; a yamux stream stands in for TCP.
+    (agent as unknown as { createConnection: () => Stream }).createConnection = () => {
+      const stream = pair.client.open();
+      stream.setNoDelay(true);
+      return stream;
+    };
+    const get = (path: string) =>
+      new Promise<string>((resolve, reject) => {
+        http
+          .get({ host: "yamux", path, agent }, (res) => {
+            let text = "";
+            res.on("data", (c: Buffer) => (text += c.toString()));
+            res.on("end", () => resolve(text));
+          })
+          .on("error", reject);
+      });
+    try {
+      assert.equal(await get("/first"), "/first");
+      assert.equal(await get("/second"), "/second");
+      assert.equal(connections, 1, "the second request reused the parked stream");
+      assert.deepEqual(seen, [{ remoteAddress: undefined }, { remoteAddress: undefined }], "streams have no addresses of their own");
+    } finally {
+      agent.destroy();
+      destroyAll(pair.client, pair.server);
+    }
   });
 });

@@ -1,5 +1,5 @@
--- agentgate's schema for everything the Agent API stores. Names follow Coder's schema
--- (agent-api.md §4) so queries and operators' habits carry over.
+-- agentgate's schema for everything the Agent API stores. Tables, columns and enum values are
+-- named as in Coder's schema, so queries and operators' habits carry over.
 --
 -- Left out, because agentgate has no such feature: organizations, templates, template versions,
 -- provisioner jobs as rows, tasks, audit logs, API keys, groups. What Coder keeps NOT NULL for them
@@ -160,7 +160,7 @@ CREATE TABLE workspace_agents (
   parent_id uuid REFERENCES workspace_agents (id) ON DELETE CASCADE,
   api_key_scope agent_key_scope_enum NOT NULL DEFAULT 'all',
   deleted boolean NOT NULL DEFAULT false,
-  -- BatchCreateLogs relies on this check to detect overflow (agent-api.md §2.8).
+  -- BatchCreateLogs relies on this check to detect overflow: a batch that would pass the cap fails it.
   CONSTRAINT max_logs_length CHECK (logs_length <= 1048576),
   CONSTRAINT subsystems_not_none CHECK (NOT ('none'::workspace_agent_subsystem = ANY (subsystems)))
 )
@@ -277,7 +277,7 @@ CREATE UNLOGGED TABLE workspace_agent_metadata (
   script varchar(65535) NOT NULL,
   value varchar(65535) NOT NULL DEFAULT '',
   error varchar(65535) NOT NULL DEFAULT '',
-  -- Seconds, not nanoseconds (agent-api.md §2.2).
+  -- Seconds, not nanoseconds (the manifest sends them as Durations whose nanos hold the seconds, as Coder does).
   timeout bigint NOT NULL,
   interval bigint NOT NULL,
   collected_at timestamptz NOT NULL DEFAULT '0001-01-01 00:00:00+00',

@@ -13,7 +13,7 @@ export interface AppStatus {
   uri: string | null;
 }
 
-/** Inserts an app status (UpdateAppStatus, §2.14). */
+/** Inserts an app status (UpdateAppStatus). */
 export async function insertAppStatus(q: Queryable, s: AppStatus): Promise<void> {
   await q.query(
     `INSERT INTO workspace_app_statuses (id, created_at, agent_id, app_id, workspace_id, state, message, uri)

@@ -41,7 +41,7 @@ export type InsertAppParams = Pick<WorkspaceApp, "id" | "agentId" | "slug"> &
 
 /**
  * Inserts an app, or replaces the one with the same (agent, slug): CreateSubAgent upserts. The
- * initial health is `initializing` when a health check URL is set, else `disabled` (§2.13).
+ * initial health is `initializing` when a health check URL is set, else `disabled`, as coderd sets it.
  */
 export async function upsertApp(q: Queryable, p: InsertAppParams): Promise<WorkspaceApp> {
   const health = p.health ?? (p.healthcheckUrl ? "initializing" : "disabled");

@@ -19,27 +19,20 @@ export interface WorkspaceBuild {
   dailyCost: number;
 }
 
-/** @internal */
-export const BUILD_COLUMNS: ColumnList = [
+const BUILD_COLUMNS: ColumnList = [
   ["id", "id"], ["created_at", "createdAt"], ["updated_at", "updatedAt"], ["workspace_id", "workspaceId"],
   ["template_version_id", "templateVersionId"], ["build_number", "buildNumber"], ["transition", "transition"],
   ["initiator_id", "initiatorId"], ["job_id", "jobId"], ["deadline", "deadline"], ["max_deadline", "maxDeadline"],
   ["reason", "reason"], ["daily_cost", "dailyCost"],
 ];
 
-/** The build with the highest build_number of a workspace ("latest build", agent-api.md §4). */
+/** The build with the highest build_number of a workspace: its "latest build", the only one whose agents may connect. */
 export async function getLatestBuild(q: Queryable, workspaceId: string): Promise<WorkspaceBuild | undefined> {
   const { rows } = await q.query<WorkspaceBuild>(
     `SELECT ${selectList("b", BUILD_COLUMNS)} FROM workspace_builds b
      WHERE b.workspace_id = $1 ORDER BY b.build_number DESC LIMIT 1`,
     [workspaceId],
   );
-  return rows[0];
-}
-
-/** The build by id. */
-export async function getBuildById(q: Queryable, id: string): Promise<WorkspaceBuild | undefined> {
-  const { rows } = await q.query<WorkspaceBuild>(`SELECT ${selectList("b", BUILD_COLUMNS)} FROM workspace_builds b WHERE b.id = $1`, [id]);
   return rows[0];
 }
 

@@ -20,12 +20,15 @@ export interface ConnectionLog {
   updatedAt: Date;
 }
 
-/** One ReportConnection event (agent-api.md §2.12). */
+/** What a ReportConnection event does to its connection's log row. */
+export const CONNECTION_ACTIONS = ["connect", "disconnect"] as const;
+
+/** One ReportConnection event. */
 export interface ConnectionEvent {
   /** A new row id, used only if the event inserts. */
   id: string;
   connectionId: string;
-  action: "connect" | "disconnect";
+  action: (typeof CONNECTION_ACTIONS)[number];
   time: Date;
   workspaceOwnerId: string;
   workspaceId: string;

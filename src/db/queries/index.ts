@@ -1,4 +1,7 @@
 /** Every query module, as a namespace per table: `import { agents } from "../db/queries/index.js"`. */
+export * as agentConnections from "./agent-connections.js";
+export * as agentOverviews from "./agent-overviews.js";
+export * as agentTokens from "./agent-tokens.js";
 export * as agents from "./agents.js";
 export * as appStatuses from "./app-statuses.js";
 export * as apps from "./apps.js";
@@ -15,6 +18,7 @@ export * as resources from "./resources.js";
 export * as scriptTimings from "./script-timings.js";
 export * as scripts from "./scripts.js";
 export * as stats from "./stats.js";
+export * as subAgents from "./sub-agents.js";
 export * as tailnet from "./tailnet.js";
 export * as users from "./users.js";
 export * as workspaces from "./workspaces.js";

@@ -9,7 +9,7 @@ export interface LogSource {
   icon: string;
 }
 
-/** The fixed source legacy clients' logs (nil source id) are filed under (agent-api.md §2.8). */
+/** The fixed source legacy clients' logs (nil source id) are filed under, with Coder's id, name and icon. */
 export const EXTERNAL_LOG_SOURCE = { id: "3b579bf4-1ed8-4b99-87a8-e9a1e3410410", displayName: "External", icon: "/emojis/1f310.png" } as const;
 
 /** Inserts log sources of one agent; a source id the agent already has is left as it is. */

@@ -2,7 +2,7 @@ import type { Queryable } from "../database.js";
 import type { LogLevel } from "../enums.js";
 import { isCheckViolation } from "../errors.js";
 
-/** Per-agent cap on the bytes of log output (`max_logs_length`, agent-api.md §2.8). */
+/** Per-agent cap on the bytes of log output (the `max_logs_length` check), as Coder's 1 MiB. */
 export const MAX_LOGS_LENGTH = 1_048_576;
 
 /** A `workspace_agent_logs` row. */
@@ -14,37 +14,6 @@ export interface AgentLog {
   output: string;
   level: LogLevel;
   logSourceId: string;
-}
-
-/** Result of {@link insertLogs}. */
-export type InsertLogsResult =
-  | { overflowed: false; logs: AgentLog[]; /** logs_length before this insert (0: these are the agent's first logs). */ previousLength: number }
-  | { overflowed: true };
-
-/**
- * Inserts a batch of log lines through {@link insertLogBatch} (one statement that also adds their
- * byte length to the agent's logs_length) and reads the new rows back. If the batch would pass
- * {@link MAX_LOGS_LENGTH}, or the agent is already marked overflowed, nothing is written and the
- * result says `overflowed`. A line over 1024 characters is an error, as in Coder. Every row gets
- * `createdAt` (server time). For callers that want the rows; ingestion uses insertLogBatch.
- */
-export async function insertLogs(
-  q: Queryable,
-  p: { agentId: string; logSourceId: string; createdAt: Date; lines: { output: string; level: LogLevel }[] },
-): Promise<InsertLogsResult> {
-  if (p.lines.length === 0) return { overflowed: false, logs: [], previousLength: -1 };
-  const result = await insertLogBatch(q, p);
-  switch (result.status) {
-    case "stored": {
-      const logs = await listLogsAfter(q, { agentId: p.agentId, afterId: result.firstId - 1, limit: result.lastId - result.firstId + 1 });
-      return { overflowed: false, logs, previousLength: result.previousLength };
-    }
-    case "overflowed":
-    case "already_overflowed":
-      return { overflowed: true };
-    default:
-      throw new Error(`inserting logs: workspace agent ${p.agentId} not found`);
-  }
 }
 
 /** Result of {@link insertLogBatch}: the id range of the new rows instead of the rows. */
@@ -63,10 +32,10 @@ export type InsertLogBatchResult =
   | { status: "agent_changed" };
 
 /**
- * {@link insertLogs} for ingestion, in one statement that is also the RPC's agent re-read
- * (agent-api.md §1.7): it finds the agent (not deleted), writes nothing if it is gone or its
- * `logs_overflowed` is set, else inserts the lines and adds their bytes to logs_length under the
- * same cap. It sends back only the new ids' range and the previous length, not every row
+ * Inserts a batch of log lines for BatchCreateLogs in one statement that is also the RPC's agent
+ * re-read (every RPC re-reads its agent, so a deleted one answers NotFound): it finds the agent
+ * (not deleted), writes nothing if it is gone or its `logs_overflowed` is set, else inserts the
+ * lines and adds their bytes to logs_length under the same cap. It sends back only the new ids' range and the previous length, not every row
  * (BatchCreateLogs needs no more, and echoing 500 lines back costs as much as sending them).
  * `lines` must not be empty. With `notifyChannel`, the same statement also sends
  * `{"created_after": <first new id − 1>}` on it (the `agent-logs:<agent>` event) when it stored

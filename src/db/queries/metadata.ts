@@ -1,4 +1,5 @@
 import type { Queryable } from "../database.js";
+import { AGENT_METADATA_BATCH_CHANNEL, AGENT_METADATA_CHANNEL_PREFIX } from "../events.js";
 import { isoOrNull } from "./columns.js";
 
 /** A `workspace_agent_metadata` row: a description from the provisioner plus the latest result. */
@@ -9,7 +10,7 @@ export interface AgentMetadata {
   script: string;
   value: string;
   error: string;
-  /** Seconds (agent-api.md §2.2). */
+  /** Seconds (the manifest carries them as the nanos of a Duration, as Coder does). */
   timeout: number;
   /** Seconds. */
   interval: number;
@@ -63,45 +64,27 @@ export interface MetadataUpdate {
 }
 
 /**
- * `UpdateWorkspaceAgentMetadata` for many agents in one statement (unnest). Only existing
- * (agent, key) rows change; unknown keys are ignored. For a key given twice the newest
- * collectedAt wins. Returns the number of rows updated.
- */
-export async function updateMetadata(q: Queryable, updates: MetadataUpdate[]): Promise<number> {
-  const latest = new Map<string, MetadataUpdate>();
-  for (const u of updates) {
-    const k = `${u.agentId}\u0000${u.key}`;
-    const prev = latest.get(k);
-    if (prev === undefined || prev.collectedAt.getTime() <= u.collectedAt.getTime()) latest.set(k, u);
-  }
-  if (latest.size === 0) return 0;
-  const list = [...latest.values()];
-  const { rowCount } = await q.query(
-    `UPDATE workspace_agent_metadata m SET value = u.value, error = u.error, collected_at = u.collected_at
-     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[]) AS u(agent_id, key, value, error, collected_at)
-     WHERE m.workspace_agent_id = u.agent_id AND m.key = u.key`,
-    [list.map((u) => u.agentId), list.map((u) => u.key), list.map((u) => u.value), list.map((u) => u.error), list.map((u) => isoOrNull(u.collectedAt))],
-  );
-  return rowCount;
-}
-
-/**
  * Most agent ids per `workspace_agent_metadata_batch` payload: each id costs 40 bytes of JSON
  * (`"<36>", `), so 180 of them stay well under NOTIFY's 8000-byte limit.
  */
 export const METADATA_BATCH_IDS_PER_NOTIFY = 180;
 
 /**
- * The metadata batcher's flush as one statement: {@link updateMetadata}'s UPDATE (newest
- * collectedAt wins per agent+key, unknown keys ignored), and in the same statement a
- * `pg_notify(channel, '{"agent_ids": [...]}')` per chunk of {@link METADATA_BATCH_IDS_PER_NOTIFY}
- * agents whose rows changed. Returns the rows updated and the agents notified.
+ * Bytes of JSON keys per `workspace_agent_metadata:<agent>` payload before the next key starts a
+ * new one: BatchUpdateMetadata's own per-call key budget. A chunk may pass it by one key (at most
+ * 127 characters, 765 bytes escaped), which with `collected_at` still stays under 8000 bytes.
  */
-export async function updateMetadataAndNotify(
-  q: Queryable,
-  updates: MetadataUpdate[],
-  channel: string,
-): Promise<{ rowsUpdated: number; agentIds: string[] }> {
+export const METADATA_KEY_BYTES_PER_NOTIFY = 6144;
+
+/**
+ * The metadata batcher's flush as one statement: the UPDATE (newest collectedAt wins per
+ * agent+key, unknown keys ignored), and in the same statement the events of the agents whose rows
+ * changed: `{"collected_at", "keys"}` on `workspace_agent_metadata:<agent>` per agent (split in
+ * the rare case its keys pass {@link METADATA_KEY_BYTES_PER_NOTIFY}), and `{"agent_ids": [...]}`
+ * on `workspace_agent_metadata_batch` per chunk of {@link METADATA_BATCH_IDS_PER_NOTIFY} agents.
+ * Returns the rows updated and the agents notified.
+ */
+export async function updateMetadataAndNotify(q: Queryable, updates: MetadataUpdate[]): Promise<{ rowsUpdated: number; agentIds: string[] }> {
   const latest = new Map<string, MetadataUpdate>();
   for (const u of updates) {
     const k = `${u.agentId}\u0000${u.key}`;
@@ -115,7 +98,7 @@ export async function updateMetadataAndNotify(
        UPDATE workspace_agent_metadata m SET value = u.value, error = u.error, collected_at = u.collected_at
        FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[]) AS u(agent_id, key, value, error, collected_at)
        WHERE m.workspace_agent_id = u.agent_id AND m.key = u.key
-       RETURNING m.workspace_agent_id
+       RETURNING m.workspace_agent_id, m.key, m.collected_at
      ), agents AS (
        SELECT DISTINCT workspace_agent_id AS id FROM updated
      ), chunks AS (
@@ -124,13 +107,23 @@ export async function updateMetadataAndNotify(
        GROUP BY chunk
      ), notified AS (
        SELECT ids, pg_notify($7, payload) FROM chunks
+     ), agent_chunks AS (
+       SELECT workspace_agent_id AS id, key, collected_at,
+              (sum(octet_length(to_json(key)::text) + 2) OVER (PARTITION BY workspace_agent_id ORDER BY key) - 1) / $9 AS chunk
+       FROM updated
+     ), agent_notified AS (
+       SELECT pg_notify($8 || id::text, json_build_object('collected_at', max(collected_at), 'keys', json_agg(key ORDER BY key))::text)
+       FROM agent_chunks GROUP BY id, chunk
      )
      SELECT (SELECT count(*) FROM updated)::int AS "rowsUpdated",
+            (SELECT count(*) FROM agent_notified)::int AS "agentNotifies",
             coalesce((SELECT array_agg(id) FROM notified, unnest(ids) AS id), '{}')::text[] AS "agentIds"`,
     [
       list.map((u) => u.agentId), list.map((u) => u.key), list.map((u) => u.value), list.map((u) => u.error),
-      list.map((u) => isoOrNull(u.collectedAt)), METADATA_BATCH_IDS_PER_NOTIFY, channel,
+      list.map((u) => isoOrNull(u.collectedAt)), METADATA_BATCH_IDS_PER_NOTIFY, AGENT_METADATA_BATCH_CHANNEL,
+      AGENT_METADATA_CHANNEL_PREFIX, METADATA_KEY_BYTES_PER_NOTIFY,
     ],
   );
-  return rows[0] ?? { rowsUpdated: 0, agentIds: [] };
+  const { rowsUpdated, agentIds } = rows[0] ?? { rowsUpdated: 0, agentIds: [] };
+  return { rowsUpdated, agentIds };
 }

@@ -17,8 +17,7 @@ export interface WorkspaceResource {
   modulePath: string | null;
 }
 
-/** @internal */
-export const RESOURCE_COLUMNS: ColumnList = [
+const RESOURCE_COLUMNS: ColumnList = [
   ["id", "id"], ["created_at", "createdAt"], ["job_id", "jobId"], ["transition", "transition"], ["type", "type"],
   ["name", "name"], ["hide", "hide"], ["icon", "icon"], ["instance_type", "instanceType"],
   ["daily_cost", "dailyCost"], ["module_path", "modulePath"],
@@ -38,11 +37,3 @@ export async function insertResource(
   return rows[0]!;
 }
 
-/** The resources of a build, by the build's job id. */
-export async function listResourcesByJobId(q: Queryable, jobId: string): Promise<WorkspaceResource[]> {
-  const { rows } = await q.query<WorkspaceResource>(
-    `SELECT ${selectList("r", RESOURCE_COLUMNS)} FROM workspace_resources r WHERE r.job_id = $1 ORDER BY r.created_at, r.id`,
-    [jobId],
-  );
-  return rows;
-}

@@ -16,8 +16,7 @@ export interface User {
   deleted: boolean;
 }
 
-/** @internal */
-export const USER_COLUMNS: ColumnList = [
+const USER_COLUMNS: ColumnList = [
   ["id", "id"], ["email", "email"], ["username", "username"], ["name", "name"],
   ["avatar_url", "avatarUrl"], ["created_at", "createdAt"], ["updated_at", "updatedAt"],
   ["status", "status"], ["rbac_roles", "rbacRoles"], ["deleted", "deleted"],

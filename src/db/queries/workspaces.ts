@@ -17,8 +17,7 @@ export interface Workspace {
   lastUsedAt: Date;
 }
 
-/** @internal */
-export const WORKSPACE_COLUMNS: ColumnList = [
+const WORKSPACE_COLUMNS: ColumnList = [
   ["id", "id"], ["created_at", "createdAt"], ["updated_at", "updatedAt"], ["owner_id", "ownerId"],
   ["organization_id", "organizationId"], ["template_id", "templateId"], ["deleted", "deleted"],
   ["name", "name"], ["autostart_schedule", "autostartSchedule"], ["ttl", "ttl"], ["last_used_at", "lastUsedAt"],

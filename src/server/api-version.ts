@@ -1,15 +1,10 @@
-import { HttpError } from "./http-error.js";
-
-/** The newest Agent/Tailnet API minor version whose messages this server knows (contract C1). */
-export const CURRENT_API_MAJOR = 2;
-export const CURRENT_API_MINOR = 13;
-export const CURRENT_API_VERSION = `${CURRENT_API_MAJOR}.${CURRENT_API_MINOR}`;
-/** What an agent that sends no version gets: the first 2.x API (Coder v2.7 agents dial without one). */
-export const DEFAULT_API_VERSION = "2.0";
+import { HttpError } from "../http/http-error.js";
+import { CURRENT_API_MAJOR, CURRENT_API_MINOR, CURRENT_API_VERSION, DEFAULT_API_VERSION } from "../protocol/agent-rpc.js";
 
 /**
- * Validates the `version` query parameter against the server's version (agent-api.md §1.3)
- * and returns the version to keep for the session. Throws a 400 with a `version` validation.
+ * Validates the version an agent asks for against the server's, with coderd's messages: the same
+ * major, a minor no newer than the server's. Returns the version to keep for the connection
+ * (absent or empty means 2.0). Throws a 400 with a `version` validation.
  */
 export function negotiateApiVersion(requested: string | null | undefined): string {
   const version = requested ? requested : DEFAULT_API_VERSION;

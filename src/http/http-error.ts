@@ -1,4 +1,5 @@
-import type { ServerResponse } from "node:http";
+import { STATUS_CODES, type ServerResponse } from "node:http";
+import type { Duplex } from "node:stream";
 
 /** One entry of a response's `validations`: which input was wrong and why. */
 export interface Validation {
@@ -6,7 +7,7 @@ export interface Validation {
   detail: string;
 }
 
-/** The JSON body of every error answered before the upgrade (agent-api.md §1.2). */
+/** The JSON body of every error answered before the upgrade, coderd's `{message, detail, validations}`. */
 export interface ErrorBody {
   message: string;
   detail?: string;
@@ -30,4 +31,17 @@ export function writeError(res: ServerResponse, status: number, body: ErrorBody)
   const json = JSON.stringify(body);
   res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(json) });
   res.end(json);
+}
+
+/** The same answer written on a socket that was never upgraded (an upgrade request), then closed. */
+export function writeSocketError(socket: Duplex, status: number, body: ErrorBody): void {
+  if (socket.destroyed) return;
+  const json = JSON.stringify(body);
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\n` +
+      "Content-Type: application/json\r\n" +
+      `Content-Length: ${Buffer.byteLength(json)}\r\n` +
+      "Connection: close\r\n\r\n" +
+      json,
+  );
 }

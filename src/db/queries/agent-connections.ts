@@ -1,0 +1,99 @@
+import type { Queryable } from "../database.js";
+import { isoOrNull } from "./columns.js";
+
+/**
+ * One connection of an agent as {@link connectAgent} recorded it. Its generation and the
+ * disconnect it found guard every later write of that connection.
+ */
+export interface AgentConnection {
+  connectionGeneration: number;
+  firstConnectedAt: Date;
+  lastConnectedAt: Date;
+  /** `disconnected_at` as the connection found it: an earlier connection's disconnect, or null. */
+  disconnectedAt: Date | null;
+}
+
+/**
+ * The init write of a new connection, as coderd's: first_connected_at kept or set to `now`,
+ * last_connected_at = now, this replica, disconnected_at left as stored, and a new
+ * connection_generation that later writes of this connection are guarded by.
+ * Undefined when the agent is gone or deleted.
+ */
+export async function connectAgent(
+  q: Queryable,
+  p: { id: string; replicaId: string; now: Date },
+): Promise<AgentConnection | undefined> {
+  const { rows } = await q.query<AgentConnection>(
+    `UPDATE workspace_agents SET
+       first_connected_at = coalesce(first_connected_at, $3),
+       last_connected_at = $3,
+       last_connected_replica_id = $2,
+       connection_generation = connection_generation + 1,
+       updated_at = $3
+     WHERE id = $1 AND NOT deleted
+     RETURNING connection_generation AS "connectionGeneration", first_connected_at AS "firstConnectedAt",
+               last_connected_at AS "lastConnectedAt", disconnected_at AS "disconnectedAt"`,
+    [p.id, p.replicaId, p.now],
+  );
+  return rows[0];
+}
+
+/** What later writes of a connection are guarded by: its generation and the disconnect it found. */
+export type ConnectionGuard = Pick<AgentConnection, "connectionGeneration" | "disconnectedAt">;
+
+/** One periodic refresh of a live connection: it was last seen `at`. */
+export interface ConnectionRefresh {
+  agentId: string;
+  connection: ConnectionGuard;
+  at: Date;
+}
+
+/**
+ * Writes many agents' refreshes in one statement (unnest of parallel arrays), the heartbeat flush:
+ * last_connected_at = at, disconnected_at cleared, this replica. A refresh applies only while its
+ * connection is the row's current one (same generation) and has not been disconnected: while
+ * disconnected_at is null or still the earlier disconnect the connection found (compared to the
+ * millisecond, the precision it was read with). So a refresh that reaches the row after its own
+ * connection's disconnect, even one waiting on the row lock while that disconnect commits (the
+ * re-check of the WHERE on the new row version sees it), changes nothing. An agent given twice
+ * keeps its last refresh. Returns the ids written.
+ */
+export async function refreshAgentConnections(q: Queryable, replicaId: string, refreshes: ConnectionRefresh[]): Promise<string[]> {
+  const byId = new Map<string, ConnectionRefresh>();
+  for (const r of refreshes) byId.set(r.agentId, r);
+  if (byId.size === 0) return [];
+  const list = [...byId.values()];
+  const { rows } = await q.query<{ id: string }>(
+    `UPDATE workspace_agents a SET
+       last_connected_at = u.at,
+       disconnected_at = NULL,
+       last_connected_replica_id = $5,
+       updated_at = u.at
+     FROM unnest($1::uuid[], $2::timestamptz[], $3::bigint[], $4::timestamptz[]) AS u(id, at, generation, found_disconnected_at)
+     WHERE a.id = u.id AND a.connection_generation = u.generation
+       AND (a.disconnected_at IS NULL OR date_trunc('milliseconds', a.disconnected_at) = u.found_disconnected_at)
+     RETURNING a.id`,
+    [
+      list.map((r) => r.agentId), list.map((r) => isoOrNull(r.at)), list.map((r) => r.connection.connectionGeneration),
+      list.map((r) => isoOrNull(r.connection.disconnectedAt)), replicaId,
+    ],
+  );
+  return rows.map((r) => r.id);
+}
+
+/**
+ * The final write of a connection: sets disconnected_at only if the row still belongs to that
+ * connection (same replica and generation), so a late disconnect never overwrites a newer one.
+ * Returns whether it was written.
+ */
+export async function disconnectAgent(
+  q: Queryable,
+  p: { id: string; replicaId: string; generation: number; disconnectedAt: Date },
+): Promise<boolean> {
+  const { rowCount } = await q.query(
+    `UPDATE workspace_agents SET disconnected_at = $4, updated_at = $4
+     WHERE id = $1 AND last_connected_replica_id = $2 AND connection_generation = $3`,
+    [p.id, p.replicaId, p.generation, p.disconnectedAt],
+  );
+  return rowCount > 0;
+}

@@ -1,0 +1,65 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import type { Duplex } from "node:stream";
+import type { DashboardHandler } from "../dashboard/serve-dashboard.js";
+import { writeError } from "../http/http-error.js";
+import { AGENT_RPC_PATH } from "../protocol/agent-rpc.js";
+import { handleAgentPlainRequest, handleAgentUpgrade, type AgentEndpointOptions } from "./agent-endpoint.js";
+import type { AgentServerStore } from "./agent-store.js";
+import type { NodeHandler } from "./connect-handler.js";
+import type { ServerMetrics } from "./metrics.js";
+
+/** What the routes answer from. */
+export interface RoutesOptions {
+  store: Pick<AgentServerStore, "ready">;
+  metrics: ServerMetrics;
+  endpoint: AgentEndpointOptions;
+  /** The dashboard's page and assets; false for a path it doesn't serve. */
+  dashboard: DashboardHandler;
+  /** Everything else: the Connect services. */
+  connect: NodeHandler;
+}
+
+/**
+ * The request listener of both HTTP servers: /healthz (the process is up), /readyz (the database
+ * answers and is migrated), /metrics, the agent route without an upgrade (426 after the checks),
+ * the dashboard, and the Connect services for the rest.
+ */
+export function requestListener(o: RoutesOptions): (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => void {
+  return (req, res) => {
+    const path = pathOf(req.url);
+    if (req.method === "GET" && path === "/healthz") {
+      res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
+    } else if (req.method === "GET" && path === "/readyz") {
+      o.store.ready().then(
+        () => res.writeHead(200, { "content-type": "text/plain" }).end("ok\n"),
+        (err: unknown) => writeError(res as ServerResponse, 503, { message: "Not ready.", detail: errorText(err) }),
+      );
+    } else if (req.method === "GET" && path === "/metrics") {
+      o.metrics.registry.metrics().then(
+        (text) => res.writeHead(200, { "content-type": o.metrics.registry.contentType }).end(text),
+        (err: unknown) => writeError(res as ServerResponse, 500, { message: "Collecting metrics failed.", detail: errorText(err) }),
+      );
+    } else if (path === AGENT_RPC_PATH && req.httpVersionMajor === 1) {
+      void handleAgentPlainRequest(req as IncomingMessage, res as ServerResponse, o.endpoint);
+    } else if (!o.dashboard(req, res)) {
+      o.connect(req, res);
+    }
+  };
+}
+
+/** The HTTP/1.1 server's upgrade listener: the agent route, and 404 for any other path. */
+export function upgradeListener(endpoint: AgentEndpointOptions): (req: IncomingMessage, socket: Duplex, head: Buffer) => void {
+  return (req, socket, head) => {
+    if (pathOf(req.url) === AGENT_RPC_PATH) void handleAgentUpgrade(req, socket, head, endpoint);
+    else socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+  };
+}
+
+function pathOf(url: string | undefined): string {
+  return (url ?? "/").split("?", 1)[0]!;
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
