@@ -45,6 +45,10 @@ export function controlService(deps: ControlServiceDeps): ServiceImpl<typeof Con
       authorize(ctx);
       return workspaces.buildWorkspace(req);
     },
+    async getWorkspaceSpec(req, ctx) {
+      authorize(ctx);
+      return workspaces.getWorkspaceSpec(req);
+    },
     async deleteWorkspace(req, ctx) {
       authorize(ctx);
       return workspaces.deleteWorkspace(req);

@@ -4,14 +4,16 @@ import type {
   CreateWorkspaceRequest,
   DeleteWorkspaceRequest,
   DeleteWorkspaceResponseSchema,
+  GetWorkspaceSpecRequest,
+  GetWorkspaceSpecResponseSchema,
 } from "../../gen/agentgate/control/v1/control_pb.js";
 import type { Database } from "../db/database.js";
 import { publishWorkspaceEvent } from "../db/events.js";
 import { getWorkspaceById } from "../db/queries/workspaces.js";
 import type { Logger } from "../log.js";
-import { buildWorkspace, createWorkspace, deleteWorkspace, type ProvisionResult } from "../provision/provision.js";
+import { buildWorkspace, createWorkspace, deleteWorkspace, readCurrentSpec, type ProvisionResult } from "../provision/provision.js";
 import { toConnectError } from "./errors.js";
-import { specFromMessage } from "./spec-message.js";
+import { specFromMessage, specToMessage } from "./spec-message.js";
 
 /** What the provisioning calls need. */
 export interface WorkspaceHandlerDeps {
@@ -27,7 +29,7 @@ interface BuildAnswer {
   agents: { id: string; name: string; token: string }[];
 }
 
-/** CreateWorkspace, BuildWorkspace and DeleteWorkspace over src/provision. */
+/** CreateWorkspace, BuildWorkspace, GetWorkspaceSpec and DeleteWorkspace over src/provision. */
 export function workspaceHandlers(deps: WorkspaceHandlerDeps) {
   const { db } = deps;
   /** Tells the owner's watchers that a workspace's agents changed (provisioning itself publishes nothing). */
@@ -42,9 +44,15 @@ export function workspaceHandlers(deps: WorkspaceHandlerDeps) {
       return buildAnswer(result);
     },
     async buildWorkspace(req: BuildWorkspaceRequest): Promise<BuildAnswer> {
-      const result = await provisioning(() => buildWorkspace(db, { workspace: req.workspace, spec: specFromMessage(req.spec) }));
+      // No spec: the latest build's spec again (an empty one still fails: a build needs an agent).
+      const spec = req.spec === undefined ? undefined : specFromMessage(req.spec);
+      const result = await provisioning(() => buildWorkspace(db, { workspace: req.workspace, spec }));
       await announce(result.workspace_id);
       return buildAnswer(result);
+    },
+    async getWorkspaceSpec(req: GetWorkspaceSpecRequest): Promise<MessageInitShape<typeof GetWorkspaceSpecResponseSchema>> {
+      const current = await provisioning(() => readCurrentSpec(db, req.workspace));
+      return { ...current, spec: specToMessage(current.spec) };
     },
     async deleteWorkspace(req: DeleteWorkspaceRequest): Promise<MessageInitShape<typeof DeleteWorkspaceResponseSchema>> {
       const workspace = await provisioning(() => deleteWorkspace(db, { workspace: req.workspace }));

@@ -7,7 +7,7 @@
  *   ... srv.url ...
  *   await srv.close(); await db.destroy();
  */
-import { parseServerConfig, type ServerConfig } from "../../src/config.js";
+import { loadServerConfig, type ServerConfig } from "../../src/config.js";
 import type { Database } from "../../src/db/database.js";
 import { silentLogger } from "../../src/log.js";
 import type { AgentServer } from "../../src/server/agent-server.js";
@@ -24,7 +24,7 @@ export interface TestServer {
 
 /** Server config for tests: a free port on 127.0.0.1, defaults otherwise, then `overrides`. */
 export function testServerConfig(overrides: Partial<ServerConfig> = {}): ServerConfig {
-  return { ...parseServerConfig(["--listen", "127.0.0.1:0"], {}), ...overrides };
+  return { ...loadServerConfig({ cli: { listen: "127.0.0.1:0" } }), ...overrides };
 }
 
 export async function startTestServer(db: Database, overrides: Partial<ServerConfig> = {}): Promise<TestServer> {
