@@ -165,7 +165,8 @@ class ReconnectingConnection extends EventEmitter implements AgentConnection {
       this.current = undefined;
       tunnel.ws.terminate();
       if (signal.aborted) return;
-      await this.redial(tunnel.session.error ?? new Error(closedWith === undefined ? "tunnel closed" : `the server closed the tunnel: ${closedWith}`), ++attempt);
+      const why = tunnel.session.error?.message ?? "tunnel closed";
+      await this.redial(new Error(closedWith === undefined ? why : `${why} (websocket ${closedWith})`, { cause: tunnel.session.error }), ++attempt);
     }
   }
 

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { closedPort } from "../support/closed-port.js";
 import { runCli } from "../support/cli.js";
 
 /** Every command with its own help, as `agentgate help` and `agentgate workspace help` list them. */
@@ -18,15 +18,6 @@ function optionItems(help: string): string[] {
     else items[items.length - 1] += ` ${line.trim()}`;
   }
   return items;
-}
-
-/** A port nothing listens on: bound, then released. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 describe("CLI conventions", () => {
