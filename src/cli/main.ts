@@ -9,4 +9,10 @@ import { serveCommand } from "./serve.js";
 import { statusCommand } from "./status.js";
 import { workspaceCommand } from "./workspace.js";
 
+// `agentgate --help | head` closes stdout early: that is the reader being done, not a failure.
+process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+  if (err.code === "EPIPE") process.exit(0);
+  throw err;
+});
+
 process.exitCode = await runProgram(process.argv.slice(2), [serveCommand, migrateCommand, workspaceCommand, statusCommand, agentCommand]);
