@@ -152,6 +152,12 @@ describe("CLI conventions", () => {
       }
     });
 
+    test("deploy/agentgate.yaml validates: the first error is a flag's, not the file's", async () => {
+      const file = new URL("../../deploy/agentgate.yaml", import.meta.url).pathname;
+      const r = await runCli(["serve", "--config", file, "--agent-inactive-timeout", "1s"]);
+      assert.deepEqual([r.code, r.stderr], [2, "agentgate serve: --agent-inactive-timeout must be at least --agent-update-interval\n"]);
+    });
+
     test("a missing config file is a usage error", async () => {
       const r = await runCli(["status", "--config", join(dir, "nope.yaml")]);
       assert.equal(r.code, 2);
