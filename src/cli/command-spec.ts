@@ -15,7 +15,6 @@ export interface CommandContext<S extends FlagSet> {
   readonly sources: ResolvedFlags<S>["sources"];
   /** The positional arguments, in declared order. */
   readonly args: readonly (string | undefined)[];
-  readonly env: NodeJS.ProcessEnv;
 }
 
 /**

@@ -95,7 +95,7 @@ function attach(parent: Command, spec: CommandSpec<any>, ctx: AttachContext): vo
       const { values: { config } } = resolveFlags(configFlags, { cli, env: ctx.env });
       const file = config === undefined ? undefined : await readConfigFile(config, ctx.fileFlags);
       const resolved = resolveFlags(flags, { cli, env: ctx.env, file });
-      ctx.setExitCode((await run({ ...resolved, args: declared.map((_, i) => cmd.args[i]), env: ctx.env })) ?? 0);
+      ctx.setExitCode((await run({ ...resolved, args: declared.map((_, i) => cmd.args[i]) })) ?? 0);
     } catch (err) {
       process.stderr.write(`${prefix(cmd)}${oneLine(err)}\n`);
       ctx.setExitCode(err instanceof UsageError ? EXIT_USAGE : err instanceof ExitCodeError ? err.exitCode : EXIT_FAILURE);
