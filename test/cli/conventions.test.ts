@@ -4,21 +4,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { closedPort } from "../support/closed-port.js";
-import { runCli } from "../support/cli.js";
+import { helpOptionItems, runCli } from "../support/cli.js";
 
 /** Every command with its own help, as `agentgate help` and `agentgate workspace help` list them. */
 const COMMANDS = ["serve", "migrate", "workspace", "workspace create", "workspace build", "workspace show", "workspace list", "workspace delete", "status", "agent", "completion"];
-
-/** The option items of a help text: one string per option, its wrapped lines joined. */
-function optionItems(help: string): string[] {
-  const section = help.split("\nOptions:\n")[1]!.split("\n\n")[0]!;
-  const items: string[] = [];
-  for (const line of section.split("\n")) {
-    if (/^ {2}-/.test(line)) items.push(line);
-    else items[items.length - 1] += ` ${line.trim()}`;
-  }
-  return items;
-}
 
 describe("CLI conventions", () => {
   let dir: string;
@@ -44,10 +33,10 @@ describe("CLI conventions", () => {
   test("every flag's help names its environment variable, and the descriptions start in one column", async () => {
     const helps = await Promise.all(COMMANDS.filter((c) => c !== "workspace").map((c) => runCli([...c.split(" "), "--help"])));
     for (const { stdout } of helps) {
-      for (const item of optionItems(stdout).filter((i) => !i.startsWith("  -h, --help"))) {
+      for (const item of helpOptionItems(stdout).filter((i) => !i.startsWith("  -h, --help"))) {
         assert.match(item, /\(.*env: (AGENTGATE_[A-Z_]+|DATABASE_URL)\)$/, item);
       }
-      const starts = new Set(optionItems(stdout).map((i) => /^ {2}\S.*?\s{2,}(?=\S)/.exec(i)![0].length));
+      const starts = new Set(helpOptionItems(stdout).map((i) => /^ {2}\S.*?\s{2,}(?=\S)/.exec(i)![0].length));
       assert.equal(starts.size, 1, stdout);
     }
   });

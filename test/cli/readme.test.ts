@@ -1,19 +1,13 @@
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { test } from "node:test";
-import { runCli } from "../support/cli.js";
+import { helpOptionItems, runCli } from "../support/cli.js";
 
 const COMMANDS = ["serve", "migrate", "workspace create", "workspace build", "workspace show", "workspace list", "workspace delete", "status", "agent"];
 
 /** `--flag <VALUE>`, its environment variable and its default as `--help` prints them. */
 function helpFlags(help: string): { flag: string; env: string; default: string }[] {
-  const section = help.split("\nOptions:\n")[1]!.split("\n\n")[0]!;
-  const items: string[] = [];
-  for (const line of section.split("\n")) {
-    if (/^ {2}-/.test(line)) items.push(line);
-    else items[items.length - 1] += ` ${line.trim()}`;
-  }
-  return items.filter((i) => !i.includes("--help")).map((item) => {
+  return helpOptionItems(help).filter((i) => !i.includes("--help")).map((item) => {
     const [, flag, facts] = /^ {2}(--\S+(?: <[^>]+>)?)\s.*\((.*)\)$/.exec(item)!;
     return { flag: flag!, env: /env: (\S+)$/.exec(facts!)![1]!, default: /default: (.*?)(?:, (?:repeatable|env):)/.exec(facts!)?.[1] ?? "" };
   });

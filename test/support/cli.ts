@@ -92,3 +92,14 @@ export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}, opts: { cw
     },
   };
 }
+
+/** The option items of a `--help` text: one string per option, its wrapped lines joined. */
+export function helpOptionItems(help: string): string[] {
+  const section = help.split("\nOptions:\n")[1]!.split("\n\n")[0]!;
+  const items: string[] = [];
+  for (const line of section.split("\n")) {
+    if (/^ {2}-/.test(line)) items.push(line);
+    else items[items.length - 1] += ` ${line.trim()}`;
+  }
+  return items;
+}
