@@ -1,6 +1,6 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { hostForUrl, serverConfig } from "../config.js";
 import { serverFlags } from "../config/server-flags.js";
 import { generateAdminToken } from "../control/admin-auth.js";
@@ -53,7 +53,7 @@ Without --admin-token, a fresh token is generated at each start. The server leav
  */
 async function leaveServerFiles(stateDir: string | undefined, server: { url: string; pid: number }, adminToken: string | undefined, logger: Logger): Promise<ServerFiles> {
   if (stateDir === undefined && adminToken === undefined) return { remove: async () => undefined };
-  const dir = stateDir ?? (await mkdtemp(join(tmpdir(), "agentgate-")));
+  const dir = resolve(stateDir ?? (await mkdtemp(join(tmpdir(), "agentgate-"))));
   const files = await writeServerFiles(dir, { ...(stateDir === undefined ? {} : { server }), adminToken });
   if (adminToken !== undefined) logger.info({ path: join(dir, ADMIN_TOKEN_FILE) }, `admin token written to ${join(dir, ADMIN_TOKEN_FILE)}`);
   if (stateDir !== undefined) return files;
