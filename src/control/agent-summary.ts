@@ -40,6 +40,9 @@ export function agentSummary(o: AgentOverview, now: Date, inactiveTimeoutMs: num
     status: STATUSES[agentStatus(o.agent, now, inactiveTimeoutMs).status],
     lifecycleState: LIFECYCLE_STATES[o.agent.lifecycleState],
     ...(o.agent.lastConnectedAt ? { lastConnectedAt: timestampFromDate(o.agent.lastConnectedAt) } : {}),
+    version: o.agent.version,
+    apiVersion: o.agent.apiVersion,
+    replicaId: o.agent.lastConnectedReplicaId ?? "",
   };
 }
 

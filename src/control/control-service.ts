@@ -5,8 +5,11 @@ import { getUserByUsername } from "../db/queries/users.js";
 import type { Logger } from "../log.js";
 import { requireAdminToken } from "./admin-auth.js";
 import { readAgentSummaries } from "./agent-summary.js";
+import { clientTokenHandlers } from "./client-tokens.js";
 import { toConnectError } from "./errors.js";
+import type { ServerStatsSampler } from "./server-stats.js";
 import { watchAgents } from "./watch-agents.js";
+import { watchWorkspaceAgents } from "./watch-workspace-agents.js";
 import { readWorkspaceAgents } from "./workspace-agents.js";
 import { workspaceHandlers } from "./workspaces.js";
 
@@ -14,6 +17,8 @@ import { workspaceHandlers } from "./workspaces.js";
 export interface ControlServiceDeps {
   db: Database;
   logger: Logger;
+  /** GetServerStats' figures. */
+  stats: Pick<ServerStatsSampler, "snapshot">;
   config: {
     /** The operator's secret; without one, every control call is refused. */
     adminToken?: string | undefined;
@@ -31,6 +36,7 @@ export function controlService(deps: ControlServiceDeps): ServiceImpl<typeof Con
   const { db, config } = deps;
   const authorize = (ctx: HandlerContext) => requireAdminToken(ctx.requestHeader, config.adminToken);
   const workspaces = workspaceHandlers(deps);
+  const clientTokens = clientTokenHandlers(db);
   const ownerId = async (username: string) => {
     const owner = await getUserByUsername(db, username);
     if (owner === undefined) throw new ConnectError(`owner "${username}" not found`, Code.NotFound);
@@ -60,8 +66,8 @@ export function controlService(deps: ControlServiceDeps): ServiceImpl<typeof Con
     },
     async *watchAgents(req, ctx) {
       authorize(ctx);
-      if (req.owner === "") throw new ConnectError("owner is required", Code.InvalidArgument);
-      yield* watchAgents({ db, logger: deps.logger, inactiveTimeoutMs: config.agentInactiveTimeoutMs }, await ownerId(req.owner), ctx.signal);
+      const owner = req.owner === "" ? undefined : await ownerId(req.owner);
+      yield* watchAgents({ db, logger: deps.logger, inactiveTimeoutMs: config.agentInactiveTimeoutMs }, owner, ctx.signal);
     },
     async getWorkspaceAgents(req, ctx) {
       authorize(ctx);
@@ -70,6 +76,26 @@ export function controlService(deps: ControlServiceDeps): ServiceImpl<typeof Con
       } catch (err) {
         throw toConnectError(err);
       }
+    },
+    async *watchWorkspaceAgents(req, ctx) {
+      authorize(ctx);
+      try {
+        yield* await watchWorkspaceAgents({ db, inactiveTimeoutMs: config.agentInactiveTimeoutMs }, { workspace: req.workspace, logLimit: req.logLimit }, ctx.signal);
+      } catch (err) {
+        throw toConnectError(err);
+      }
+    },
+    async getServerStats(_req, ctx) {
+      authorize(ctx);
+      return deps.stats.snapshot();
+    },
+    async issueClientToken(req, ctx) {
+      authorize(ctx);
+      return clientTokens.issueClientToken(req);
+    },
+    async revokeClientToken(req, ctx) {
+      authorize(ctx);
+      return clientTokens.revokeClientToken(req);
     },
   };
 }

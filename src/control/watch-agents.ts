@@ -1,20 +1,11 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { WatchAgentsResponseSchema } from "../../gen/agentgate/control/v1/control_pb.js";
 import type { Database } from "../db/database.js";
-import { workspaceOwnerChannel, type WorkspaceEventKind } from "../db/events.js";
+import { ANY_OWNER_CHANNEL, subscribeWorkspaceState, workspaceOwnerChannel } from "../db/events.js";
 import type { AgentOverview } from "../db/queries/agents.js";
 import type { Logger } from "../log.js";
 import { readAgentSummaries, type AgentSummaryInit } from "./agent-summary.js";
-
-/**
- * Events that can change what a watcher sees. Stats, metadata, logs and app health are left out:
- * they are frequent and change nothing in an agent summary.
- */
-const WATCHED_KINDS: ReadonlySet<WorkspaceEventKind> = new Set<WorkspaceEventKind>([
-  "agt_connection_update", "agt_lifecycle_update", "agt_timeout", "state_change",
-]);
-/** setTimeout's largest delay; a later deadline is re-checked then. */
-const MAX_TIMER_MS = 2_147_483_647;
+import { watchLoop } from "../db/watch-loop.js";
 
 /** What WatchAgents needs. */
 export interface WatchAgentsDeps {
@@ -25,74 +16,40 @@ export interface WatchAgentsDeps {
 }
 
 /**
- * One owner's agents: the current list, then the list again whenever it changes. Subscribes to
- * `workspace_owner:<ownerId>` before the first read so no event falls in between. However many
- * events arrive while a list is being read or sent, the watcher holds one "changed" flag and
- * re-reads once: what is buffered per watcher stays bounded whatever the event rate or the
- * reader's speed. Timers re-read when a status changes with time alone (a connection timeout
- * passing, a connected agent going quiet). Ends when `signal` aborts.
+ * One owner's agents (every owner's without `ownerId`): the current list, then the list again
+ * whenever it changes. Listens on `workspace_owner:<ownerId>` (or the any-owner channel) before
+ * the first read so no event falls in between, and re-reads when a status changes with time
+ * alone (a connection timeout passing, a connected agent going quiet). Ends when `signal` aborts.
  */
-export async function* watchAgents(
+export function watchAgents(
   deps: WatchAgentsDeps,
-  ownerId: string,
+  ownerId: string | undefined,
   signal: AbortSignal,
 ): AsyncGenerator<MessageInitShape<typeof WatchAgentsResponseSchema>> {
-  const wakeup = new Wakeup();
-  const onAbort = () => wakeup.notify();
-  signal.addEventListener("abort", onAbort, { once: true });
-  const unsubscribe = await deps.db.pubsub.subscribe(
-    workspaceOwnerChannel(ownerId),
-    (payload) => {
-      if (isWatchedEvent(payload)) wakeup.notify();
+  const channel = ownerId === undefined ? ANY_OWNER_CHANNEL : workspaceOwnerChannel(ownerId);
+  return watchLoop({
+    listen: (notify) => subscribeWorkspaceState(deps.db.pubsub, channel, notify),
+    async read(now) {
+      const { overviews, agents } = await readAgentSummaries(deps.db, ownerId === undefined ? {} : { ownerId }, deps.inactiveTimeoutMs, now);
+      return { value: { agents }, key: summariesKey(agents), changesAt: nextStatusChange(overviews, now, deps.inactiveTimeoutMs) };
     },
-    // Events may have been missed: re-read.
-    () => wakeup.notify(),
-  );
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    let lastKey: string | undefined;
-    while (!signal.aborted) {
-      const now = new Date();
-      const { overviews, agents } = await readAgentSummaries(deps.db, { ownerId }, deps.inactiveTimeoutMs, now);
-      const key = changeKey(agents);
-      if (key !== lastKey) {
-        lastKey = key;
-        yield { agents };
-      }
-      clearTimeout(timer);
-      const deadline = nextStatusChange(overviews, now, deps.inactiveTimeoutMs);
-      if (deadline !== undefined) timer = setTimeout(() => wakeup.notify(), Math.min(deadline - now.getTime(), MAX_TIMER_MS));
-      await wakeup.wait();
-    }
-  } finally {
-    clearTimeout(timer);
-    signal.removeEventListener("abort", onAbort);
-    unsubscribe();
-  }
-}
-
-/** A payload that may change a summary; one that can't be parsed counts, to be safe. */
-function isWatchedEvent(payload: Buffer): boolean {
-  try {
-    return WATCHED_KINDS.has((JSON.parse(payload.toString("utf8")) as { kind: WorkspaceEventKind }).kind);
-  } catch {
-    return true;
-  }
+  }, signal);
 }
 
 /**
  * What a watcher is told about. `last_connected_at` is left out: heartbeats move it every few
  * seconds, and a list resent for each would bury the changes that matter.
  */
-function changeKey(agents: AgentSummaryInit[]): string {
-  return JSON.stringify(agents.map((a) => [a.workspaceId, a.workspaceName, a.agentId, a.buildNumber, a.status, a.lifecycleState]));
+function summariesKey(agents: AgentSummaryInit[]): string {
+  return JSON.stringify(agents.map((a) => [a.workspaceId, a.workspaceName, a.agentId, a.buildNumber, a.status, a.lifecycleState, a.version, a.apiVersion, a.replicaId]));
 }
 
 /**
  * The earliest time (ms) after `now` at which an agent's computed status changes with no write
- * (agent-status.ts rules 1 and 3), or undefined when none will.
+ * (a never-connected agent passing its connection timeout, a connected one going quiet), or
+ * undefined when none will. @internal
  */
-function nextStatusChange(overviews: AgentOverview[], now: Date, inactiveTimeoutMs: number): number | undefined {
+export function nextStatusChange(overviews: AgentOverview[], now: Date, inactiveTimeoutMs: number): number | undefined {
   let next: number | undefined;
   for (const { agent } of overviews) {
     let at: number | undefined;
@@ -104,21 +61,4 @@ function nextStatusChange(overviews: AgentOverview[], now: Date, inactiveTimeout
     if (at !== undefined && at > now.getTime() && (next === undefined || at < next)) next = at;
   }
   return next;
-}
-
-/** @internal A coalescing "something changed" flag one loop waits on. */
-class Wakeup {
-  private pending = false;
-  private resolve: (() => void) | undefined;
-
-  notify(): void {
-    this.pending = true;
-    this.resolve?.();
-  }
-
-  async wait(): Promise<void> {
-    if (!this.pending) await new Promise<void>((r) => (this.resolve = r));
-    this.resolve = undefined;
-    this.pending = false;
-  }
 }

@@ -8,7 +8,7 @@ import {
 } from "../../gen/agentgate/control/v1/control_pb.js";
 import type { Queryable } from "../db/database.js";
 import type { AppHealth as AppHealthName, LogLevel as LogLevelName } from "../db/enums.js";
-import { listAgentOverviews } from "../db/queries/agents.js";
+import { listAgentOverviews, type AgentOverview } from "../db/queries/agents.js";
 import { listAppsByAgentId } from "../db/queries/apps.js";
 import { getLatestBuild } from "../db/queries/builds.js";
 import { listLatestLogs } from "../db/queries/logs.js";
@@ -52,8 +52,24 @@ const NEVER_COLLECTED_YEAR = 1;
  */
 export async function readWorkspaceAgents(
   q: Queryable,
-  p: { workspace: string; logLimit?: number | undefined; inactiveTimeoutMs: number; now?: Date },
+  p: WorkspaceAgentsQuery,
 ): Promise<GetWorkspaceAgentsResponse> {
+  return (await readWorkspaceDetail(q, p)).response;
+}
+
+/** What {@link readWorkspaceAgents} reads. */
+export interface WorkspaceAgentsQuery {
+  workspace: string;
+  logLimit?: number | undefined;
+  inactiveTimeoutMs: number;
+  now?: Date;
+}
+
+/** {@link readWorkspaceAgents}' answer with the agent rows it was made from, for a watcher's timers. @internal */
+export async function readWorkspaceDetail(
+  q: Queryable,
+  p: WorkspaceAgentsQuery,
+): Promise<{ response: GetWorkspaceAgentsResponse; overviews: AgentOverview[] }> {
   const logLimit = p.logLimit ?? DEFAULT_LOG_LIMIT;
   if (!Number.isInteger(logLimit) || logLimit < 0 || logLimit > MAX_LOG_LIMIT) {
     throw new ProvisionError(`log limit ${logLimit}: want 0 to ${MAX_LOG_LIMIT}`);
@@ -93,11 +109,12 @@ export async function readWorkspaceAgents(
       logsOverflowed: o.agent.logsOverflowed,
     };
   }));
-  return create(GetWorkspaceAgentsResponseSchema, {
+  const response = create(GetWorkspaceAgentsResponseSchema, {
     workspaceId: workspace.id,
     owner: owner?.username ?? "",
     workspaceName: workspace.name,
     buildNumber: build?.buildNumber ?? 0,
     agents,
   });
+  return { response, overviews };
 }

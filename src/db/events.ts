@@ -29,6 +29,29 @@ export function workspaceOwnerChannel(ownerId: string): string {
   return `workspace_owner:${ownerId}`;
 }
 
+/** A `workspace_owner` payload, or undefined when it is not JSON. */
+export function parseWorkspaceEvent(payload: Buffer): WorkspaceEvent | undefined {
+  try {
+    return JSON.parse(payload.toString("utf8")) as WorkspaceEvent;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The kinds that can change an agent's summary (its connection, lifecycle or build). Stats,
+ * metadata, logs and app health are left out: they are frequent and change nothing there.
+ */
+export const AGENT_SUMMARY_EVENT_KINDS: ReadonlySet<WorkspaceEventKind> = new Set<WorkspaceEventKind>([
+  "agt_connection_update", "agt_lifecycle_update", "agt_timeout", "state_change",
+]);
+
+/**
+ * [agentgate] `workspace_owner_any`: every owner's events of {@link AGENT_SUMMARY_EVENT_KINDS},
+ * same payload, for watchers of the whole fleet: a LISTEN per owner could not learn of new owners.
+ */
+export const ANY_OWNER_CHANNEL = "workspace_owner_any";
+
 /** `agent-logs:<agentId>`: new log rows, payload {@link AgentLogsEvent}. */
 export function agentLogsChannel(agentId: string): string {
   return `agent-logs:${agentId}`;
@@ -72,9 +95,9 @@ export function validateWorkspaceEvent(event: WorkspaceEvent): void {
 }
 
 /**
- * Publishes a `workspace_owner:<ownerId>` event. Never throws: an invalid event or a failed
- * publish is logged and dropped, so it can't fail the RPC that caused it (C10). Resolves to whether
- * it was published.
+ * Publishes a `workspace_owner:<ownerId>` event, and one of {@link AGENT_SUMMARY_EVENT_KINDS} on
+ * {@link ANY_OWNER_CHANNEL} too. Never throws: an invalid event or a failed publish is logged and
+ * dropped, so it can't fail the RPC that caused it. Resolves to whether it was published.
  */
 export async function publishWorkspaceEvent(
   pubsub: Pubsub,
@@ -86,10 +109,29 @@ export async function publishWorkspaceEvent(
     validateWorkspaceEvent(event);
     const payload: WorkspaceEvent = { kind: event.kind, workspace_id: event.workspace_id };
     if (event.agent_id) payload.agent_id = event.agent_id;
-    await pubsub.publish(workspaceOwnerChannel(ownerId), JSON.stringify(payload));
+    const text = JSON.stringify(payload);
+    await pubsub.publish(workspaceOwnerChannel(ownerId), text);
+    if (AGENT_SUMMARY_EVENT_KINDS.has(event.kind)) await pubsub.publish(ANY_OWNER_CHANNEL, text);
     return true;
   } catch (err) {
     logger?.warn({ err, kind: event.kind, workspace_id: event.workspace_id }, "workspace event not published");
     return false;
   }
+}
+
+/**
+ * For a loop that re-reads workspaces or agents: calls `notify` on each event of `channel` (an
+ * owner's, or {@link ANY_OWNER_CHANNEL}) that may change their builds, agents or agents' state,
+ * that is one of {@link AGENT_SUMMARY_EVENT_KINDS} (a payload that can't be parsed counts, to be
+ * safe), and when events may have been missed. Resolves once listening, with a function that stops.
+ */
+export function subscribeWorkspaceState(pubsub: Pubsub, channel: string, notify: () => void): Promise<() => void> {
+  return pubsub.subscribe(
+    channel,
+    (payload) => {
+      const event = parseWorkspaceEvent(payload);
+      if (event === undefined || AGENT_SUMMARY_EVENT_KINDS.has(event.kind)) notify();
+    },
+    notify,
+  );
 }

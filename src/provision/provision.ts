@@ -45,7 +45,8 @@ export interface ProvisionResult {
 
 /** Usernames and workspace names follow Coder's rule, and its 32-character limit. */
 const MAX_NAME = 32;
-const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** A UUID in any case, as references to workspaces and agents may be given. */
+export const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** The one resource every build gets; agentgate has no Terraform state to describe more. */
 const RESOURCE = { type: "agentgate_workspace", name: "workspace" } as const;
 

@@ -11,6 +11,7 @@ import { authenticateAgent, type LookupAgentByToken } from "../auth/authenticate
 import { HttpError, writeError } from "../auth/http-error.js";
 import { extractToken } from "../auth/token.js";
 import type { ServerConfig } from "../config.js";
+import { dashboardHandler } from "../dashboard/serve-dashboard.js";
 import type { Logger } from "../log.js";
 import { CLOSE_GOING_AWAY, ConnectionTracker, type ConnectionStore } from "../tracker/connection-tracker.js";
 import { HeartbeatBatcher, type Heartbeat } from "../tracker/heartbeat-batcher.js";
@@ -117,6 +118,7 @@ export class AgentServer {
       isShuttingDown: () => this.shuttingDown,
       onTunnel: (ws, identity) => this.runTunnel(ws, identity),
     };
+    const serveDashboard = dashboardHandler();
     const onRequest = (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => {
       const path = (req.url ?? "/").split("?", 1)[0];
       if (req.method === "GET" && path === "/healthz") {
@@ -133,7 +135,7 @@ export class AgentServer {
         );
       } else if (path === AGENT_RPC_PATH && req.httpVersionMajor === 1) {
         void handleAgentPlainRequest(req as IncomingMessage, res as ServerResponse, endpoint);
-      } else {
+      } else if (!serveDashboard(req, res)) {
         connect(req, res);
       }
     };

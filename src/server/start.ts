@@ -4,6 +4,7 @@ import { Agent } from "../../gen/coder/agent/v2/agent_pb.js";
 import { Tailnet } from "../../gen/coder/tailnet/v2/tailnet_pb.js";
 import { ControlService } from "../../gen/agentgate/control/v1/control_pb.js";
 import { controlService } from "../control/control-service.js";
+import { metricsStatsSource, ServerStatsSampler } from "../control/server-stats.js";
 import { agentService } from "../agentapi/api.js";
 import type { BannerSettings } from "../agentapi/banners.js";
 import { createMetadataBatcher, createStatsBatcher } from "../agentapi/batchers.js";
@@ -17,6 +18,8 @@ import { insertStats } from "../db/queries/stats.js";
 import { updateWorkspacesLastUsed } from "../db/queries/workspaces.js";
 import type { Logger } from "../log.js";
 import { emptyDerpMapSource, fileDerpMapSource } from "../tailnet/derp-map-source.js";
+import { Coordinator } from "../tailnet/coordinator.js";
+import { ResumeTokens } from "../tailnet/resume-token.js";
 import { tailnetService } from "../tailnet/tailnet-service.js";
 import { AgentServer } from "./agent-server.js";
 import { ServerMetrics, type BatcherGauges } from "./metrics.js";
@@ -40,18 +43,22 @@ export async function startAgentgate(config: ServerConfig, db: Database, logger:
   await derpMaps.current();
   const metrics = new ServerMetrics();
   const pubsub = observedPubsub(db.pubsub, () => metrics.pubsubErrors.inc());
+  const stats = new ServerStatsSampler({ source: metricsStatsSource(metrics), replicaId, logger });
   const statsBatcher = createStatsBatcher((rows) => insertStats(db, rows), logger);
   const metadataBatcher = createMetadataBatcher(
     async (updates) => void (await updateMetadataAndNotify(db, updates, AGENT_METADATA_BATCH_CHANNEL)),
     config.metadataFlushIntervalMs,
     logger,
   );
+  const resumeTokens = ResumeTokens.fromDatabase(db);
+  const coordinator = await Coordinator.start({ db, pubsub, replicaId, logger: logger.child({ component: "tailnet" }) });
   const usageTracker = new UsageTracker({
     write: (ids, at) => updateWorkspacesLastUsed(db, ids, at),
     flushIntervalMs: config.usageFlushIntervalMs,
     now: () => new Date(),
     logger,
   });
+  // A server that fails to listen must not leave the coordinator heartbeating.
   const server = await AgentServer.start({
     config,
     logger,
@@ -79,8 +86,11 @@ export async function startAgentgate(config: ServerConfig, db: Database, logger:
           usageTracker,
         }),
       );
-      router.service(Tailnet, tailnetService({ derpMaps, derpMapPollMs: DERP_MAP_POLL_MS }));
-      router.service(ControlService, controlService({ db, logger, config }));
+      router.service(
+        Tailnet,
+        tailnetService({ derpMaps, derpMapPollMs: DERP_MAP_POLL_MS, coordination: { coordinator, resumeTokens, db } }),
+      );
+      router.service(ControlService, controlService({ db, logger, config, stats }));
     },
     publishConnectionUpdate: (identity) =>
       void publishWorkspaceEvent(
@@ -90,7 +100,10 @@ export async function startAgentgate(config: ServerConfig, db: Database, logger:
         logger,
       ),
     // Final flushes run after the tunnels drained, so the last reports are in them.
-    closeOnShutdown: [statsBatcher, metadataBatcher, usageTracker],
+    closeOnShutdown: [coordinator, statsBatcher, metadataBatcher, usageTracker, stats],
+  }).catch(async (err: unknown) => {
+    await coordinator.close();
+    throw err;
   });
   server.metrics.watchBatcher(batcherGauges("stats", statsBatcher));
   server.metrics.watchBatcher(batcherGauges("metadata", metadataBatcher));

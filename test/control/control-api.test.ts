@@ -23,6 +23,7 @@ import { getMemoryMonitor, listVolumeMonitors } from "../../src/db/queries/resou
 import { listScriptsByAgentId } from "../../src/db/queries/scripts.js";
 import { startTestServer, useTestDatabase, type TestServer } from "../support/agent-server.js";
 import { connectErrorOf } from "../support/connect-error.js";
+import { nextMatching } from "../support/stream.js";
 
 const ADMIN_TOKEN = "test-admin-token";
 
@@ -231,6 +232,36 @@ describe("control API", () => {
       assert.deepEqual(next.done ? [] : next.value.agents.map((a) => [a.agentId, a.buildNumber]), [[built.agents[0]!.id, 2]]);
     } finally {
       abort.abort();
+    }
+  });
+
+  test("WatchAgents without an owner sends every owner's agents, then a new owner's workspace as it is made", async () => {
+    const [first, second] = [owner(), owner()];
+    await control.createWorkspace({ owner: first, name: "dev", spec: { agents: [{ name: "main" }] } });
+    const abort = new AbortController();
+    const updates = control.watchAgents({}, { signal: abort.signal })[Symbol.asyncIterator]();
+    const owners = (r: WatchAgentsResponse) => new Set(r.agents.map((a) => a.owner));
+    try {
+      const now = await nextMatching(updates, () => true);
+      assert.ok(owners(now).has(first) && !owners(now).has(second));
+      await control.createWorkspace({ owner: second, name: "dev", spec: { agents: [{ name: "main" }] } });
+      await nextMatching(updates, (r) => owners(r).has(second), 10_000, "the new owner's agent");
+    } finally {
+      abort.abort();
+    }
+  });
+
+  test("ListAgents gives the version and API version an agent reported and the replica serving it", async () => {
+    const henry = owner();
+    const created = await control.createWorkspace({ owner: henry, name: "dev", spec: { agents: [{ name: "main" }] } });
+    const conn = connectAgent({ url: srv.url, token: created.agents[0]!.token });
+    try {
+      await conn.agent.updateStartup({ startup: { version: "v2.18.0", expandedDirectory: "/home/henry" } });
+      const [a] = (await control.listAgents({ owner: henry })).agents;
+      assert.deepEqual([a?.version, a?.replicaId], ["v2.18.0", srv.server.replicaId]);
+      assert.match(a?.apiVersion ?? "", /^2\.\d+$/);
+    } finally {
+      await conn.close();
     }
   });
 

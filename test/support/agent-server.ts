@@ -6,6 +6,10 @@
  *   const srv = await startTestServer(db.db, { agentUpdateIntervalMs: 100 });
  *   ... srv.url ...
  *   await srv.close(); await db.destroy();
+ *
+ * The dashboard at `/` serves dist/dashboard, which only a build makes: a test of it awaits
+ * `buildDashboard()` (src/dashboard/build-dashboard.ts, a fraction of a second) before starting
+ * its server, so it always serves the current sources.
  */
 import { loadServerConfig, type ServerConfig } from "../../src/config.js";
 import type { Database } from "../../src/db/database.js";

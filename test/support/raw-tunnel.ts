@@ -3,7 +3,7 @@
  * an optional re-chunking of every write into tiny binary messages, our yamux client session,
  * and Connect clients over HTTP/2 on its streams.
  */
-import { Duplex } from "node:stream";
+import type { Duplex } from "node:stream";
 import { createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { WebSocket } from "ws";
@@ -11,6 +11,7 @@ import { Agent } from "../../gen/coder/agent/v2/agent_pb.js";
 import { Tailnet } from "../../gen/coder/tailnet/v2/tailnet_pb.js";
 import { webSocketDuplex } from "../../src/tunnel/websocket-duplex.js";
 import { Session } from "../../src/yamux/index.js";
+import { reshapedWrites } from "./reshaped-writes.js";
 
 export interface RawTunnel {
   ws: WebSocket;
@@ -40,29 +41,8 @@ export function dialRawTunnel(baseUrl: string, token: string, opts: { chunkBytes
 
 /** Like webSocketDuplex, but each write is cut into binary messages of at most `size` bytes. */
 function chunkedWebSocketDuplex(ws: WebSocket, size: number): Duplex {
-  const inner = webSocketDuplex(ws);
-  const outer = new Duplex({
-    read() {
-      inner.resume();
-    },
-    write(chunk: Buffer, _encoding, callback) {
-      for (let i = 0; i < chunk.length; i += size) ws.send(chunk.subarray(i, i + size), { binary: true });
-      callback();
-    },
-    final(callback) {
-      inner.end();
-      callback();
-    },
-    destroy(err, callback) {
-      inner.destroy(err ?? undefined);
-      callback(err);
-    },
+  return reshapedWrites(webSocketDuplex(ws), (chunk, callback) => {
+    for (let i = 0; i < chunk.length; i += size) ws.send(chunk.subarray(i, i + size), { binary: true });
+    callback();
   });
-  inner.on("data", (data: Buffer) => {
-    if (!outer.push(data)) inner.pause();
-  });
-  inner.once("end", () => outer.push(null));
-  inner.once("error", (err) => outer.destroy(err));
-  inner.once("close", () => outer.destroy());
-  return outer;
 }

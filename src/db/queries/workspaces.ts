@@ -1,4 +1,5 @@
 import type { Queryable } from "../database.js";
+import type { WorkspaceTransition } from "../enums.js";
 import { selectList, type ColumnList } from "./columns.js";
 
 /** A `workspaces` row (the columns agentgate uses). */
@@ -85,4 +86,26 @@ export async function softDeleteWorkspace(q: Queryable, id: string, now: Date): 
 export async function updateWorkspacesLastUsed(q: Queryable, ids: string[], lastUsedAt: Date): Promise<void> {
   if (ids.length === 0) return;
   await q.query("UPDATE workspaces SET last_used_at = $2 WHERE id = ANY($1::uuid[])", [ids, lastUsedAt]);
+}
+
+/** A live workspace of an owner with the transition of its latest build (null before any build). */
+export interface WorkspaceWithTransition {
+  id: string;
+  name: string;
+  transition: WorkspaceTransition | null;
+}
+
+/** The owner's non-deleted workspaces with their latest build's transition, by name. */
+export async function listOwnerWorkspaceTransitions(q: Queryable, ownerId: string): Promise<WorkspaceWithTransition[]> {
+  const { rows } = await q.query<WorkspaceWithTransition>(
+    `SELECT w.id, w.name, lb.transition::text AS transition
+     FROM workspaces w
+     LEFT JOIN LATERAL (
+       SELECT transition FROM workspace_builds WHERE workspace_id = w.id ORDER BY build_number DESC LIMIT 1
+     ) lb ON true
+     WHERE w.owner_id = $1 AND NOT w.deleted
+     ORDER BY lower(w.name)`,
+    [ownerId],
+  );
+  return rows;
 }

@@ -9,15 +9,15 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file agentgate/control/v1/control.proto.
  */
 export const file_agentgate_control_v1_control: GenFile = /*@__PURE__*/
-  fileDesc("CiJhZ2VudGdhdGUvY29udHJvbC92MS9jb250cm9sLnByb3RvEhRhZ2VudGdhdGUuY29udHJvbC52MSJoChZDcmVhdGVXb3Jrc3BhY2VSZXF1ZXN0Eg0KBW93bmVyGAEgASgJEgwKBG5hbWUYAiABKAkSMQoEc3BlYxgDIAEoCzIjLmFnZW50Z2F0ZS5jb250cm9sLnYxLldvcmtzcGFjZVNwZWMijwEKF0NyZWF0ZVdvcmtzcGFjZVJlc3BvbnNlEhQKDHdvcmtzcGFjZV9pZBgBIAEoCRIQCghidWlsZF9pZBgCIAEoCRIUCgxidWlsZF9udW1iZXIYAyABKAUSNgoGYWdlbnRzGAQgAygLMiYuYWdlbnRnYXRlLmNvbnRyb2wudjEuUHJvdmlzaW9uZWRBZ2VudCJdChVCdWlsZFdvcmtzcGFjZVJlcXVlc3QSEQoJd29ya3NwYWNlGAEgASgJEjEKBHNwZWMYAiABKAsyIy5hZ2VudGdhdGUuY29udHJvbC52MS5Xb3Jrc3BhY2VTcGVjIo4BChZCdWlsZFdvcmtzcGFjZVJlc3BvbnNlEhQKDHdvcmtzcGFjZV9pZBgBIAEoCRIQCghidWlsZF9pZBgCIAEoCRIUCgxidWlsZF9udW1iZXIYAyABKAUSNgoGYWdlbnRzGAQgAygLMiYuYWdlbnRnYXRlLmNvbnRyb2wudjEuUHJvdmlzaW9uZWRBZ2VudCIrChZEZWxldGVXb3Jrc3BhY2VSZXF1ZXN0EhEKCXdvcmtzcGFjZRgBIAEoCSIvChdEZWxldGVXb3Jrc3BhY2VSZXNwb25zZRIUCgx3b3Jrc3BhY2VfaWQYASABKAkiIgoRTGlzdEFnZW50c1JlcXVlc3QSDQoFb3duZXIYASABKAkiSAoSTGlzdEFnZW50c1Jlc3BvbnNlEjIKBmFnZW50cxgBIAMoCzIiLmFnZW50Z2F0ZS5jb250cm9sLnYxLkFnZW50U3VtbWFyeSIjChJXYXRjaEFnZW50c1JlcXVlc3QSDQoFb3duZXIYASABKAkiSQoTV2F0Y2hBZ2VudHNSZXNwb25zZRIyCgZhZ2VudHMYASADKAsyIi5hZ2VudGdhdGUuY29udHJvbC52MS5BZ2VudFN1bW1hcnkiVAoZR2V0V29ya3NwYWNlQWdlbnRzUmVxdWVzdBIRCgl3b3Jrc3BhY2UYASABKAkSFgoJbG9nX2xpbWl0GAIgASgNSACIAQFCDAoKX2xvZ19saW1pdCKiAQoaR2V0V29ya3NwYWNlQWdlbnRzUmVzcG9uc2USFAoMd29ya3NwYWNlX2lkGAEgASgJEg0KBW93bmVyGAIgASgJEhYKDndvcmtzcGFjZV9uYW1lGAMgASgJEhQKDGJ1aWxkX251bWJlchgEIAEoBRIxCgZhZ2VudHMYBSADKAsyIS5hZ2VudGdhdGUuY29udHJvbC52MS5BZ2VudERldGFpbCL2AQoLQWdlbnREZXRhaWwSMwoHc3VtbWFyeRgBIAEoCzIiLmFnZW50Z2F0ZS5jb250cm9sLnYxLkFnZW50U3VtbWFyeRI5CghtZXRhZGF0YRgCIAMoCzInLmFnZW50Z2F0ZS5jb250cm9sLnYxLkFnZW50TWV0YWRhdGFJdGVtEiwKBGFwcHMYAyADKAsyHi5hZ2VudGdhdGUuY29udHJvbC52MS5BZ2VudEFwcBIwCgRsb2dzGAQgAygLMiIuYWdlbnRnYXRlLmNvbnRyb2wudjEuQWdlbnRMb2dMaW5lEhcKD2xvZ3Nfb3ZlcmZsb3dlZBgFIAEoCCK5AQoRQWdlbnRNZXRhZGF0YUl0ZW0SCwoDa2V5GAEgASgJEhQKDGRpc3BsYXlfbmFtZRgCIAEoCRINCgV2YWx1ZRgDIAEoCRINCgVlcnJvchgEIAEoCRIwCgxjb2xsZWN0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhgKEGludGVydmFsX3NlY29uZHMYBiABKA0SFwoPdGltZW91dF9zZWNvbmRzGAcgASgNInkKCEFnZW50QXBwEgwKBHNsdWcYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEhAKA3VybBgDIAEoCUgAiAEBEi8KBmhlYWx0aBgEIAEoDjIfLmFnZW50Z2F0ZS5jb250cm9sLnYxLkFwcEhlYWx0aEIGCgRfdXJsIpkBCgxBZ2VudExvZ0xpbmUSCgoCaWQYASABKAMSLgoKY3JlYXRlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoFbGV2ZWwYAyABKA4yHi5hZ2VudGdhdGUuY29udHJvbC52MS5Mb2dMZXZlbBIOCgZzb3VyY2UYBCABKAkSDgoGb3V0cHV0GAUgASgJIjsKEFByb3Zpc2lvbmVkQWdlbnQSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRINCgV0b2tlbhgDIAEoCSKwAgoMQWdlbnRTdW1tYXJ5EhQKDHdvcmtzcGFjZV9pZBgBIAEoCRINCgVvd25lchgCIAEoCRIWCg53b3Jrc3BhY2VfbmFtZRgDIAEoCRIQCghhZ2VudF9pZBgEIAEoCRISCgphZ2VudF9uYW1lGAUgASgJEhQKDGJ1aWxkX251bWJlchgGIAEoBRIxCgZzdGF0dXMYByABKA4yIS5hZ2VudGdhdGUuY29udHJvbC52MS5BZ2VudFN0YXR1cxI9Cg9saWZlY3ljbGVfc3RhdGUYCCABKA4yJC5hZ2VudGdhdGUuY29udHJvbC52MS5MaWZlY3ljbGVTdGF0ZRI1ChFsYXN0X2Nvbm5lY3RlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiQAoNV29ya3NwYWNlU3BlYxIvCgZhZ2VudHMYASADKAsyHy5hZ2VudGdhdGUuY29udHJvbC52MS5BZ2VudFNwZWMi/wQKCUFnZW50U3BlYxIMCgRuYW1lGAEgASgJEg8KAm9zGAIgASgJSACIAQESGQoMYXJjaGl0ZWN0dXJlGAMgASgJSAGIAQESEQoJZGlyZWN0b3J5GAQgASgJEjUKA2VudhgFIAMoCzIoLmFnZW50Z2F0ZS5jb250cm9sLnYxLkFnZW50U3BlYy5FbnZFbnRyeRIiChpjb25uZWN0aW9uX3RpbWVvdXRfc2Vjb25kcxgGIAEoDRIbChN0cm91Ymxlc2hvb3RpbmdfdXJsGAcgASgJEhEKCW1vdGRfZmlsZRgIIAEoCRI6CgxkaXNwbGF5X2FwcHMYCSABKAsyJC5hZ2VudGdhdGUuY29udHJvbC52MS5EaXNwbGF5QXBwTGlzdBIrCgRhcHBzGAogAygLMh0uYWdlbnRnYXRlLmNvbnRyb2wudjEuQXBwU3BlYxIxCgdzY3JpcHRzGAsgAygLMiAuYWdlbnRnYXRlLmNvbnRyb2wudjEuU2NyaXB0U3BlYxI0CghtZXRhZGF0YRgMIAMoCzIiLmFnZW50Z2F0ZS5jb250cm9sLnYxLk1ldGFkYXRhU3BlYxI9Cg1kZXZjb250YWluZXJzGA0gAygLMiYuYWdlbnRnYXRlLmNvbnRyb2wudjEuRGV2Y29udGFpbmVyU3BlYxJFChFyZXNvdXJjZV9tb25pdG9ycxgOIAEoCzIqLmFnZW50Z2F0ZS5jb250cm9sLnYxLlJlc291cmNlTW9uaXRvcnNTcGVjGioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCBQoDX29zQg8KDV9hcmNoaXRlY3R1cmUiQAoORGlzcGxheUFwcExpc3QSLgoEYXBwcxgBIAMoDjIgLmFnZW50Z2F0ZS5jb250cm9sLnYxLkRpc3BsYXlBcHAioAYKB0FwcFNwZWMSDAoEc2x1ZxgBIAEoCRIUCgxkaXNwbGF5X25hbWUYAiABKAkSDAoEaWNvbhgDIAEoCRIQCgN1cmwYBCABKAlIAIgBARIUCgdjb21tYW5kGAUgASgJSAGIAQESEAoIZXh0ZXJuYWwYBiABKAgSEQoJc3ViZG9tYWluGAcgASgIEg4KBmhpZGRlbhgIIAEoCBJBCg1zaGFyaW5nX2xldmVsGAkgASgOMiouYWdlbnRnYXRlLmNvbnRyb2wudjEuQXBwU3BlYy5TaGFyaW5nTGV2ZWwSNQoHb3Blbl9pbhgKIAEoDjIkLmFnZW50Z2F0ZS5jb250cm9sLnYxLkFwcFNwZWMuT3BlbkluEhoKDWRpc3BsYXlfZ3JvdXAYCyABKAlIAogBARIPCgd0b29sdGlwGAwgASgJEj4KC2hlYWx0aGNoZWNrGA0gASgLMikuYWdlbnRnYXRlLmNvbnRyb2wudjEuQXBwU3BlYy5IZWFsdGhjaGVjaxp0CgtIZWFsdGhjaGVjaxILCgN1cmwYASABKAkSHQoQaW50ZXJ2YWxfc2Vjb25kcxgCIAEoDUgAiAEBEhYKCXRocmVzaG9sZBgDIAEoDUgBiAEBQhMKEV9pbnRlcnZhbF9zZWNvbmRzQgwKCl90aHJlc2hvbGQioQEKDFNoYXJpbmdMZXZlbBIdChlTSEFSSU5HX0xFVkVMX1VOU1BFQ0lGSUVEEAASFwoTU0hBUklOR19MRVZFTF9PV05FUhABEh8KG1NIQVJJTkdfTEVWRUxfQVVUSEVOVElDQVRFRBACEh4KGlNIQVJJTkdfTEVWRUxfT1JHQU5JWkFUSU9OEAMSGAoUU0hBUklOR19MRVZFTF9QVUJMSUMQBCJfCgZPcGVuSW4SFwoTT1BFTl9JTl9VTlNQRUNJRklFRBAAEg8KC09QRU5fSU5fVEFCEAESEgoOT1BFTl9JTl9XSU5ET1cQAhIXChNPUEVOX0lOX1NMSU1fV0lORE9XEANCBgoEX3VybEIKCghfY29tbWFuZEIQCg5fZGlzcGxheV9ncm91cCLAAQoKU2NyaXB0U3BlYxIUCgxkaXNwbGF5X25hbWUYASABKAkSDAoEaWNvbhgCIAEoCRIOCgZzY3JpcHQYAyABKAkSDAoEY3JvbhgEIAEoCRIQCghsb2dfcGF0aBgFIAEoCRIUCgxydW5fb25fc3RhcnQYBiABKAgSEwoLcnVuX29uX3N0b3AYByABKAgSGgoSc3RhcnRfYmxvY2tzX2xvZ2luGAggASgIEhcKD3RpbWVvdXRfc2Vjb25kcxgJIAEoDSKnAQoMTWV0YWRhdGFTcGVjEgsKA2tleRgBIAEoCRIUCgxkaXNwbGF5X25hbWUYAiABKAkSDgoGc2NyaXB0GAMgASgJEh0KEGludGVydmFsX3NlY29uZHMYBCABKA1IAIgBARIcCg90aW1lb3V0X3NlY29uZHMYBSABKA1IAYgBAUITChFfaW50ZXJ2YWxfc2Vjb25kc0ISChBfdGltZW91dF9zZWNvbmRzIk8KEERldmNvbnRhaW5lclNwZWMSGAoQd29ya3NwYWNlX2ZvbGRlchgBIAEoCRITCgtjb25maWdfcGF0aBgCIAEoCRIMCgRuYW1lGAMgASgJIoMBChRSZXNvdXJjZU1vbml0b3JzU3BlYxIxCgZtZW1vcnkYASABKAsyIS5hZ2VudGdhdGUuY29udHJvbC52MS5Nb25pdG9yU3BlYxI4Cgd2b2x1bWVzGAIgAygLMicuYWdlbnRnYXRlLmNvbnRyb2wudjEuVm9sdW1lTW9uaXRvclNwZWMiQgoLTW9uaXRvclNwZWMSFAoHZW5hYmxlZBgBIAEoCEgAiAEBEhEKCXRocmVzaG9sZBgCIAEoDUIKCghfZW5hYmxlZCJWChFWb2x1bWVNb25pdG9yU3BlYxIMCgRwYXRoGAEgASgJEhQKB2VuYWJsZWQYAiABKAhIAIgBARIRCgl0aHJlc2hvbGQYAyABKA1CCgoIX2VuYWJsZWQiLAoXR2V0V29ya3NwYWNlU3BlY1JlcXVlc3QSEQoJd29ya3NwYWNlGAEgASgJIqABChhHZXRXb3Jrc3BhY2VTcGVjUmVzcG9uc2USFAoMd29ya3NwYWNlX2lkGAEgASgJEg0KBW93bmVyGAIgASgJEhYKDndvcmtzcGFjZV9uYW1lGAMgASgJEhQKDGJ1aWxkX251bWJlchgEIAEoBRIxCgRzcGVjGAUgASgLMiMuYWdlbnRnYXRlLmNvbnRyb2wudjEuV29ya3NwYWNlU3BlYyqPAQoJQXBwSGVhbHRoEhoKFkFQUF9IRUFMVEhfVU5TUEVDSUZJRUQQABIXChNBUFBfSEVBTFRIX0RJU0FCTEVEEAESGwoXQVBQX0hFQUxUSF9JTklUSUFMSVpJTkcQAhIWChJBUFBfSEVBTFRIX0hFQUxUSFkQAxIYChRBUFBfSEVBTFRIX1VOSEVBTFRIWRAEKowBCghMb2dMZXZlbBIZChVMT0dfTEVWRUxfVU5TUEVDSUZJRUQQABITCg9MT0dfTEVWRUxfVFJBQ0UQARITCg9MT0dfTEVWRUxfREVCVUcQAhISCg5MT0dfTEVWRUxfSU5GTxADEhIKDkxPR19MRVZFTF9XQVJOEAQSEwoPTE9HX0xFVkVMX0VSUk9SEAUqnQEKC0FnZW50U3RhdHVzEhwKGEFHRU5UX1NUQVRVU19VTlNQRUNJRklFRBAAEhsKF0FHRU5UX1NUQVRVU19DT05ORUNUSU5HEAESGgoWQUdFTlRfU1RBVFVTX0NPTk5FQ1RFRBACEh0KGUFHRU5UX1NUQVRVU19ESVNDT05ORUNURUQQAxIYChRBR0VOVF9TVEFUVVNfVElNRU9VVBAEKtECCg5MaWZlY3ljbGVTdGF0ZRIfChtMSUZFQ1lDTEVfU1RBVEVfVU5TUEVDSUZJRUQQABIbChdMSUZFQ1lDTEVfU1RBVEVfQ1JFQVRFRBABEhwKGExJRkVDWUNMRV9TVEFURV9TVEFSVElORxACEiEKHUxJRkVDWUNMRV9TVEFURV9TVEFSVF9USU1FT1VUEAMSHwobTElGRUNZQ0xFX1NUQVRFX1NUQVJUX0VSUk9SEAQSGQoVTElGRUNZQ0xFX1NUQVRFX1JFQURZEAUSIQodTElGRUNZQ0xFX1NUQVRFX1NIVVRUSU5HX0RPV04QBhIkCiBMSUZFQ1lDTEVfU1RBVEVfU0hVVERPV05fVElNRU9VVBAHEiIKHkxJRkVDWUNMRV9TVEFURV9TSFVURE9XTl9FUlJPUhAIEhcKE0xJRkVDWUNMRV9TVEFURV9PRkYQCSrEAQoKRGlzcGxheUFwcBIbChdESVNQTEFZX0FQUF9VTlNQRUNJRklFRBAAEhYKEkRJU1BMQVlfQVBQX1ZTQ09ERRABEh8KG0RJU1BMQVlfQVBQX1ZTQ09ERV9JTlNJREVSUxACEhwKGERJU1BMQVlfQVBQX1dFQl9URVJNSU5BTBADEhoKFkRJU1BMQVlfQVBQX1NTSF9IRUxQRVIQBBImCiJESVNQTEFZX0FQUF9QT1JUX0ZPUldBUkRJTkdfSEVMUEVSEAUykAYKDkNvbnRyb2xTZXJ2aWNlEm4KD0NyZWF0ZVdvcmtzcGFjZRIsLmFnZW50Z2F0ZS5jb250cm9sLnYxLkNyZWF0ZVdvcmtzcGFjZVJlcXVlc3QaLS5hZ2VudGdhdGUuY29udHJvbC52MS5DcmVhdGVXb3Jrc3BhY2VSZXNwb25zZRJrCg5CdWlsZFdvcmtzcGFjZRIrLmFnZW50Z2F0ZS5jb250cm9sLnYxLkJ1aWxkV29ya3NwYWNlUmVxdWVzdBosLmFnZW50Z2F0ZS5jb250cm9sLnYxLkJ1aWxkV29ya3NwYWNlUmVzcG9uc2USbgoPRGVsZXRlV29ya3NwYWNlEiwuYWdlbnRnYXRlLmNvbnRyb2wudjEuRGVsZXRlV29ya3NwYWNlUmVxdWVzdBotLmFnZW50Z2F0ZS5jb250cm9sLnYxLkRlbGV0ZVdvcmtzcGFjZVJlc3BvbnNlEl8KCkxpc3RBZ2VudHMSJy5hZ2VudGdhdGUuY29udHJvbC52MS5MaXN0QWdlbnRzUmVxdWVzdBooLmFnZW50Z2F0ZS5jb250cm9sLnYxLkxpc3RBZ2VudHNSZXNwb25zZRJkCgtXYXRjaEFnZW50cxIoLmFnZW50Z2F0ZS5jb250cm9sLnYxLldhdGNoQWdlbnRzUmVxdWVzdBopLmFnZW50Z2F0ZS5jb250cm9sLnYxLldhdGNoQWdlbnRzUmVzcG9uc2UwARJ3ChJHZXRXb3Jrc3BhY2VBZ2VudHMSLy5hZ2VudGdhdGUuY29udHJvbC52MS5HZXRXb3Jrc3BhY2VBZ2VudHNSZXF1ZXN0GjAuYWdlbnRnYXRlLmNvbnRyb2wudjEuR2V0V29ya3NwYWNlQWdlbnRzUmVzcG9uc2UScQoQR2V0V29ya3NwYWNlU3BlYxItLmFnZW50Z2F0ZS5jb250cm9sLnYxLkdldFdvcmtzcGFjZVNwZWNSZXF1ZXN0Gi4uYWdlbnRnYXRlLmNvbnRyb2wudjEuR2V0V29ya3NwYWNlU3BlY1Jlc3BvbnNlQkNaQWdpdGh1Yi5jb20vYWdlbnRnYXRlL2FnZW50Z2F0ZS9nZW4vYWdlbnRnYXRlL2NvbnRyb2wvdjE7Y29udHJvbHYxYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("CiJhZ2VudGdhdGUvY29udHJvbC92MS9jb250cm9sLnByb3RvEhRhZ2VudGdhdGUuY29udHJvbC52MSJoChZDcmVhdGVXb3Jrc3BhY2VSZXF1ZXN0Eg0KBW93bmVyGAEgASgJEgwKBG5hbWUYAiABKAkSMQoEc3BlYxgDIAEoCzIjLmFnZW50Z2F0ZS5jb250cm9sLnYxLldvcmtzcGFjZVNwZWMijwEKF0NyZWF0ZVdvcmtzcGFjZVJlc3BvbnNlEhQKDHdvcmtzcGFjZV9pZBgBIAEoCRIQCghidWlsZF9pZBgCIAEoCRIUCgxidWlsZF9udW1iZXIYAyABKAUSNgoGYWdlbnRzGAQgAygLMiYuYWdlbnRnYXRlLmNvbnRyb2wudjEuUHJvdmlzaW9uZWRBZ2VudCJdChVCdWlsZFdvcmtzcGFjZVJlcXVlc3QSEQoJd29ya3NwYWNlGAEgASgJEjEKBHNwZWMYAiABKAsyIy5hZ2VudGdhdGUuY29udHJvbC52MS5Xb3Jrc3BhY2VTcGVjIo4BChZCdWlsZFdvcmtzcGFjZVJlc3BvbnNlEhQKDHdvcmtzcGFjZV9pZBgBIAEoCRIQCghidWlsZF9pZBgCIAEoCRIUCgxidWlsZF9udW1iZXIYAyABKAUSNgoGYWdlbnRzGAQgAygLMiYuYWdlbnRnYXRlLmNvbnRyb2wudjEuUHJvdmlzaW9uZWRBZ2VudCIrChZEZWxldGVXb3Jrc3BhY2VSZXF1ZXN0EhEKCXdvcmtzcGFjZRgBIAEoCSIvChdEZWxldGVXb3Jrc3BhY2VSZXNwb25zZRIUCgx3b3Jrc3BhY2VfaWQYASABKAkiIgoRTGlzdEFnZW50c1JlcXVlc3QSDQoFb3duZXIYASABKAkiSAoSTGlzdEFnZW50c1Jlc3BvbnNlEjIKBmFnZW50cxgBIAMoCzIiLmFnZW50Z2F0ZS5jb250cm9sLnYxLkFnZW50U3VtbWFyeSIjChJXYXRjaEFnZW50c1JlcXVlc3QSDQoFb3duZXIYASABKAkiSQoTV2F0Y2hBZ2VudHNSZXNwb25zZRIyCgZhZ2VudHMYASADKAsyIi5hZ2VudGdhdGUuY29udHJvbC52MS5BZ2VudFN1bW1hcnkiVAoZR2V0V29ya3NwYWNlQWdlbnRzUmVxdWVzdBIRCgl3b3Jrc3BhY2UYASABKAkSFgoJbG9nX2xpbWl0GAIgASgNSACIAQFCDAoKX2xvZ19saW1pdCKiAQoaR2V0V29ya3NwYWNlQWdlbnRzUmVzcG9uc2USFAoMd29ya3NwYWNlX2lkGAEgASgJEg0KBW93bmVyGAIgASgJEhYKDndvcmtzcGFjZV9uYW1lGAMgASgJEhQKDGJ1aWxkX251bWJlchgEIAEoBRIxCgZhZ2VudHMYBSADKAsyIS5hZ2VudGdhdGUuY29udHJvbC52MS5BZ2VudERldGFpbCJ0ChdJc3N1ZUNsaWVudFRva2VuUmVxdWVzdBISCghhZ2VudF9pZBgBIAEoCUgAEhMKCXdvcmtzcGFjZRgCIAEoCUgAEiYKA3R0bBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIICgZ0YXJnZXQiWQoYSXNzdWVDbGllbnRUb2tlblJlc3BvbnNlEg0KBXRva2VuGAEgASgJEi4KCmV4cGlyZXNfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIikKGFJldm9rZUNsaWVudFRva2VuUmVxdWVzdBINCgV0b2tlbhgBIAEoCSIbChlSZXZva2VDbGllbnRUb2tlblJlc3BvbnNlIvYBCgtBZ2VudERldGFpbBIzCgdzdW1tYXJ5GAEgASgLMiIuYWdlbnRnYXRlLmNvbnRyb2wudjEuQWdlbnRTdW1tYXJ5EjkKCG1ldGFkYXRhGAIgAygLMicuYWdlbnRnYXRlLmNvbnRyb2wudjEuQWdlbnRNZXRhZGF0YUl0ZW0SLAoEYXBwcxgDIAMoCzIeLmFnZW50Z2F0ZS5jb250cm9sLnYxLkFnZW50QXBwEjAKBGxvZ3MYBCADKAsyIi5hZ2VudGdhdGUuY29udHJvbC52MS5BZ2VudExvZ0xpbmUSFwoPbG9nc19vdmVyZmxvd2VkGAUgASgIIrkBChFBZ2VudE1ldGFkYXRhSXRlbRILCgNrZXkYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEg0KBXZhbHVlGAMgASgJEg0KBWVycm9yGAQgASgJEjAKDGNvbGxlY3RlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGAoQaW50ZXJ2YWxfc2Vjb25kcxgGIAEoDRIXCg90aW1lb3V0X3NlY29uZHMYByABKA0ieQoIQWdlbnRBcHASDAoEc2x1ZxgBIAEoCRIUCgxkaXNwbGF5X25hbWUYAiABKAkSEAoDdXJsGAMgASgJSACIAQESLwoGaGVhbHRoGAQgASgOMh8uYWdlbnRnYXRlLmNvbnRyb2wudjEuQXBwSGVhbHRoQgYKBF91cmwimQEKDEFnZW50TG9nTGluZRIKCgJpZBgBIAEoAxIuCgpjcmVhdGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCgVsZXZlbBgDIAEoDjIeLmFnZW50Z2F0ZS5jb250cm9sLnYxLkxvZ0xldmVsEg4KBnNvdXJjZRgEIAEoCRIOCgZvdXRwdXQYBSABKAkiOwoQUHJvdmlzaW9uZWRBZ2VudBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEg0KBXRva2VuGAMgASgJIuoCCgxBZ2VudFN1bW1hcnkSFAoMd29ya3NwYWNlX2lkGAEgASgJEg0KBW93bmVyGAIgASgJEhYKDndvcmtzcGFjZV9uYW1lGAMgASgJEhAKCGFnZW50X2lkGAQgASgJEhIKCmFnZW50X25hbWUYBSABKAkSFAoMYnVpbGRfbnVtYmVyGAYgASgFEjEKBnN0YXR1cxgHIAEoDjIhLmFnZW50Z2F0ZS5jb250cm9sLnYxLkFnZW50U3RhdHVzEj0KD2xpZmVjeWNsZV9zdGF0ZRgIIAEoDjIkLmFnZW50Z2F0ZS5jb250cm9sLnYxLkxpZmVjeWNsZVN0YXRlEjUKEWxhc3RfY29ubmVjdGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgd2ZXJzaW9uGAogASgJEhMKC2FwaV92ZXJzaW9uGAsgASgJEhIKCnJlcGxpY2FfaWQYDCABKAkiQAoNV29ya3NwYWNlU3BlYxIvCgZhZ2VudHMYASADKAsyHy5hZ2VudGdhdGUuY29udHJvbC52MS5BZ2VudFNwZWMi/wQKCUFnZW50U3BlYxIMCgRuYW1lGAEgASgJEg8KAm9zGAIgASgJSACIAQESGQoMYXJjaGl0ZWN0dXJlGAMgASgJSAGIAQESEQoJZGlyZWN0b3J5GAQgASgJEjUKA2VudhgFIAMoCzIoLmFnZW50Z2F0ZS5jb250cm9sLnYxLkFnZW50U3BlYy5FbnZFbnRyeRIiChpjb25uZWN0aW9uX3RpbWVvdXRfc2Vjb25kcxgGIAEoDRIbChN0cm91Ymxlc2hvb3RpbmdfdXJsGAcgASgJEhEKCW1vdGRfZmlsZRgIIAEoCRI6CgxkaXNwbGF5X2FwcHMYCSABKAsyJC5hZ2VudGdhdGUuY29udHJvbC52MS5EaXNwbGF5QXBwTGlzdBIrCgRhcHBzGAogAygLMh0uYWdlbnRnYXRlLmNvbnRyb2wudjEuQXBwU3BlYxIxCgdzY3JpcHRzGAsgAygLMiAuYWdlbnRnYXRlLmNvbnRyb2wudjEuU2NyaXB0U3BlYxI0CghtZXRhZGF0YRgMIAMoCzIiLmFnZW50Z2F0ZS5jb250cm9sLnYxLk1ldGFkYXRhU3BlYxI9Cg1kZXZjb250YWluZXJzGA0gAygLMiYuYWdlbnRnYXRlLmNvbnRyb2wudjEuRGV2Y29udGFpbmVyU3BlYxJFChFyZXNvdXJjZV9tb25pdG9ycxgOIAEoCzIqLmFnZW50Z2F0ZS5jb250cm9sLnYxLlJlc291cmNlTW9uaXRvcnNTcGVjGioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCBQoDX29zQg8KDV9hcmNoaXRlY3R1cmUiQAoORGlzcGxheUFwcExpc3QSLgoEYXBwcxgBIAMoDjIgLmFnZW50Z2F0ZS5jb250cm9sLnYxLkRpc3BsYXlBcHAioAYKB0FwcFNwZWMSDAoEc2x1ZxgBIAEoCRIUCgxkaXNwbGF5X25hbWUYAiABKAkSDAoEaWNvbhgDIAEoCRIQCgN1cmwYBCABKAlIAIgBARIUCgdjb21tYW5kGAUgASgJSAGIAQESEAoIZXh0ZXJuYWwYBiABKAgSEQoJc3ViZG9tYWluGAcgASgIEg4KBmhpZGRlbhgIIAEoCBJBCg1zaGFyaW5nX2xldmVsGAkgASgOMiouYWdlbnRnYXRlLmNvbnRyb2wudjEuQXBwU3BlYy5TaGFyaW5nTGV2ZWwSNQoHb3Blbl9pbhgKIAEoDjIkLmFnZW50Z2F0ZS5jb250cm9sLnYxLkFwcFNwZWMuT3BlbkluEhoKDWRpc3BsYXlfZ3JvdXAYCyABKAlIAogBARIPCgd0b29sdGlwGAwgASgJEj4KC2hlYWx0aGNoZWNrGA0gASgLMikuYWdlbnRnYXRlLmNvbnRyb2wudjEuQXBwU3BlYy5IZWFsdGhjaGVjaxp0CgtIZWFsdGhjaGVjaxILCgN1cmwYASABKAkSHQoQaW50ZXJ2YWxfc2Vjb25kcxgCIAEoDUgAiAEBEhYKCXRocmVzaG9sZBgDIAEoDUgBiAEBQhMKEV9pbnRlcnZhbF9zZWNvbmRzQgwKCl90aHJlc2hvbGQioQEKDFNoYXJpbmdMZXZlbBIdChlTSEFSSU5HX0xFVkVMX1VOU1BFQ0lGSUVEEAASFwoTU0hBUklOR19MRVZFTF9PV05FUhABEh8KG1NIQVJJTkdfTEVWRUxfQVVUSEVOVElDQVRFRBACEh4KGlNIQVJJTkdfTEVWRUxfT1JHQU5JWkFUSU9OEAMSGAoUU0hBUklOR19MRVZFTF9QVUJMSUMQBCJfCgZPcGVuSW4SFwoTT1BFTl9JTl9VTlNQRUNJRklFRBAAEg8KC09QRU5fSU5fVEFCEAESEgoOT1BFTl9JTl9XSU5ET1cQAhIXChNPUEVOX0lOX1NMSU1fV0lORE9XEANCBgoEX3VybEIKCghfY29tbWFuZEIQCg5fZGlzcGxheV9ncm91cCLAAQoKU2NyaXB0U3BlYxIUCgxkaXNwbGF5X25hbWUYASABKAkSDAoEaWNvbhgCIAEoCRIOCgZzY3JpcHQYAyABKAkSDAoEY3JvbhgEIAEoCRIQCghsb2dfcGF0aBgFIAEoCRIUCgxydW5fb25fc3RhcnQYBiABKAgSEwoLcnVuX29uX3N0b3AYByABKAgSGgoSc3RhcnRfYmxvY2tzX2xvZ2luGAggASgIEhcKD3RpbWVvdXRfc2Vjb25kcxgJIAEoDSKnAQoMTWV0YWRhdGFTcGVjEgsKA2tleRgBIAEoCRIUCgxkaXNwbGF5X25hbWUYAiABKAkSDgoGc2NyaXB0GAMgASgJEh0KEGludGVydmFsX3NlY29uZHMYBCABKA1IAIgBARIcCg90aW1lb3V0X3NlY29uZHMYBSABKA1IAYgBAUITChFfaW50ZXJ2YWxfc2Vjb25kc0ISChBfdGltZW91dF9zZWNvbmRzIk8KEERldmNvbnRhaW5lclNwZWMSGAoQd29ya3NwYWNlX2ZvbGRlchgBIAEoCRITCgtjb25maWdfcGF0aBgCIAEoCRIMCgRuYW1lGAMgASgJIoMBChRSZXNvdXJjZU1vbml0b3JzU3BlYxIxCgZtZW1vcnkYASABKAsyIS5hZ2VudGdhdGUuY29udHJvbC52MS5Nb25pdG9yU3BlYxI4Cgd2b2x1bWVzGAIgAygLMicuYWdlbnRnYXRlLmNvbnRyb2wudjEuVm9sdW1lTW9uaXRvclNwZWMiQgoLTW9uaXRvclNwZWMSFAoHZW5hYmxlZBgBIAEoCEgAiAEBEhEKCXRocmVzaG9sZBgCIAEoDUIKCghfZW5hYmxlZCJWChFWb2x1bWVNb25pdG9yU3BlYxIMCgRwYXRoGAEgASgJEhQKB2VuYWJsZWQYAiABKAhIAIgBARIRCgl0aHJlc2hvbGQYAyABKA1CCgoIX2VuYWJsZWQiVgobV2F0Y2hXb3Jrc3BhY2VBZ2VudHNSZXF1ZXN0EhEKCXdvcmtzcGFjZRgBIAEoCRIWCglsb2dfbGltaXQYAiABKA1IAIgBAUIMCgpfbG9nX2xpbWl0ImMKHFdhdGNoV29ya3NwYWNlQWdlbnRzUmVzcG9uc2USQwoJd29ya3NwYWNlGAEgASgLMjAuYWdlbnRnYXRlLmNvbnRyb2wudjEuR2V0V29ya3NwYWNlQWdlbnRzUmVzcG9uc2UiFwoVR2V0U2VydmVyU3RhdHNSZXF1ZXN0IvEBChZHZXRTZXJ2ZXJTdGF0c1Jlc3BvbnNlEhIKCnJlcGxpY2FfaWQYASABKAkSLgoKc3RhcnRlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASHwoXc2FtcGxlX2ludGVydmFsX3NlY29uZHMYAyABKA0SOAoHc2FtcGxlcxgEIAMoCzInLmFnZW50Z2F0ZS5jb250cm9sLnYxLlNlcnZlclN0YXRzU2FtcGxlEjgKB2N1cnJlbnQYBSABKAsyJy5hZ2VudGdhdGUuY29udHJvbC52MS5TZXJ2ZXJTdGF0c1NhbXBsZSKtAQoRU2VydmVyU3RhdHNTYW1wbGUSJgoCYXQYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhgKEGNvbm5lY3RlZF9hZ2VudHMYAiABKA0SEgoKcnBjc190b3RhbBgDIAEoBBIYChBycGNfZXJyb3JzX3RvdGFsGAQgASgEEhAKCHJwY19yYXRlGAUgASgBEhYKDnJwY19lcnJvcl9yYXRlGAYgASgBIiwKF0dldFdvcmtzcGFjZVNwZWNSZXF1ZXN0EhEKCXdvcmtzcGFjZRgBIAEoCSKgAQoYR2V0V29ya3NwYWNlU3BlY1Jlc3BvbnNlEhQKDHdvcmtzcGFjZV9pZBgBIAEoCRINCgVvd25lchgCIAEoCRIWCg53b3Jrc3BhY2VfbmFtZRgDIAEoCRIUCgxidWlsZF9udW1iZXIYBCABKAUSMQoEc3BlYxgFIAEoCzIjLmFnZW50Z2F0ZS5jb250cm9sLnYxLldvcmtzcGFjZVNwZWMqjwEKCUFwcEhlYWx0aBIaChZBUFBfSEVBTFRIX1VOU1BFQ0lGSUVEEAASFwoTQVBQX0hFQUxUSF9ESVNBQkxFRBABEhsKF0FQUF9IRUFMVEhfSU5JVElBTElaSU5HEAISFgoSQVBQX0hFQUxUSF9IRUFMVEhZEAMSGAoUQVBQX0hFQUxUSF9VTkhFQUxUSFkQBCqMAQoITG9nTGV2ZWwSGQoVTE9HX0xFVkVMX1VOU1BFQ0lGSUVEEAASEwoPTE9HX0xFVkVMX1RSQUNFEAESEwoPTE9HX0xFVkVMX0RFQlVHEAISEgoOTE9HX0xFVkVMX0lORk8QAxISCg5MT0dfTEVWRUxfV0FSThAEEhMKD0xPR19MRVZFTF9FUlJPUhAFKp0BCgtBZ2VudFN0YXR1cxIcChhBR0VOVF9TVEFUVVNfVU5TUEVDSUZJRUQQABIbChdBR0VOVF9TVEFUVVNfQ09OTkVDVElORxABEhoKFkFHRU5UX1NUQVRVU19DT05ORUNURUQQAhIdChlBR0VOVF9TVEFUVVNfRElTQ09OTkVDVEVEEAMSGAoUQUdFTlRfU1RBVFVTX1RJTUVPVVQQBCrRAgoOTGlmZWN5Y2xlU3RhdGUSHwobTElGRUNZQ0xFX1NUQVRFX1VOU1BFQ0lGSUVEEAASGwoXTElGRUNZQ0xFX1NUQVRFX0NSRUFURUQQARIcChhMSUZFQ1lDTEVfU1RBVEVfU1RBUlRJTkcQAhIhCh1MSUZFQ1lDTEVfU1RBVEVfU1RBUlRfVElNRU9VVBADEh8KG0xJRkVDWUNMRV9TVEFURV9TVEFSVF9FUlJPUhAEEhkKFUxJRkVDWUNMRV9TVEFURV9SRUFEWRAFEiEKHUxJRkVDWUNMRV9TVEFURV9TSFVUVElOR19ET1dOEAYSJAogTElGRUNZQ0xFX1NUQVRFX1NIVVRET1dOX1RJTUVPVVQQBxIiCh5MSUZFQ1lDTEVfU1RBVEVfU0hVVERPV05fRVJST1IQCBIXChNMSUZFQ1lDTEVfU1RBVEVfT0ZGEAkqxAEKCkRpc3BsYXlBcHASGwoXRElTUExBWV9BUFBfVU5TUEVDSUZJRUQQABIWChJESVNQTEFZX0FQUF9WU0NPREUQARIfChtESVNQTEFZX0FQUF9WU0NPREVfSU5TSURFUlMQAhIcChhESVNQTEFZX0FQUF9XRUJfVEVSTUlOQUwQAxIaChZESVNQTEFZX0FQUF9TU0hfSEVMUEVSEAQSJgoiRElTUExBWV9BUFBfUE9SVF9GT1JXQVJESU5HX0hFTFBFUhAFMucJCg5Db250cm9sU2VydmljZRJuCg9DcmVhdGVXb3Jrc3BhY2USLC5hZ2VudGdhdGUuY29udHJvbC52MS5DcmVhdGVXb3Jrc3BhY2VSZXF1ZXN0Gi0uYWdlbnRnYXRlLmNvbnRyb2wudjEuQ3JlYXRlV29ya3NwYWNlUmVzcG9uc2USawoOQnVpbGRXb3Jrc3BhY2USKy5hZ2VudGdhdGUuY29udHJvbC52MS5CdWlsZFdvcmtzcGFjZVJlcXVlc3QaLC5hZ2VudGdhdGUuY29udHJvbC52MS5CdWlsZFdvcmtzcGFjZVJlc3BvbnNlEm4KD0RlbGV0ZVdvcmtzcGFjZRIsLmFnZW50Z2F0ZS5jb250cm9sLnYxLkRlbGV0ZVdvcmtzcGFjZVJlcXVlc3QaLS5hZ2VudGdhdGUuY29udHJvbC52MS5EZWxldGVXb3Jrc3BhY2VSZXNwb25zZRJfCgpMaXN0QWdlbnRzEicuYWdlbnRnYXRlLmNvbnRyb2wudjEuTGlzdEFnZW50c1JlcXVlc3QaKC5hZ2VudGdhdGUuY29udHJvbC52MS5MaXN0QWdlbnRzUmVzcG9uc2USZAoLV2F0Y2hBZ2VudHMSKC5hZ2VudGdhdGUuY29udHJvbC52MS5XYXRjaEFnZW50c1JlcXVlc3QaKS5hZ2VudGdhdGUuY29udHJvbC52MS5XYXRjaEFnZW50c1Jlc3BvbnNlMAESdwoSR2V0V29ya3NwYWNlQWdlbnRzEi8uYWdlbnRnYXRlLmNvbnRyb2wudjEuR2V0V29ya3NwYWNlQWdlbnRzUmVxdWVzdBowLmFnZW50Z2F0ZS5jb250cm9sLnYxLkdldFdvcmtzcGFjZUFnZW50c1Jlc3BvbnNlEn8KFFdhdGNoV29ya3NwYWNlQWdlbnRzEjEuYWdlbnRnYXRlLmNvbnRyb2wudjEuV2F0Y2hXb3Jrc3BhY2VBZ2VudHNSZXF1ZXN0GjIuYWdlbnRnYXRlLmNvbnRyb2wudjEuV2F0Y2hXb3Jrc3BhY2VBZ2VudHNSZXNwb25zZTABEmsKDkdldFNlcnZlclN0YXRzEisuYWdlbnRnYXRlLmNvbnRyb2wudjEuR2V0U2VydmVyU3RhdHNSZXF1ZXN0GiwuYWdlbnRnYXRlLmNvbnRyb2wudjEuR2V0U2VydmVyU3RhdHNSZXNwb25zZRJxChBJc3N1ZUNsaWVudFRva2VuEi0uYWdlbnRnYXRlLmNvbnRyb2wudjEuSXNzdWVDbGllbnRUb2tlblJlcXVlc3QaLi5hZ2VudGdhdGUuY29udHJvbC52MS5Jc3N1ZUNsaWVudFRva2VuUmVzcG9uc2USdAoRUmV2b2tlQ2xpZW50VG9rZW4SLi5hZ2VudGdhdGUuY29udHJvbC52MS5SZXZva2VDbGllbnRUb2tlblJlcXVlc3QaLy5hZ2VudGdhdGUuY29udHJvbC52MS5SZXZva2VDbGllbnRUb2tlblJlc3BvbnNlEnEKEEdldFdvcmtzcGFjZVNwZWMSLS5hZ2VudGdhdGUuY29udHJvbC52MS5HZXRXb3Jrc3BhY2VTcGVjUmVxdWVzdBouLmFnZW50Z2F0ZS5jb250cm9sLnYxLkdldFdvcmtzcGFjZVNwZWNSZXNwb25zZUJDWkFnaXRodWIuY29tL2FnZW50Z2F0ZS9hZ2VudGdhdGUvZ2VuL2FnZW50Z2F0ZS9jb250cm9sL3YxO2NvbnRyb2x2MWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message agentgate.control.v1.CreateWorkspaceRequest
@@ -225,7 +225,8 @@ export const ListAgentsResponseSchema: GenMessage<ListAgentsResponse> = /*@__PUR
  */
 export type WatchAgentsRequest = Message<"agentgate.control.v1.WatchAgentsRequest"> & {
   /**
-   * The owner (username) whose workspaces' agents to watch. NotFound for an unknown owner.
+   * The owner (username) whose workspaces' agents to watch; empty for every owner, as ListAgents.
+   * NotFound for an unknown owner.
    *
    * @generated from field: string owner = 1;
    */
@@ -244,7 +245,7 @@ export const WatchAgentsRequestSchema: GenMessage<WatchAgentsRequest> = /*@__PUR
  */
 export type WatchAgentsResponse = Message<"agentgate.control.v1.WatchAgentsResponse"> & {
   /**
-   * Every agent of the owner's live workspaces' latest builds, as ListAgents gives them.
+   * Every agent of the watched live workspaces' latest builds, as ListAgents gives them.
    *
    * @generated from field: repeated agentgate.control.v1.AgentSummary agents = 1;
    */
@@ -324,6 +325,102 @@ export const GetWorkspaceAgentsResponseSchema: GenMessage<GetWorkspaceAgentsResp
   messageDesc(file_agentgate_control_v1_control, 11);
 
 /**
+ * @generated from message agentgate.control.v1.IssueClientTokenRequest
+ */
+export type IssueClientTokenRequest = Message<"agentgate.control.v1.IssueClientTokenRequest"> & {
+  /**
+   * What the token reaches.
+   *
+   * @generated from oneof agentgate.control.v1.IssueClientTokenRequest.target
+   */
+  target: {
+    /**
+     * One agent, by id.
+     *
+     * @generated from field: string agent_id = 1;
+     */
+    value: string;
+    case: "agentId";
+  } | {
+    /**
+     * Any agent of a workspace: its id or "owner/name".
+     *
+     * @generated from field: string workspace = 2;
+     */
+    value: string;
+    case: "workspace";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * How long the token is valid; unset: 1 hour; at most 30 days.
+   *
+   * @generated from field: google.protobuf.Duration ttl = 3;
+   */
+  ttl?: Duration | undefined;
+};
+
+/**
+ * Describes the message agentgate.control.v1.IssueClientTokenRequest.
+ * Use `create(IssueClientTokenRequestSchema)` to create a new message.
+ */
+export const IssueClientTokenRequestSchema: GenMessage<IssueClientTokenRequest> = /*@__PURE__*/
+  messageDesc(file_agentgate_control_v1_control, 12);
+
+/**
+ * @generated from message agentgate.control.v1.IssueClientTokenResponse
+ */
+export type IssueClientTokenResponse = Message<"agentgate.control.v1.IssueClientTokenResponse"> & {
+  /**
+   * The client's secret. Shown once.
+   *
+   * @generated from field: string token = 1;
+   */
+  token: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp expires_at = 2;
+   */
+  expiresAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message agentgate.control.v1.IssueClientTokenResponse.
+ * Use `create(IssueClientTokenResponseSchema)` to create a new message.
+ */
+export const IssueClientTokenResponseSchema: GenMessage<IssueClientTokenResponse> = /*@__PURE__*/
+  messageDesc(file_agentgate_control_v1_control, 13);
+
+/**
+ * @generated from message agentgate.control.v1.RevokeClientTokenRequest
+ */
+export type RevokeClientTokenRequest = Message<"agentgate.control.v1.RevokeClientTokenRequest"> & {
+  /**
+   * @generated from field: string token = 1;
+   */
+  token: string;
+};
+
+/**
+ * Describes the message agentgate.control.v1.RevokeClientTokenRequest.
+ * Use `create(RevokeClientTokenRequestSchema)` to create a new message.
+ */
+export const RevokeClientTokenRequestSchema: GenMessage<RevokeClientTokenRequest> = /*@__PURE__*/
+  messageDesc(file_agentgate_control_v1_control, 14);
+
+/**
+ * @generated from message agentgate.control.v1.RevokeClientTokenResponse
+ */
+export type RevokeClientTokenResponse = Message<"agentgate.control.v1.RevokeClientTokenResponse"> & {
+};
+
+/**
+ * Describes the message agentgate.control.v1.RevokeClientTokenResponse.
+ * Use `create(RevokeClientTokenResponseSchema)` to create a new message.
+ */
+export const RevokeClientTokenResponseSchema: GenMessage<RevokeClientTokenResponse> = /*@__PURE__*/
+  messageDesc(file_agentgate_control_v1_control, 15);
+
+/**
  * An agent with its metadata, apps and latest logs.
  *
  * @generated from message agentgate.control.v1.AgentDetail
@@ -370,7 +467,7 @@ export type AgentDetail = Message<"agentgate.control.v1.AgentDetail"> & {
  * Use `create(AgentDetailSchema)` to create a new message.
  */
 export const AgentDetailSchema: GenMessage<AgentDetail> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 12);
+  messageDesc(file_agentgate_control_v1_control, 16);
 
 /**
  * A metadata item with the latest value the agent reported.
@@ -425,7 +522,7 @@ export type AgentMetadataItem = Message<"agentgate.control.v1.AgentMetadataItem"
  * Use `create(AgentMetadataItemSchema)` to create a new message.
  */
 export const AgentMetadataItemSchema: GenMessage<AgentMetadataItem> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 13);
+  messageDesc(file_agentgate_control_v1_control, 17);
 
 /**
  * An app of an agent with its health.
@@ -461,7 +558,7 @@ export type AgentApp = Message<"agentgate.control.v1.AgentApp"> & {
  * Use `create(AgentAppSchema)` to create a new message.
  */
 export const AgentAppSchema: GenMessage<AgentApp> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 14);
+  messageDesc(file_agentgate_control_v1_control, 18);
 
 /**
  * One line of an agent's log output.
@@ -504,7 +601,7 @@ export type AgentLogLine = Message<"agentgate.control.v1.AgentLogLine"> & {
  * Use `create(AgentLogLineSchema)` to create a new message.
  */
 export const AgentLogLineSchema: GenMessage<AgentLogLine> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 15);
+  messageDesc(file_agentgate_control_v1_control, 19);
 
 /**
  * An agent made by a build.
@@ -535,7 +632,7 @@ export type ProvisionedAgent = Message<"agentgate.control.v1.ProvisionedAgent"> 
  * Use `create(ProvisionedAgentSchema)` to create a new message.
  */
 export const ProvisionedAgentSchema: GenMessage<ProvisionedAgent> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 16);
+  messageDesc(file_agentgate_control_v1_control, 20);
 
 /**
  * One agent with where it lives and how it is doing.
@@ -591,6 +688,27 @@ export type AgentSummary = Message<"agentgate.control.v1.AgentSummary"> & {
    * @generated from field: google.protobuf.Timestamp last_connected_at = 9;
    */
   lastConnectedAt?: Timestamp | undefined;
+
+  /**
+   * The agent's own version, as it reported at startup ("" until it does).
+   *
+   * @generated from field: string version = 10;
+   */
+  version: string;
+
+  /**
+   * The Agent API version of the connection it reported startup on ("" until it does).
+   *
+   * @generated from field: string api_version = 11;
+   */
+  apiVersion: string;
+
+  /**
+   * The id of the server replica that served its last connection ("" when it never connected).
+   *
+   * @generated from field: string replica_id = 12;
+   */
+  replicaId: string;
 };
 
 /**
@@ -598,7 +716,7 @@ export type AgentSummary = Message<"agentgate.control.v1.AgentSummary"> & {
  * Use `create(AgentSummarySchema)` to create a new message.
  */
 export const AgentSummarySchema: GenMessage<AgentSummary> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 17);
+  messageDesc(file_agentgate_control_v1_control, 21);
 
 /**
  * The agents of one build, as a provisioner (Terraform's coder_agent and friends) describes them.
@@ -618,7 +736,7 @@ export type WorkspaceSpec = Message<"agentgate.control.v1.WorkspaceSpec"> & {
  * Use `create(WorkspaceSpecSchema)` to create a new message.
  */
 export const WorkspaceSpecSchema: GenMessage<WorkspaceSpec> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 18);
+  messageDesc(file_agentgate_control_v1_control, 22);
 
 /**
  * @generated from message agentgate.control.v1.AgentSpec
@@ -712,7 +830,7 @@ export type AgentSpec = Message<"agentgate.control.v1.AgentSpec"> & {
  * Use `create(AgentSpecSchema)` to create a new message.
  */
 export const AgentSpecSchema: GenMessage<AgentSpec> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 19);
+  messageDesc(file_agentgate_control_v1_control, 23);
 
 /**
  * A list, so that "none" (an empty list) differs from "unset" (the default, all).
@@ -731,7 +849,7 @@ export type DisplayAppList = Message<"agentgate.control.v1.DisplayAppList"> & {
  * Use `create(DisplayAppListSchema)` to create a new message.
  */
 export const DisplayAppListSchema: GenMessage<DisplayAppList> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 20);
+  messageDesc(file_agentgate_control_v1_control, 24);
 
 /**
  * An app (coder_app).
@@ -818,7 +936,7 @@ export type AppSpec = Message<"agentgate.control.v1.AppSpec"> & {
  * Use `create(AppSpecSchema)` to create a new message.
  */
 export const AppSpecSchema: GenMessage<AppSpec> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 21);
+  messageDesc(file_agentgate_control_v1_control, 25);
 
 /**
  * @generated from message agentgate.control.v1.AppSpec.Healthcheck
@@ -849,7 +967,7 @@ export type AppSpec_Healthcheck = Message<"agentgate.control.v1.AppSpec.Healthch
  * Use `create(AppSpec_HealthcheckSchema)` to create a new message.
  */
 export const AppSpec_HealthcheckSchema: GenMessage<AppSpec_Healthcheck> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 21, 0);
+  messageDesc(file_agentgate_control_v1_control, 25, 0);
 
 /**
  * @generated from enum agentgate.control.v1.AppSpec.SharingLevel
@@ -885,7 +1003,7 @@ export enum AppSpec_SharingLevel {
  * Describes the enum agentgate.control.v1.AppSpec.SharingLevel.
  */
 export const AppSpec_SharingLevelSchema: GenEnum<AppSpec_SharingLevel> = /*@__PURE__*/
-  enumDesc(file_agentgate_control_v1_control, 21, 0);
+  enumDesc(file_agentgate_control_v1_control, 25, 0);
 
 /**
  * @generated from enum agentgate.control.v1.AppSpec.OpenIn
@@ -916,7 +1034,7 @@ export enum AppSpec_OpenIn {
  * Describes the enum agentgate.control.v1.AppSpec.OpenIn.
  */
 export const AppSpec_OpenInSchema: GenEnum<AppSpec_OpenIn> = /*@__PURE__*/
-  enumDesc(file_agentgate_control_v1_control, 21, 1);
+  enumDesc(file_agentgate_control_v1_control, 25, 1);
 
 /**
  * A script (coder_script).
@@ -977,7 +1095,7 @@ export type ScriptSpec = Message<"agentgate.control.v1.ScriptSpec"> & {
  * Use `create(ScriptSpecSchema)` to create a new message.
  */
 export const ScriptSpecSchema: GenMessage<ScriptSpec> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 22);
+  messageDesc(file_agentgate_control_v1_control, 26);
 
 /**
  * A metadata item the agent collects by running a script.
@@ -1020,7 +1138,7 @@ export type MetadataSpec = Message<"agentgate.control.v1.MetadataSpec"> & {
  * Use `create(MetadataSpecSchema)` to create a new message.
  */
 export const MetadataSpecSchema: GenMessage<MetadataSpec> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 23);
+  messageDesc(file_agentgate_control_v1_control, 27);
 
 /**
  * A devcontainer (coder_devcontainer).
@@ -1049,7 +1167,7 @@ export type DevcontainerSpec = Message<"agentgate.control.v1.DevcontainerSpec"> 
  * Use `create(DevcontainerSpecSchema)` to create a new message.
  */
 export const DevcontainerSpecSchema: GenMessage<DevcontainerSpec> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 24);
+  messageDesc(file_agentgate_control_v1_control, 28);
 
 /**
  * @generated from message agentgate.control.v1.ResourceMonitorsSpec
@@ -1073,7 +1191,7 @@ export type ResourceMonitorsSpec = Message<"agentgate.control.v1.ResourceMonitor
  * Use `create(ResourceMonitorsSpecSchema)` to create a new message.
  */
 export const ResourceMonitorsSpecSchema: GenMessage<ResourceMonitorsSpec> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 25);
+  messageDesc(file_agentgate_control_v1_control, 29);
 
 /**
  * @generated from message agentgate.control.v1.MonitorSpec
@@ -1099,7 +1217,7 @@ export type MonitorSpec = Message<"agentgate.control.v1.MonitorSpec"> & {
  * Use `create(MonitorSpecSchema)` to create a new message.
  */
 export const MonitorSpecSchema: GenMessage<MonitorSpec> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 26);
+  messageDesc(file_agentgate_control_v1_control, 30);
 
 /**
  * @generated from message agentgate.control.v1.VolumeMonitorSpec
@@ -1130,7 +1248,165 @@ export type VolumeMonitorSpec = Message<"agentgate.control.v1.VolumeMonitorSpec"
  * Use `create(VolumeMonitorSpecSchema)` to create a new message.
  */
 export const VolumeMonitorSpecSchema: GenMessage<VolumeMonitorSpec> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 27);
+  messageDesc(file_agentgate_control_v1_control, 31);
+
+/**
+ * @generated from message agentgate.control.v1.WatchWorkspaceAgentsRequest
+ */
+export type WatchWorkspaceAgentsRequest = Message<"agentgate.control.v1.WatchWorkspaceAgentsRequest"> & {
+  /**
+   * A workspace id or "owner/name".
+   *
+   * @generated from field: string workspace = 1;
+   */
+  workspace: string;
+
+  /**
+   * As GetWorkspaceAgents' log_limit.
+   *
+   * @generated from field: optional uint32 log_limit = 2;
+   */
+  logLimit?: number | undefined;
+};
+
+/**
+ * Describes the message agentgate.control.v1.WatchWorkspaceAgentsRequest.
+ * Use `create(WatchWorkspaceAgentsRequestSchema)` to create a new message.
+ */
+export const WatchWorkspaceAgentsRequestSchema: GenMessage<WatchWorkspaceAgentsRequest> = /*@__PURE__*/
+  messageDesc(file_agentgate_control_v1_control, 32);
+
+/**
+ * @generated from message agentgate.control.v1.WatchWorkspaceAgentsResponse
+ */
+export type WatchWorkspaceAgentsResponse = Message<"agentgate.control.v1.WatchWorkspaceAgentsResponse"> & {
+  /**
+   * What GetWorkspaceAgents answers at this moment.
+   *
+   * @generated from field: agentgate.control.v1.GetWorkspaceAgentsResponse workspace = 1;
+   */
+  workspace?: GetWorkspaceAgentsResponse | undefined;
+};
+
+/**
+ * Describes the message agentgate.control.v1.WatchWorkspaceAgentsResponse.
+ * Use `create(WatchWorkspaceAgentsResponseSchema)` to create a new message.
+ */
+export const WatchWorkspaceAgentsResponseSchema: GenMessage<WatchWorkspaceAgentsResponse> = /*@__PURE__*/
+  messageDesc(file_agentgate_control_v1_control, 33);
+
+/**
+ * @generated from message agentgate.control.v1.GetServerStatsRequest
+ */
+export type GetServerStatsRequest = Message<"agentgate.control.v1.GetServerStatsRequest"> & {
+};
+
+/**
+ * Describes the message agentgate.control.v1.GetServerStatsRequest.
+ * Use `create(GetServerStatsRequestSchema)` to create a new message.
+ */
+export const GetServerStatsRequestSchema: GenMessage<GetServerStatsRequest> = /*@__PURE__*/
+  messageDesc(file_agentgate_control_v1_control, 34);
+
+/**
+ * @generated from message agentgate.control.v1.GetServerStatsResponse
+ */
+export type GetServerStatsResponse = Message<"agentgate.control.v1.GetServerStatsResponse"> & {
+  /**
+   * This server process's replica id, as AgentSummary.replica_id names it.
+   *
+   * @generated from field: string replica_id = 1;
+   */
+  replicaId: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp started_at = 2;
+   */
+  startedAt?: Timestamp | undefined;
+
+  /**
+   * How far apart the samples are.
+   *
+   * @generated from field: uint32 sample_interval_seconds = 3;
+   */
+  sampleIntervalSeconds: number;
+
+  /**
+   * Oldest first, one per interval, at most an hour's worth; the first is taken at start.
+   *
+   * @generated from field: repeated agentgate.control.v1.ServerStatsSample samples = 4;
+   */
+  samples: ServerStatsSample[];
+
+  /**
+   * The figures at the moment of the call (not part of samples), its rates over the last full
+   * interval at least (since start before that).
+   *
+   * @generated from field: agentgate.control.v1.ServerStatsSample current = 5;
+   */
+  current?: ServerStatsSample | undefined;
+};
+
+/**
+ * Describes the message agentgate.control.v1.GetServerStatsResponse.
+ * Use `create(GetServerStatsResponseSchema)` to create a new message.
+ */
+export const GetServerStatsResponseSchema: GenMessage<GetServerStatsResponse> = /*@__PURE__*/
+  messageDesc(file_agentgate_control_v1_control, 35);
+
+/**
+ * The server's figures at one moment; a sample's rates are over the time since the sample before.
+ *
+ * @generated from message agentgate.control.v1.ServerStatsSample
+ */
+export type ServerStatsSample = Message<"agentgate.control.v1.ServerStatsSample"> & {
+  /**
+   * @generated from field: google.protobuf.Timestamp at = 1;
+   */
+  at?: Timestamp | undefined;
+
+  /**
+   * Agents with an open tunnel on this replica.
+   *
+   * @generated from field: uint32 connected_agents = 2;
+   */
+  connectedAgents: number;
+
+  /**
+   * RPCs served since the server started (every service, any outcome).
+   *
+   * @generated from field: uint64 rpcs_total = 3;
+   */
+  rpcsTotal: bigint;
+
+  /**
+   * Of those, the ones that ended with an error code.
+   *
+   * @generated from field: uint64 rpc_errors_total = 4;
+   */
+  rpcErrorsTotal: bigint;
+
+  /**
+   * RPCs per second.
+   *
+   * @generated from field: double rpc_rate = 5;
+   */
+  rpcRate: number;
+
+  /**
+   * Failed RPCs per second.
+   *
+   * @generated from field: double rpc_error_rate = 6;
+   */
+  rpcErrorRate: number;
+};
+
+/**
+ * Describes the message agentgate.control.v1.ServerStatsSample.
+ * Use `create(ServerStatsSampleSchema)` to create a new message.
+ */
+export const ServerStatsSampleSchema: GenMessage<ServerStatsSample> = /*@__PURE__*/
+  messageDesc(file_agentgate_control_v1_control, 36);
 
 /**
  * @generated from message agentgate.control.v1.GetWorkspaceSpecRequest
@@ -1149,7 +1425,7 @@ export type GetWorkspaceSpecRequest = Message<"agentgate.control.v1.GetWorkspace
  * Use `create(GetWorkspaceSpecRequestSchema)` to create a new message.
  */
 export const GetWorkspaceSpecRequestSchema: GenMessage<GetWorkspaceSpecRequest> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 28);
+  messageDesc(file_agentgate_control_v1_control, 37);
 
 /**
  * @generated from message agentgate.control.v1.GetWorkspaceSpecResponse
@@ -1188,7 +1464,7 @@ export type GetWorkspaceSpecResponse = Message<"agentgate.control.v1.GetWorkspac
  * Use `create(GetWorkspaceSpecResponseSchema)` to create a new message.
  */
 export const GetWorkspaceSpecResponseSchema: GenMessage<GetWorkspaceSpecResponse> = /*@__PURE__*/
-  messageDesc(file_agentgate_control_v1_control, 29);
+  messageDesc(file_agentgate_control_v1_control, 38);
 
 /**
  * What an app's health check found.
@@ -1493,6 +1769,53 @@ export const ControlService: GenService<{
     methodKind: "unary";
     input: typeof GetWorkspaceAgentsRequestSchema;
     output: typeof GetWorkspaceAgentsResponseSchema;
+  },
+  /**
+   * GetWorkspaceAgents' answer now, then again each time one of the workspace's agents changes:
+   * its connection, lifecycle, metadata values, app health or log lines, or its build. Updates
+   * coalesce as WatchAgents' do. NotFound for an unknown workspace; InvalidArgument as
+   * GetWorkspaceAgents.
+   *
+   * @generated from rpc agentgate.control.v1.ControlService.WatchWorkspaceAgents
+   */
+  watchWorkspaceAgents: {
+    methodKind: "server_streaming";
+    input: typeof WatchWorkspaceAgentsRequestSchema;
+    output: typeof WatchWorkspaceAgentsResponseSchema;
+  },
+  /**
+   * This server process's own figures (its replica, not the fleet's): connected agents, RPCs and
+   * failed RPCs, sampled at a fixed interval over the last hour, and their values now.
+   *
+   * @generated from rpc agentgate.control.v1.ControlService.GetServerStats
+   */
+  getServerStats: {
+    methodKind: "unary";
+    input: typeof GetServerStatsRequestSchema;
+    output: typeof GetServerStatsResponseSchema;
+  },
+  /**
+   * Issues a token with which a client reaches one agent, or any agent of one workspace, over
+   * Tailnet coordination. Only its hash is stored: the token is shown once. It is refused after
+   * it expires, once revoked, and once its workspace or agent is deleted. NotFound for an
+   * unknown agent or workspace; InvalidArgument for a bad reference or ttl.
+   *
+   * @generated from rpc agentgate.control.v1.ControlService.IssueClientToken
+   */
+  issueClientToken: {
+    methodKind: "unary";
+    input: typeof IssueClientTokenRequestSchema;
+    output: typeof IssueClientTokenResponseSchema;
+  },
+  /**
+   * Revokes a client token at once (again is fine). NotFound for a token never issued.
+   *
+   * @generated from rpc agentgate.control.v1.ControlService.RevokeClientToken
+   */
+  revokeClientToken: {
+    methodKind: "unary";
+    input: typeof RevokeClientTokenRequestSchema;
+    output: typeof RevokeClientTokenResponseSchema;
   },
   /**
    * The spec of a workspace's latest build: what BuildWorkspace without a spec builds again
