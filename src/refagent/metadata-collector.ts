@@ -11,7 +11,7 @@ const MAX_OUTPUT_BYTES = 64 * 1024;
 /**
  * Runs each metadata description's script on its interval, bounded by its timeout, and reports
  * the result with BatchUpdateMetadata. Interval and timeout arrive as Coder sends them: Durations
- * whose nanosecond count is the number of seconds (agent-api.md §2.2).
+ * whose nanosecond count is the number of seconds (a quirk of Coder's agent API, kept on the wire).
  */
 export function collectMetadata(agent: Client<typeof Agent>, descriptions: WorkspaceAgentMetadata_Description[], logger: Logger, signal: AbortSignal): void {
   for (const d of descriptions) {
