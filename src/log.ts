@@ -6,18 +6,20 @@ export type { Logger };
 export interface LogOptions {
   /** pino level; default "info". */
   level?: string;
-  /** Human-readable lines instead of JSON; default: when stdout is a TTY. */
-  pretty?: boolean;
+  /** "pretty": coloured human-readable lines; "json": one object per line. Default: pretty when stdout is a TTY. */
+  format?: "json" | "pretty";
 }
 
 /**
  * The one process logger. Everything else gets a child of it (`logger.child({agent_id})`).
- * Tokens are redacted wherever they appear under these keys, so a careless field can't leak one.
+ * Levels are written as words (`"level":"info"`), which log shippers read without pino's number
+ * table. Tokens are redacted wherever they appear under these keys, so a careless field can't leak one.
  */
 export function createLogger(options: LogOptions = {}): Logger {
-  const pretty = options.pretty ?? process.stdout.isTTY === true;
+  const pretty = (options.format ?? (process.stdout.isTTY === true ? "pretty" : "json")) === "pretty";
   return pino({
-    level: options.level ?? process.env.AGENTGATE_LOG_LEVEL ?? "info",
+    level: options.level ?? "info",
+    formatters: { level: (label) => ({ level: label }) },
     redact: { paths: ["token", "auth_token", "*.token", "*.auth_token", "headers.cookie", "headers.authorization", 'headers["coder-session-token"]'], censor: "[redacted]" },
     ...(pretty ? { transport: { target: "pino-pretty", options: { colorize: true } } } : {}),
   });

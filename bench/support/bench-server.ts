@@ -21,7 +21,7 @@ import { openDatabase } from "../../src/db/database.js";
 import { migrate } from "../../src/db/migrate.js";
 import { createWorkspace } from "../../src/provision/provision.js";
 import { defaultAgent, parseWorkspaceSpec, type AgentSpec } from "../../src/provision/spec.js";
-import { parseServerConfig } from "../../src/config.js";
+import { loadServerConfig } from "../../src/config.js";
 import { silentLogger } from "../../src/log.js";
 import { startAgentgate } from "../../src/server/start.js";
 import { countedDatabase, StatementCounter } from "./statement-counter.js";
@@ -72,7 +72,7 @@ if (process.env.AGENT_SPEC === "agentapi") {
   for (const a of agents) a.logSourceId = byAgent.get(a.id);
 }
 const counter = process.env.COUNT_STATEMENTS ? new StatementCounter() : undefined;
-const base = parseServerConfig(["--listen", "127.0.0.1:0"], {});
+const base = loadServerConfig({ cli: { listen: "127.0.0.1:0" } });
 const config = process.env.AGENT_STATS_INTERVAL_MS ? { ...base, agentStatsIntervalMs: Number(process.env.AGENT_STATS_INTERVAL_MS) } : base;
 const server = await startAgentgate(config, counter ? countedDatabase(db, counter) : db, silentLogger());
 process.send!({ url: `http://127.0.0.1:${server.address.port}`, tokens: agents.map((a) => a.token), agents });

@@ -1,46 +1,67 @@
-import { parseServerConfig, SERVE_USAGE } from "../config.js";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { hostForUrl, serverConfig } from "../config.js";
+import { serverFlags } from "../config/server-flags.js";
 import { generateAdminToken } from "../control/admin-auth.js";
 import { createLogger, type Logger } from "../log.js";
 import { registerReplica } from "../server/replica-registration.js";
 import { startAgentgate } from "../server/start.js";
+import { defineCommand } from "./command-spec.js";
 import { openMigratedDatabase } from "./database-options.js";
-import { writeServerFiles } from "./server-files.js";
+import { ADMIN_TOKEN_FILE, writeServerFiles, type ServerFiles } from "./server-files.js";
 
 /**
  * `agentgate serve`: migrate, then serve agents until SIGINT/SIGTERM. The first signal shuts
  * down gracefully (exit 0); a second one exits at once.
  */
-export async function runServe(argv: string[]): Promise<number> {
-  if (argv.includes("--help") || argv.includes("-h")) {
-    process.stdout.write(SERVE_USAGE);
-    return 0;
-  }
-  const config = parseServerConfig(argv);
-  // Without --admin-token, a fresh one each start, left in the data folder for the operator.
-  const generatedToken = config.adminToken === undefined ? generateAdminToken() : undefined;
-  if (generatedToken !== undefined) config.adminToken = generatedToken;
-  const logger = createLogger({ level: config.logLevel });
-  const { db, applied } = await openMigratedDatabase({ "database-url": config.databaseUrl, "data-dir": config.dataDir }, { logger });
-  logger.info({ engine: db.engine, applied }, "database ready");
-  const server = await startAgentgate(config, db, logger);
-  const replica = await registerReplica(db, server.replicaId, logger);
-  const { address, port } = server.address;
-  // Written before "listening" is logged, so whoever waits for that line finds them.
-  const files = await writeServerFiles(config.dataDir, { url: `http://${hostForUrl(loopbackFor(address))}:${port}`, pid: process.pid }, generatedToken);
-  logger.info({ replica_id: server.replicaId, url: `http://${hostForUrl(address)}:${port}` }, "agentgate listening");
+export const serveCommand = defineCommand({
+  name: "serve",
+  summary: "run the server",
+  description: `Applies pending migrations, then serves agents, the control API, /healthz, /readyz and /metrics until SIGINT or SIGTERM (a second signal exits at once).
 
-  await waitForSignal(logger);
-  logger.info("shutting down");
-  await server.shutdown();
-  await replica.stop();
-  await db.close();
-  await files.remove();
-  logger.info("stopped");
-  return 0;
-}
+Without --admin-token, a fresh token is generated at each start. The server leaves server.json (its URL and pid, so workspace and status on this machine find it) and the generated admin-token in the data folder. On PostgreSQL it does so only when --data-dir is given: otherwise it writes no server.json, and a generated token goes to a private temporary folder, printed at start.`,
+  flags: serverFlags,
+  async run(resolved) {
+    const config = serverConfig(resolved);
+    const logger = createLogger({ level: config.logLevel, ...(config.logFormat ? { format: config.logFormat } : {}) });
+    const generatedToken = config.adminToken === undefined ? generateAdminToken() : undefined;
+    if (generatedToken !== undefined) config.adminToken = generatedToken;
+    const { db, applied } = await openMigratedDatabase({ "database-url": config.databaseUrl, "data-dir": config.dataDir }, { logger });
+    logger.info({ engine: db.engine, applied }, "database ready");
+    const server = await startAgentgate(config, db, logger);
+    const replica = await registerReplica(db, server.replicaId, logger);
+    const { address, port } = server.address;
+    // Written before "listening" is logged, so whoever waits for that line finds them.
+    const files = await leaveServerFiles(config.stateDir, { url: `http://${hostForUrl(loopbackFor(address))}:${port}`, pid: process.pid }, generatedToken, logger);
+    if (generatedToken === undefined) logger.info(`admin token from the ${resolved.sources["admin-token"]}`);
+    logger.info({ replica_id: server.replicaId, url: `http://${hostForUrl(address)}:${port}` }, "agentgate listening");
 
-function hostForUrl(address: string): string {
-  return address.includes(":") ? `[${address}]` : address;
+    await waitForSignal(logger);
+    logger.info("shutting down");
+    await server.shutdown();
+    await replica.stop();
+    await db.close();
+    await files.remove();
+    logger.info("stopped");
+  },
+});
+
+/**
+ * server.json and a generated admin-token into `stateDir`; without one (PostgreSQL, no --data-dir)
+ * only the token, into a private temporary folder removed at shutdown.
+ */
+async function leaveServerFiles(stateDir: string | undefined, server: { url: string; pid: number }, adminToken: string | undefined, logger: Logger): Promise<ServerFiles> {
+  if (stateDir === undefined && adminToken === undefined) return { remove: async () => undefined };
+  const dir = resolve(stateDir ?? (await mkdtemp(join(tmpdir(), "agentgate-"))));
+  const files = await writeServerFiles(dir, { ...(stateDir === undefined ? {} : { server }), adminToken });
+  if (adminToken !== undefined) logger.info({ path: join(dir, ADMIN_TOKEN_FILE) }, `admin token written to ${join(dir, ADMIN_TOKEN_FILE)}`);
+  if (stateDir !== undefined) return files;
+  return {
+    async remove() {
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 /** Where a local command reaches a server listening on `address`: a wildcard address means loopback. */

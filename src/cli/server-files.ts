@@ -29,20 +29,21 @@ export interface ServerFiles {
 }
 
 /**
- * Writes `server.json` and, when given, `admin-token` into `dataDir`, each replaced atomically
+ * Writes `server.json` and `admin-token` (each when given) into `dir`, each replaced atomically
  * (written beside, then renamed) so a reader never sees half a file.
  */
-export async function writeServerFiles(dataDir: string, server: ServerFile, adminToken?: string): Promise<ServerFiles> {
-  await mkdir(dataDir, { recursive: true });
-  const serverText = `${JSON.stringify(server)}\n`;
-  await writeAtomically(join(dataDir, SERVER_FILE), serverText);
-  if (adminToken !== undefined) await writeAtomically(join(dataDir, ADMIN_TOKEN_FILE), `${adminToken}\n`);
+export async function writeServerFiles(dir: string, files: { server?: ServerFile; adminToken?: string | undefined }): Promise<ServerFiles> {
+  await mkdir(dir, { recursive: true });
+  const written = [
+    ...(files.server === undefined ? [] : [[join(dir, SERVER_FILE), `${JSON.stringify(files.server)}\n`]]),
+    ...(files.adminToken === undefined ? [] : [[join(dir, ADMIN_TOKEN_FILE), `${files.adminToken}\n`]]),
+  ] as [string, string][];
+  for (const [path, text] of written) await writeAtomically(path, text);
   return {
     async remove() {
       // Another serve may have taken the folder over since (PGlite's lock allows it once this one
       // stopped holding it): leave its files alone.
-      await removeIfUnchanged(join(dataDir, SERVER_FILE), serverText);
-      if (adminToken !== undefined) await removeIfUnchanged(join(dataDir, ADMIN_TOKEN_FILE), `${adminToken}\n`);
+      for (const [path, text] of written) await removeIfUnchanged(path, text);
     },
   };
 }

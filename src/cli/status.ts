@@ -1,6 +1,4 @@
-import { parseArgs } from "node:util";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { ConnectError } from "@connectrpc/connect";
 import {
   AgentStatus,
   AppHealth,
@@ -9,34 +7,21 @@ import {
   type AgentSummary,
   type GetWorkspaceAgentsResponse,
 } from "../../gen/agentgate/control/v1/control_pb.js";
+import { inactiveTimeoutMs } from "../config.js";
+import { wholeNumber } from "../config/flag-kinds.js";
+import { flag } from "../config/flag.js";
+import { trackingFlags } from "../config/server-flags.js";
+import { UsageError } from "../config/usage-error.js";
 import { DEFAULT_LOG_LIMIT, MAX_LOG_LIMIT, readWorkspaceAgents } from "../control/workspace-agents.js";
-import type { Database } from "../db/database.js";
 import { listAgentOverviews } from "../db/queries/agent-overviews.js";
-import { parseDuration } from "../duration.js";
-import { ProvisionError } from "../provision/provision.js";
 import { agentStatus } from "../status/agent-status.js";
-import { controlClientFor, controlOptions, controlOptionsHelp, ControlTargetError, type ControlClient, type ControlFlagValues } from "./control-client.js";
-import { databaseOptions, databaseOptionsHelp, openMigratedDatabase } from "./database-options.js";
+import { defineCommand } from "./command-spec.js";
+import { controlClientFor, controlFlags, type ControlClient } from "./control-client.js";
+import { withDatabase, type DatabaseLocation } from "./database-options.js";
+import { jsonFlag } from "./json-flag.js";
+import { table } from "./table.js";
 
-/** AgentInactiveDisconnectTimeout's default (agent-api.md §5), as `serve` uses it. */
-const DEFAULT_INACTIVE = "30s";
-
-const USAGE = `usage: agentgate status [WORKSPACE] [--logs N] [--json] [flags]
-
-Lists the agents of every workspace's latest build with their computed status. With WORKSPACE
-(an id or owner/name), shows that workspace's agents in detail: each agent's status line, its
-metadata items with their latest values, its apps with their health, and its last log lines.
-With --url, or while a server runs on the PGlite data folder, asks the server's control API
-(which computes statuses with its own inactivity timeout); otherwise reads the database.
-
-flags:
-  --json                          JSON instead of a table (shapes below)
-  --logs N                        with WORKSPACE: the last N log lines of each agent, 0 to ${MAX_LOG_LIMIT} (default ${DEFAULT_LOG_LIMIT})
-  --agent-inactive-timeout DUR    reading the database: an agent silent this long is disconnected (default ${DEFAULT_INACTIVE}, as serve)
-${controlOptionsHelp}
-${databaseOptionsHelp}
-
---json without WORKSPACE: an array of
+const JSON_SHAPES = `--json without WORKSPACE: an array of
   {"workspace_id", "workspace": "owner/name", "agent_id", "agent", "build_number", "status",
    "lifecycle_state", "last_connected_at": ISO time or null}
 --json with WORKSPACE: one object
@@ -45,8 +30,7 @@ ${databaseOptionsHelp}
      "metadata": [{"key", "display_name", "value", "error", "collected_at": ISO time or null}],
      "apps": [{"slug", "display_name", "url": string or null, "health"}],
      "logs": [{"created_at", "level", "source", "output"}],   (oldest first)
-     "logs_overflowed": bool}]}
-`;
+     "logs_overflowed": bool}]}`;
 
 /** One agent in `agentgate status --json`. */
 export interface StatusLine {
@@ -77,52 +61,35 @@ export interface AgentStatusDetail extends StatusLine {
 }
 
 /** `agentgate status [WORKSPACE]`: agents with workspace, build number, status, lifecycle and last connection; one workspace's in detail. */
-export async function runStatus(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      ...databaseOptions, ...controlOptions, json: { type: "boolean" }, logs: { type: "string" },
-      "agent-inactive-timeout": { type: "string", default: DEFAULT_INACTIVE }, help: { type: "boolean", short: "h" },
-    },
-  });
-  if (values.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
-  const inactiveMs = parseDuration(values["agent-inactive-timeout"]!);
-  let out: string;
-  try {
-    if (positionals.length > 1) throw new ProvisionError(`unexpected argument "${positionals[1]}" (one WORKSPACE at most)`);
-    const workspace = positionals[0];
-    if (workspace === undefined && values.logs !== undefined) throw new ProvisionError("--logs needs a WORKSPACE");
+export const statusCommand = defineCommand({
+  name: "status",
+  summary: "list agents and their status, or one workspace's in detail",
+  description: `Lists the agents of every workspace's latest build with their computed status. With WORKSPACE (an id or owner/name), shows that workspace's agents in detail: each agent's status line, its metadata items with their latest values, its apps with their health, and its last log lines. With --url, or while a server runs on the PGlite data folder, asks the server's control API (which computes statuses with its own intervals); otherwise reads the database, computing statuses with --agent-update-interval and --agent-inactive-timeout as serve would.`,
+  args: [{ name: "WORKSPACE", help: "an id or owner/name", optional: true }],
+  flags: {
+    ...jsonFlag,
+    logs: flag(wholeNumber(0, "want a number of lines"), { default: String(DEFAULT_LOG_LIMIT), help: `with WORKSPACE: the last N log lines of each agent, 0 to ${MAX_LOG_LIMIT}` }),
+    ...trackingFlags,
+    ...controlFlags,
+  },
+  epilog: JSON_SHAPES,
+  async run({ values, sources, args: [workspace] }) {
+    if (workspace === undefined && sources.logs === "command line") throw new UsageError("--logs needs a WORKSPACE");
+    const inactiveMs = inactiveTimeoutMs(values);
     const client = await controlClientFor(values);
     if (workspace === undefined) {
       const lines = client === undefined ? await readDatabase(values, inactiveMs) : await askServer(client);
-      out = values.json ? `${JSON.stringify(lines)}\n` : summaryTable(lines);
-    } else {
-      const request = { workspace, logLimit: parseLogLimit(values.logs) };
-      const res = client === undefined
-        ? await withDatabase(values, (db) => readWorkspaceAgents(db, { ...request, inactiveTimeoutMs: inactiveMs }))
-        : await client.getWorkspaceAgents(request);
-      const detail = workspaceStatus(res);
-      out = values.json ? `${JSON.stringify(detail)}\n` : detailText(detail);
+      process.stdout.write(values.json ? `${JSON.stringify(lines)}\n` : summaryTable(lines));
+      return;
     }
-  } catch (err) {
-    if (!(err instanceof ConnectError || err instanceof ControlTargetError || err instanceof ProvisionError)) throw err;
-    process.stderr.write(`agentgate status: ${err instanceof ConnectError ? err.rawMessage : err.message}\n`);
-    return 1;
-  }
-  process.stdout.write(out);
-  return 0;
-}
-
-/** `--logs`' value; the range is checked where the lines are read, by the server or by {@link readWorkspaceAgents}. */
-function parseLogLimit(flag: string | undefined): number | undefined {
-  if (flag === undefined) return undefined;
-  if (!/^\d+$/.test(flag)) throw new ProvisionError(`--logs ${flag}: want a number of lines`);
-  return Number(flag);
-}
+    const request = { workspace, logLimit: values.logs };
+    const res = client === undefined
+      ? await withDatabase(values, (db) => readWorkspaceAgents(db, { ...request, inactiveTimeoutMs: inactiveMs }))
+      : await client.getWorkspaceAgents(request);
+    const detail = workspaceStatus(res);
+    process.stdout.write(values.json ? `${JSON.stringify(detail)}\n` : detailText(detail));
+  },
+});
 
 function summaryTable(lines: StatusLine[]): string {
   if (lines.length === 0) return "no agents\n";
@@ -135,16 +102,7 @@ function summaryRow(l: StatusLine): string[] {
   return [l.workspace, l.agent, String(l.build_number), l.status, l.lifecycle_state, l.last_connected_at ?? "never"];
 }
 
-async function withDatabase<T>(values: ControlFlagValues, fn: (db: Database) => Promise<T>): Promise<T> {
-  const { db } = await openMigratedDatabase(values);
-  try {
-    return await fn(db);
-  } finally {
-    await db.close();
-  }
-}
-
-async function readDatabase(values: ControlFlagValues, inactiveMs: number): Promise<StatusLine[]> {
+async function readDatabase(values: DatabaseLocation, inactiveMs: number): Promise<StatusLine[]> {
   const overviews = await withDatabase(values, (db) => listAgentOverviews(db));
   const now = new Date();
   return overviews.map((o) => ({
@@ -224,9 +182,4 @@ function detailText(w: WorkspaceStatus): string {
 
 function indent(text: string): string {
   return text.replace(/^(?=.)/gm, "  ");
-}
-
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ")).join("\n") + "\n";
 }

@@ -1,118 +1,135 @@
-import { readFile } from "node:fs/promises";
-import { parseArgs } from "node:util";
-import { ConnectError } from "@connectrpc/connect";
-import { specToMessage } from "../control/spec-message.js";
-import { buildWorkspace, createWorkspace, deleteWorkspace, ProvisionError, type ProvisionResult } from "../provision/provision.js";
+import { z } from "zod";
+import { stringify as toYaml } from "yaml";
+import { filePath, listOf, text } from "../config/flag-kinds.js";
+import { flag } from "../config/flag.js";
+import { readStructuredFile } from "../config/structured-file.js";
+import { specFromMessage, specToMessage } from "../control/spec-message.js";
+import { listAgentOverviews } from "../db/queries/agent-overviews.js";
+import {
+  buildWorkspace,
+  createWorkspace,
+  deleteWorkspace,
+  readCurrentSpec,
+  type CurrentSpec,
+  type ProvisionResult,
+} from "../provision/provision.js";
 import { checkUniqueAgentNames, defaultAgent, parseWorkspaceSpec, SpecError, type WorkspaceSpec } from "../provision/spec.js";
-import { controlClientFor, controlOptions, controlOptionsHelp, ControlTargetError, type ControlClient, type ControlFlagValues } from "./control-client.js";
-import { databaseOptions, databaseOptionsHelp, openMigratedDatabase, type DatabaseFlagValues } from "./database-options.js";
+import { defineCommand } from "./command-spec.js";
+import { controlClientFor, controlFlags, type ControlClient, type ControlTarget } from "./control-client.js";
+import { withDatabase } from "./database-options.js";
+import { jsonFlag } from "./json-flag.js";
+import { table } from "./table.js";
 
-const USAGE = `usage:
-  agentgate workspace create --owner USER --name NAME [--agent NAME]... [--spec FILE] [--json]
-  agentgate workspace build WORKSPACE [--agent NAME]... [--spec FILE] [--json]
-  agentgate workspace delete WORKSPACE
+const WORKSPACE_ARG = [{ name: "WORKSPACE", help: "an id or owner/name" }] as const;
 
-WORKSPACE is an id or owner/name. create makes the owner if missing, the workspace and build 1;
-build makes the next build with new agents and tokens (the older agents become outdated); delete
-soft-deletes. Agents come from --spec (JSON, see src/provision/spec.ts) plus one default agent per
---agent; with neither, one agent named "main". With --url, or while a server runs on the PGlite
-data folder, the command goes through the server's control API; otherwise to the database.
+/** The flags that say what a build's agents are. */
+const specFlags = {
+  spec: flag(filePath, { defaultNote: "create: none; build: the latest build's spec", help: "workspace spec, JSON or YAML (.yaml, .yml); workspace show prints one" }),
+  agent: flag(listOf(z.string(), "NAME"), { help: "add an agent with default settings" }),
+};
 
-flags:
-  --owner USER         owner's username (create)
-  --name NAME          workspace name (create)
-  --agent NAME         add an agent with default settings (repeatable)
-  --spec FILE          workspace spec, JSON
-  --json               print {"workspace_id","build_id","build_number","agents":[{"id","name","token"}]}
-${controlOptionsHelp}
-${databaseOptionsHelp}
-`;
+const RESULT_JSON = `--json prints {"workspace_id", "build_id", "build_number", "agents": [{"id", "name", "token"}]}.`;
 
-/**
- * `agentgate workspace create|build|delete`: provisioning through a running server's control API,
- * or straight to the database when there is none to go through.
- */
-export async function runWorkspace(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  if (sub === undefined || sub === "help" || sub === "--help" || sub === "-h") {
-    process.stdout.write(USAGE);
-    return sub === undefined ? 1 : 0;
-  }
-  const { values, positionals } = parseArgs({
-    args: rest,
-    allowPositionals: true,
-    options: {
-      ...databaseOptions,
-      ...controlOptions,
-      owner: { type: "string" },
-      name: { type: "string" },
-      agent: { type: "string", multiple: true },
-      spec: { type: "string" },
-      json: { type: "boolean" },
-    },
-  });
-  try {
-    switch (sub) {
-      case "create": {
-        if (!values.owner || !values.name) throw new ProvisionError("workspace create needs --owner and --name");
-        if (positionals.length > 0) throw new ProvisionError(`workspace create: unexpected argument "${positionals[0]}"`);
-        const spec = await loadSpec(values.spec, values.agent);
-        const result = await (await provisioner(values)).create({ owner: values.owner, name: values.name, spec });
-        printResult(result, values.json === true, `created workspace ${values.owner}/${values.name}`);
-        return 0;
-      }
-      case "build": {
-        const ref = single(positionals, "build");
-        const spec = await loadSpec(values.spec, values.agent);
-        const result = await (await provisioner(values)).build({ workspace: ref, spec });
-        printResult(result, values.json === true, `built workspace ${ref}`);
-        return 0;
-      }
-      case "delete": {
-        const ref = single(positionals, "delete");
-        const workspaceId = await (await provisioner(values)).delete({ workspace: ref });
-        if (values.json) process.stdout.write(`${JSON.stringify({ workspace_id: workspaceId, deleted: true })}\n`);
-        else process.stdout.write(`deleted workspace ${ref} (${workspaceId})\n`);
-        return 0;
-      }
-      default:
-        process.stderr.write(`agentgate workspace: unknown subcommand "${sub}"\n${USAGE}`);
-        return 1;
+const create = defineCommand({
+  name: "create",
+  summary: "create a workspace and its build 1",
+  description: `Creates the owner if missing, the workspace and build 1. Its agents come from --spec plus one default agent per --agent; with neither, one agent named "main". Prints each agent's token.`,
+  flags: {
+    owner: flag(text, { placeholder: "USER", required: true, help: "the owner's username (created if missing)" }),
+    name: flag(text, { placeholder: "NAME", required: true, help: "the workspace's name, unique per owner" }),
+    ...specFlags,
+    ...jsonFlag,
+    ...controlFlags,
+  },
+  epilog: RESULT_JSON,
+  async run({ values }) {
+    const spec = (await loadSpec(values.spec, values.agent)) ?? { agents: [defaultAgent("main")] };
+    const result = await (await provisioner(values)).create({ owner: values.owner, name: values.name, spec });
+    printResult(result, values.json, `created workspace ${values.owner}/${values.name}`);
+  },
+});
+
+const build = defineCommand({
+  name: "build",
+  summary: "make the next build of a workspace",
+  description: `Makes the next build of WORKSPACE with new agents and tokens; the older build's agents become outdated and are refused. Without --spec and --agent, the latest build's spec (agents, apps, scripts, metadata, devcontainers, monitors) is built again, as a template rebuild does.`,
+  args: WORKSPACE_ARG,
+  flags: { ...specFlags, ...jsonFlag, ...controlFlags },
+  epilog: RESULT_JSON,
+  async run({ values, args: [ref] }) {
+    const spec = await loadSpec(values.spec, values.agent);
+    const result = await (await provisioner(values)).build({ workspace: ref!, spec });
+    printResult(result, values.json, `built workspace ${ref}`);
+  },
+});
+
+const show = defineCommand({
+  name: "show",
+  summary: "print a workspace's current spec",
+  description: `Prints the spec of WORKSPACE's latest build, every default filled in: as YAML (a valid --spec file), or with --json as {"workspace_id", "workspace": "owner/name", "build_number", "spec"}.`,
+  args: WORKSPACE_ARG,
+  flags: { ...jsonFlag, ...controlFlags },
+  async run({ values, args: [ref] }) {
+    const current = await (await provisioner(values)).show(ref!);
+    const workspace = `${current.owner}/${current.workspaceName}`;
+    if (values.json) {
+      process.stdout.write(`${JSON.stringify({ workspace_id: current.workspaceId, workspace, build_number: current.buildNumber, spec: current.spec })}\n`);
+    } else {
+      process.stdout.write(`# ${workspace}, build ${current.buildNumber} (workspace ${current.workspaceId})\n${toYaml(current.spec)}`);
     }
-  } catch (err) {
-    if (err instanceof ProvisionError || err instanceof SpecError || err instanceof ControlTargetError) {
-      process.stderr.write(`agentgate workspace ${sub}: ${err.message}\n`);
-      return 1;
-    }
-    if (err instanceof ConnectError) {
-      // The server's message is provisioning's own, so the line reads the same either way.
-      process.stderr.write(`agentgate workspace ${sub}: ${err.rawMessage}\n`);
-      return 1;
-    }
-    throw err;
-  }
+  },
+});
+
+/** One line of `workspace list --json`. */
+export interface WorkspaceLine {
+  workspace_id: string;
+  workspace: string;
+  build_number: number;
+  agents: string[];
 }
 
-/** The agents of the build: the spec file's, then one default agent per --agent, else a single "main". */
-async function loadSpec(file: string | undefined, agentNames: string[] | undefined): Promise<WorkspaceSpec> {
-  let spec: WorkspaceSpec = { agents: [] };
-  if (file !== undefined) {
-    let text: string;
-    try {
-      text = await readFile(file, "utf8");
-    } catch (err) {
-      throw new SpecError(`--spec ${file}: ${(err as Error).message}`);
-    }
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch (err) {
-      throw new SpecError(`--spec ${file}: not JSON: ${(err as Error).message}`);
-    }
-    spec = parseWorkspaceSpec(json);
-  }
-  const agents = [...spec.agents, ...(agentNames ?? []).map(defaultAgent)];
-  if (agents.length === 0) agents.push(defaultAgent("main"));
+const list = defineCommand({
+  name: "list",
+  summary: "list workspaces with their latest build",
+  description: `Lists every workspace with its latest build number and agents; with --json, an array of {"workspace_id", "workspace": "owner/name", "build_number", "agents": [names]}.`,
+  flags: { ...jsonFlag, ...controlFlags },
+  async run({ values }) {
+    const lines = await (await provisioner(values)).list();
+    if (values.json) process.stdout.write(`${JSON.stringify(lines)}\n`);
+    else if (lines.length === 0) process.stdout.write("no workspaces\n");
+    else process.stdout.write(table([["WORKSPACE", "BUILD", "AGENTS", "ID"], ...lines.map((l) => [l.workspace, String(l.build_number), l.agents.join(","), l.workspace_id])]));
+  },
+});
+
+const remove = defineCommand({
+  name: "delete",
+  summary: "delete a workspace",
+  description: "Soft-deletes WORKSPACE: its agents stop authenticating. With --json, prints {\"workspace_id\", \"deleted\": true}.",
+  args: WORKSPACE_ARG,
+  flags: { ...jsonFlag, ...controlFlags },
+  async run({ values, args: [ref] }) {
+    const workspaceId = await (await provisioner(values)).delete({ workspace: ref! });
+    if (values.json) process.stdout.write(`${JSON.stringify({ workspace_id: workspaceId, deleted: true })}\n`);
+    else process.stdout.write(`deleted workspace ${ref} (${workspaceId})\n`);
+  },
+});
+
+/**
+ * `agentgate workspace create|build|show|list|delete`: provisioning through a running server's
+ * control API, or straight to the database when there is none to go through.
+ */
+export const workspaceCommand = defineCommand({
+  name: "workspace",
+  summary: "create, build, show, list or delete workspaces",
+  description: `Provisioning. With --url, or while a server runs on the PGlite data folder, each command goes through the server's control API; otherwise to the database.`,
+  subcommands: [create, build, show, list, remove],
+});
+
+/** The agents --spec and --agent name, or undefined when neither is given. */
+async function loadSpec(file: string | undefined, agentNames: string[] | undefined): Promise<WorkspaceSpec | undefined> {
+  if (file === undefined && agentNames === undefined) return undefined;
+  const fromFile = file === undefined ? [] : parseWorkspaceSpec(await readStructuredFile(file, "--spec", (message) => new SpecError(message))).agents;
+  const agents = [...fromFile, ...(agentNames ?? []).map(defaultAgent)];
   checkUniqueAgentNames(agents);
   return { agents };
 }
@@ -120,14 +137,17 @@ async function loadSpec(file: string | undefined, agentNames: string[] | undefin
 /** Where provisioning happens: a server's control API or the database itself. */
 interface Provisioner {
   create(p: { owner: string; name: string; spec: WorkspaceSpec }): Promise<ProvisionResult>;
-  build(p: { workspace: string; spec: WorkspaceSpec }): Promise<ProvisionResult>;
+  /** Without a spec, the latest build's again. */
+  build(p: { workspace: string; spec: WorkspaceSpec | undefined }): Promise<ProvisionResult>;
+  show(workspace: string): Promise<CurrentSpec>;
+  list(): Promise<WorkspaceLine[]>;
   /** Resolves to the deleted workspace's id. */
   delete(p: { workspace: string }): Promise<string>;
 }
 
-async function provisioner(values: ControlFlagValues): Promise<Provisioner> {
-  const client = await controlClientFor(values);
-  return client === undefined ? databaseProvisioner(values) : controlProvisioner(client);
+async function provisioner(target: ControlTarget): Promise<Provisioner> {
+  const client = await controlClientFor(target);
+  return client === undefined ? databaseProvisioner(target) : controlProvisioner(client);
 }
 
 function controlProvisioner(client: ControlClient): Provisioner {
@@ -140,31 +160,38 @@ function controlProvisioner(client: ControlClient): Provisioner {
   });
   return {
     create: async (p) => result(await client.createWorkspace({ owner: p.owner, name: p.name, spec: specToMessage(p.spec) })),
-    build: async (p) => result(await client.buildWorkspace({ workspace: p.workspace, spec: specToMessage(p.spec) })),
+    build: async (p) => result(await client.buildWorkspace({ workspace: p.workspace, ...(p.spec ? { spec: specToMessage(p.spec) } : {}) })),
+    show: async (workspace) => {
+      const r = await client.getWorkspaceSpec({ workspace });
+      return { workspaceId: r.workspaceId, owner: r.owner, workspaceName: r.workspaceName, buildNumber: r.buildNumber, spec: specFromMessage(r.spec) };
+    },
+    list: async () => workspaceLines((await client.listAgents({})).agents.map((a) => ({ ...a, workspace: `${a.owner}/${a.workspaceName}` }))),
     delete: async (p) => (await client.deleteWorkspace({ workspace: p.workspace })).workspaceId,
   };
 }
 
-function databaseProvisioner(values: DatabaseFlagValues): Provisioner {
+function databaseProvisioner(where: ControlTarget): Provisioner {
   return {
-    create: (p) => withDatabase(values, (db) => createWorkspace(db, p)),
-    build: (p) => withDatabase(values, (db) => buildWorkspace(db, p)),
-    delete: async (p) => (await withDatabase(values, (db) => deleteWorkspace(db, p))).id,
+    create: (p) => withDatabase(where, (db) => createWorkspace(db, p)),
+    build: (p) => withDatabase(where, (db) => buildWorkspace(db, p)),
+    show: (workspace) => withDatabase(where, (db) => readCurrentSpec(db, workspace)),
+    list: async () => {
+      const overviews = await withDatabase(where, (db) => listAgentOverviews(db));
+      return workspaceLines(overviews.map((o) => ({ workspaceId: o.workspaceId, workspace: `${o.ownerUsername}/${o.workspaceName}`, buildNumber: o.buildNumber, agentName: o.agent.name })));
+    },
+    delete: async (p) => (await withDatabase(where, (db) => deleteWorkspace(db, p))).id,
   };
 }
 
-async function withDatabase<T>(values: DatabaseFlagValues, fn: (db: Awaited<ReturnType<typeof openMigratedDatabase>>["db"]) => Promise<T>): Promise<T> {
-  const { db } = await openMigratedDatabase(values);
-  try {
-    return await fn(db);
-  } finally {
-    await db.close();
+/** Agents, ordered by workspace, grouped into one line per workspace. */
+function workspaceLines(agents: { workspaceId: string; workspace: string; buildNumber: number; agentName: string }[]): WorkspaceLine[] {
+  const lines = new Map<string, WorkspaceLine>();
+  for (const a of agents) {
+    const line = lines.get(a.workspaceId) ?? { workspace_id: a.workspaceId, workspace: a.workspace, build_number: a.buildNumber, agents: [] };
+    line.agents.push(a.agentName);
+    lines.set(a.workspaceId, line);
   }
-}
-
-function single(positionals: string[], sub: string): string {
-  if (positionals.length !== 1) throw new ProvisionError(`workspace ${sub} needs exactly one WORKSPACE (an id or owner/name)`);
-  return positionals[0]!;
+  return [...lines.values()];
 }
 
 function printResult(r: ProvisionResult, json: boolean, headline: string): void {

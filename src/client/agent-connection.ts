@@ -30,7 +30,18 @@ export interface ConnectAgentOptions {
   keepaliveIntervalMs?: number;
 }
 
-/** Events: "connected" (a tunnel is up), "disconnected" (err), "fatal" (err: the server refused for good). */
+/** What "disconnected" says about the next dial. */
+export interface RedialInfo {
+  /** Dials failed or tunnels lost since the last tunnel came up, this one included. */
+  attempt: number;
+  /** The backoff before the next dial. */
+  retryInMs: number;
+}
+
+/**
+ * Events: "connected" (a tunnel is up), "disconnected" (err, {@link RedialInfo}: a dial failed or
+ * the tunnel dropped, and another dial follows), "fatal" (err: the server refused for good).
+ */
 export interface AgentConnection extends EventEmitter {
   /** Typed client of `coder.agent.v2.Agent`. */
   readonly agent: Client<typeof Agent>;
@@ -139,12 +150,16 @@ class ReconnectingConnection extends EventEmitter implements AgentConnection {
           this.emit("fatal", err);
           return;
         }
-        this.emit("disconnected", err);
-        await sleep(backoffDelay(attempt++, options.backoff ?? DEFAULT_BACKOFF), undefined, { signal }).catch(() => undefined);
+        await this.redial(err as Error, ++attempt);
         continue;
       }
       attempt = 0;
       const closed = new Promise<void>((resolve) => tunnel.session.once("close", resolve));
+      // The server's close code and reason ("1001 build is outdated"), for the disconnect's error.
+      let closedWith: string | undefined;
+      tunnel.ws.once("close", (code: number, reason: Buffer) => {
+        closedWith = `${code}${reason.length > 0 ? ` ${reason.toString()}` : ""}`;
+      });
       this.current = { tunnel, transport: this.tunnelTransport(tunnel) };
       this.emit("connected");
       for (const w of this.waiters.splice(0)) w.resolve();
@@ -152,9 +167,16 @@ class ReconnectingConnection extends EventEmitter implements AgentConnection {
       this.current = undefined;
       tunnel.ws.terminate();
       if (signal.aborted) return;
-      this.emit("disconnected", tunnel.session.error ?? new Error("tunnel closed"));
-      await sleep(backoffDelay(attempt++, options.backoff ?? DEFAULT_BACKOFF), undefined, { signal }).catch(() => undefined);
+      const why = tunnel.session.error?.message ?? "tunnel closed";
+      await this.redial(new Error(closedWith === undefined ? why : `${why} (websocket ${closedWith})`, { cause: tunnel.session.error }), ++attempt);
     }
+  }
+
+  /** Says why and when, then waits out the backoff before dial number `attempt` + 1. */
+  private async redial(err: Error, attempt: number): Promise<void> {
+    const retryInMs = backoffDelay(attempt - 1, this.options.backoff ?? DEFAULT_BACKOFF);
+    this.emit("disconnected", err, { attempt, retryInMs } satisfies RedialInfo);
+    await sleep(retryInMs, undefined, { signal: this.closing.signal }).catch(() => undefined);
   }
 
   /** Connect or gRPC over HTTP/2 whose connections are yamux streams of this tunnel. */

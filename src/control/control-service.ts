@@ -50,6 +50,10 @@ export function controlService(options: ControlOptions): ServiceImpl<typeof Cont
       authorize(ctx);
       return workspaces.buildWorkspace(req);
     },
+    async getWorkspaceSpec(req, ctx) {
+      authorize(ctx);
+      return workspaces.getWorkspaceSpec(req);
+    },
     async deleteWorkspace(req, ctx) {
       authorize(ctx);
       return workspaces.deleteWorkspace(req);

@@ -4,13 +4,15 @@ import type {
   CreateWorkspaceRequest,
   DeleteWorkspaceRequest,
   DeleteWorkspaceResponseSchema,
+  GetWorkspaceSpecRequest,
+  GetWorkspaceSpecResponseSchema,
 } from "../../gen/agentgate/control/v1/control_pb.js";
 import { publishWorkspaceEvent } from "../db/events.js";
 import { getWorkspaceById } from "../db/queries/workspaces.js";
-import { buildWorkspace, createWorkspace, deleteWorkspace, type ProvisionResult } from "../provision/provision.js";
+import { buildWorkspace, createWorkspace, deleteWorkspace, readCurrentSpec, type ProvisionResult } from "../provision/provision.js";
 import type { ControlOptions } from "./control-service.js";
 import { toConnectError } from "./errors.js";
-import { specFromMessage } from "./spec-message.js";
+import { specFromMessage, specToMessage } from "./spec-message.js";
 
 /** The fields CreateWorkspaceResponse and BuildWorkspaceResponse share: a plain object fits either. */
 interface BuildAnswer {
@@ -20,7 +22,7 @@ interface BuildAnswer {
   agents: { id: string; name: string; token: string }[];
 }
 
-/** CreateWorkspace, BuildWorkspace and DeleteWorkspace over src/provision. */
+/** CreateWorkspace, BuildWorkspace, GetWorkspaceSpec and DeleteWorkspace over src/provision. */
 export function workspaceHandlers(options: Pick<ControlOptions, "db" | "logger">) {
   const { db, logger } = options;
   /** Tells the owner's watchers that a workspace's agents changed (provisioning itself publishes nothing). */
@@ -35,9 +37,15 @@ export function workspaceHandlers(options: Pick<ControlOptions, "db" | "logger">
       return buildAnswer(result);
     },
     async buildWorkspace(req: BuildWorkspaceRequest): Promise<BuildAnswer> {
-      const result = await provisioning(() => buildWorkspace(db, { workspace: req.workspace, spec: specFromMessage(req.spec) }));
+      // No spec: the latest build's spec again (an empty one still fails: a build needs an agent).
+      const spec = req.spec === undefined ? undefined : specFromMessage(req.spec);
+      const result = await provisioning(() => buildWorkspace(db, { workspace: req.workspace, spec }));
       await announce(result.workspace_id);
       return buildAnswer(result);
+    },
+    async getWorkspaceSpec(req: GetWorkspaceSpecRequest): Promise<MessageInitShape<typeof GetWorkspaceSpecResponseSchema>> {
+      const current = await provisioning(() => readCurrentSpec(db, req.workspace));
+      return { ...current, spec: specToMessage(current.spec) };
     },
     async deleteWorkspace(req: DeleteWorkspaceRequest): Promise<MessageInitShape<typeof DeleteWorkspaceResponseSchema>> {
       const workspace = await provisioning(() => deleteWorkspace(db, { workspace: req.workspace }));

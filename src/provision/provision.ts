@@ -10,7 +10,7 @@ import { insertMetadataDescriptions } from "../db/queries/metadata.js";
 import { insertMemoryMonitor, insertVolumeMonitor } from "../db/queries/resource-monitors.js";
 import { insertResource } from "../db/queries/resources.js";
 import { insertScripts } from "../db/queries/scripts.js";
-import { getUserByUsername, insertUser } from "../db/queries/users.js";
+import { getUserById, getUserByUsername, insertUser } from "../db/queries/users.js";
 import {
   getWorkspaceById,
   getWorkspaceByOwnerAndName,
@@ -19,6 +19,7 @@ import {
   type Workspace,
 } from "../db/queries/workspaces.js";
 import { isUuid } from "../uuid.js";
+import { readBuildSpec } from "./build-spec.js";
 import { MAX_USER_OR_WORKSPACE_NAME, nameProblem } from "./names.js";
 import type { AgentSpec, WorkspaceSpec } from "./spec.js";
 
@@ -72,16 +73,39 @@ export async function createWorkspace(
   }
 }
 
-/** Makes the next build of a workspace with new agents and tokens; the older build's agents become outdated. */
+/**
+ * Makes the next build of a workspace with new agents and tokens; the older build's agents become
+ * outdated. Without a spec, the latest build's spec is built again, as a template rebuild does.
+ */
 export async function buildWorkspace(
   db: Database,
-  p: { workspace: string; spec: WorkspaceSpec; now?: Date },
+  p: { workspace: string; spec?: WorkspaceSpec | undefined; now?: Date },
 ): Promise<ProvisionResult> {
   const now = p.now ?? new Date();
   return db.transaction(async (tx) => {
     const workspace = await resolveWorkspace(tx, p.workspace);
-    return insertBuild(tx, workspace, workspace.ownerId, p.spec, now);
+    const spec = p.spec ?? (await readCurrentSpec(tx, workspace.id)).spec;
+    return insertBuild(tx, workspace, workspace.ownerId, spec, now);
   });
+}
+
+/** A workspace's latest build and the spec it was made from. */
+export interface CurrentSpec {
+  workspaceId: string;
+  /** The owner's username. */
+  owner: string;
+  workspaceName: string;
+  buildNumber: number;
+  spec: WorkspaceSpec;
+}
+
+/** The spec of a workspace's latest build (id or `owner/name`); `workspace show` prints it. */
+export async function readCurrentSpec(q: Queryable, ref: string): Promise<CurrentSpec> {
+  const workspace = await resolveWorkspace(q, ref);
+  const [owner, build] = await Promise.all([getUserById(q, workspace.ownerId), getLatestBuild(q, workspace.id)]);
+  // createWorkspace writes the owner, the workspace and build 1 in one transaction.
+  if (owner === undefined || build === undefined) throw new Error(`workspace ${workspace.id} has no owner or no build`);
+  return { workspaceId: workspace.id, owner: owner.username, workspaceName: workspace.name, buildNumber: build.buildNumber, spec: await readBuildSpec(q, build.id) };
 }
 
 /** Soft-deletes a workspace: its agents stop authenticating. */

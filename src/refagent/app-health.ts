@@ -2,6 +2,7 @@ import type { Client } from "@connectrpc/connect";
 import { durationMs } from "@bufbuild/protobuf/wkt";
 import { AppHealth, type Agent, type WorkspaceApp } from "../../gen/coder/agent/v2/agent_pb.js";
 import type { Logger } from "../log.js";
+import { oneAtATime } from "./one-at-a-time.js";
 
 /** A health check that hasn't answered in this long failed. */
 const CHECK_TIMEOUT_MS = 5_000;
@@ -19,7 +20,7 @@ export function watchAppHealth(agent: Client<typeof Agent>, apps: WorkspaceApp[]
     if (intervalMs <= 0) continue;
     let failures = 0;
     let reported: AppHealth | undefined;
-    const tick = async () => {
+    const tick = oneAtATime(async () => {
       let ok = false;
       try {
         const res = await fetch(check.url, { signal: AbortSignal.any([signal, AbortSignal.timeout(CHECK_TIMEOUT_MS)]) });
@@ -37,9 +38,9 @@ export function watchAppHealth(agent: Client<typeof Agent>, apps: WorkspaceApp[]
         reported = health;
         logger.info({ app: app.slug, health: AppHealth[health].toLowerCase() }, "app health reported");
       } catch (err) {
-        logger.warn({ app: app.slug, err: (err as Error).message }, "app health not sent");
+        if (!signal.aborted) logger.warn({ app: app.slug, err: (err as Error).message }, "app health not sent");
       }
-    };
+    });
     const timer = setInterval(() => void tick(), intervalMs);
     signal.addEventListener("abort", () => clearInterval(timer), { once: true });
   }

@@ -3,6 +3,7 @@ import type { Client } from "@connectrpc/connect";
 import type { Duration } from "@bufbuild/protobuf/wkt";
 import type { Agent, WorkspaceAgentMetadata_Description } from "../../gen/coder/agent/v2/agent_pb.js";
 import type { Logger } from "../log.js";
+import { oneAtATime } from "./one-at-a-time.js";
 
 /** Longest output kept from a metadata script; the server keeps 2,048 bytes of a value anyway. */
 const MAX_OUTPUT_BYTES = 64 * 1024;
@@ -10,19 +11,21 @@ const MAX_OUTPUT_BYTES = 64 * 1024;
 /**
  * Runs each metadata description's script on its interval, bounded by its timeout, and reports
  * the result with BatchUpdateMetadata. Interval and timeout arrive as Coder sends them: Durations
- * whose nanosecond count is the number of seconds (agent-api.md §2.2).
+ * whose nanosecond count is the number of seconds (a quirk of Coder's agent API, kept on the wire).
  */
 export function collectMetadata(agent: Client<typeof Agent>, descriptions: WorkspaceAgentMetadata_Description[], logger: Logger, signal: AbortSignal): void {
   for (const d of descriptions) {
     const intervalS = secondsOf(d.interval) || 1;
     const timeoutS = secondsOf(d.timeout) || intervalS;
-    const tick = async () => {
+    const tick = oneAtATime(async () => {
       const result = await runScript(d.script, timeoutS * 1000, signal);
       if (signal.aborted) return;
       await agent
         .batchUpdateMetadata({ metadata: [{ key: d.key, result: { value: result.value, error: result.error } }] }, { signal })
-        .catch((err: unknown) => logger.warn({ key: d.key, err: (err as Error).message }, "metadata not sent"));
-    };
+        .catch((err: unknown) => {
+          if (!signal.aborted) logger.warn({ key: d.key, err: (err as Error).message }, "metadata not sent");
+        });
+    });
     void tick();
     const timer = setInterval(() => void tick(), intervalS * 1000);
     signal.addEventListener("abort", () => clearInterval(timer), { once: true });

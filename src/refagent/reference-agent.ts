@@ -2,7 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { create } from "@bufbuild/protobuf";
 import { durationMs, timestampNow } from "@bufbuild/protobuf/wkt";
 import { Lifecycle_State, StatsSchema, type Manifest } from "../../gen/coder/agent/v2/agent_pb.js";
-import { connectAgent, type AgentConnection, type ConnectAgentOptions } from "../client/index.js";
+import { connectAgent, type AgentConnection, type ConnectAgentOptions, type RedialInfo } from "../client/index.js";
 import type { Logger } from "../log.js";
 import { watchAppHealth } from "./app-health.js";
 import { collectMetadata } from "./metadata-collector.js";
@@ -12,6 +12,8 @@ import { runStartScripts } from "./script-runner.js";
 export const REFERENCE_AGENT_VERSION = "v0.1.0";
 /** Stats interval to use if the server's answer is zero. */
 const FALLBACK_STATS_INTERVAL_MS = 30_000;
+/** Failed dials in a row are reported at the first and every this many, the rest at debug: a server down for an hour is 360 dials. */
+const DIAL_REPORT_EVERY = 5;
 
 export interface ReferenceAgentOptions extends ConnectAgentOptions {
   logger: Logger;
@@ -29,13 +31,39 @@ export class ReferenceAgent {
   private readonly stopping = new AbortController();
   private statsLoop: Promise<void> | undefined;
   manifest: Manifest | undefined;
+  /**
+   * Resolves with the server's reason once it refused this agent for good (a bad token, or a build
+   * superseded by a newer one): the agent has stopped working and should exit.
+   */
+  readonly refused: Promise<Error>;
 
   constructor(private readonly options: ReferenceAgentOptions) {
     this.conn = connectAgent(options);
     const { logger } = options;
-    this.conn.on("connected", () => logger.info("connected"));
-    this.conn.on("disconnected", (err: Error) => logger.warn({ err: err.message }, "disconnected; dialling again"));
-    this.conn.on("fatal", (err: Error) => logger.error({ err: err.message }, "the server refused this agent"));
+    let connected = false;
+    this.conn.on("connected", () => {
+      connected = true;
+      logger.info("connected");
+    });
+    this.conn.on("disconnected", (err: Error, next: RedialInfo) => {
+      const fields = { err: err.message, attempts: next.attempt, retry_in_ms: next.retryInMs };
+      if (connected) {
+        connected = false;
+        logger.warn(fields, "disconnected; dialling again");
+      } else if (next.attempt === 1 || next.attempt % DIAL_REPORT_EVERY === 0) {
+        logger.warn(fields, `cannot reach the server (${next.attempt} failed dial${next.attempt === 1 ? "" : "s"}); next dial in ${next.retryInMs} ms`);
+      } else {
+        logger.debug(fields, "dial failed");
+      }
+    });
+    this.refused = new Promise((resolve) => {
+      this.conn.once("fatal", (err: Error) => {
+        logger.error({ err: err.message }, "the server refused this agent");
+        // Nothing can be reported any more: stop the loops instead of failing every interval.
+        this.stopping.abort();
+        resolve(err);
+      });
+    });
   }
 
   /** Connects and runs the startup sequence; resolves once the agent reported ready. */

@@ -103,17 +103,26 @@ describe("status WORKSPACE: metadata values, app health and last logs, from the 
     ].join("\n"));
   });
 
-  test("mistakes are one line on stderr and exit 1", async () => {
+  test("failures are one line on stderr and exit 1", async () => {
     const cases: [string[], string][] = [
       [["alice/nope"], 'workspace "alice/nope" not found'],
       [["alice/dev", "--logs", "1001"], "log limit 1001: want 0 to 1000"],
-      [["alice/dev", "--logs", "many"], "--logs many: want a number of lines"],
+    ];
+    for (const [args, message] of cases) {
+      const r = await direct(...args);
+      assert.deepEqual([r.code, r.stdout, r.stderr], [1, "", `agentgate status: ${message}\n`], args.join(" "));
+    }
+  });
+
+  test("usage mistakes are one line on stderr and exit 2", async () => {
+    const cases: [string[], string][] = [
+      [["alice/dev", "--logs", "many"], "invalid --logs many (want a number of lines)"],
       [["--logs", "5"], "--logs needs a WORKSPACE"],
       [["alice/dev", "bob/dev"], 'unexpected argument "bob/dev" (one WORKSPACE at most)'],
     ];
     for (const [args, message] of cases) {
       const r = await direct(...args);
-      assert.deepEqual([r.code, r.stdout, r.stderr], [1, "", `agentgate status: ${message}\n`], args.join(" "));
+      assert.deepEqual([r.code, r.stdout, r.stderr], [2, "", `agentgate status: ${message}\n`], args.join(" "));
     }
   });
 

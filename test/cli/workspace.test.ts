@@ -12,6 +12,7 @@ import { listMetadata } from "../../src/db/queries/metadata.js";
 import { getMemoryMonitor, listVolumeMonitors } from "../../src/db/queries/resource-monitors.js";
 import { listScriptsByAgentId } from "../../src/db/queries/scripts.js";
 import { getUserByUsername } from "../../src/db/queries/users.js";
+import { parseWorkspaceSpec } from "../../src/provision/spec.js";
 import type { Database } from "../../src/db/database.js";
 import { runCli } from "../support/cli.js";
 import { availableEngines, createTestDatabase, type TestDatabase } from "../support/database.js";
@@ -106,6 +107,48 @@ for (const engine of availableEngines()) {
       assert.deepEqual([old?.buildNumber, old?.latestBuildNumber, old?.latestBuildId], [1, 2, built.build_id]);
       const byId = await cli("workspace", "build", created.workspace_id, "--json");
       assert.equal((JSON.parse(byId.stdout) as ProvisionResult).build_number, 3);
+    });
+
+    it("build without --spec or --agent keeps the previous build's agents, apps, scripts, metadata, devcontainers and monitors", async () => {
+      const spec = join(dir, "keep.json");
+      await writeFile(spec, JSON.stringify(SPEC));
+      assert.equal((await cli("workspace", "create", "--owner", "gina", "--name", "keep", "--spec", spec)).code, 0);
+      const r = await cli("workspace", "build", "gina/keep", "--json");
+      assert.equal(r.code, 0, r.stderr);
+      const built = JSON.parse(r.stdout) as ProvisionResult;
+      assert.deepEqual([built.build_number, built.agents.map((a) => a.name)], [2, ["dev"]]);
+      const shown = await cli("workspace", "show", "gina/keep", "--json");
+      assert.equal(shown.code, 0, shown.stderr);
+      const current = JSON.parse(shown.stdout) as { workspace_id: string; workspace: string; build_number: number; spec: unknown };
+      assert.deepEqual([current.workspace_id, current.workspace, current.build_number], [built.workspace_id, "gina/keep", 2]);
+      assert.deepEqual(current.spec, parseWorkspaceSpec(SPEC));
+    });
+
+    it("show prints the spec as YAML that --spec takes back; --agent replaces the agents", async () => {
+      assert.equal((await cli("workspace", "create", "--owner", "hal", "--name", "yaml", "--agent", "one", "--agent", "two")).code, 0);
+      const shown = await cli("workspace", "show", "hal/yaml");
+      assert.equal(shown.code, 0, shown.stderr);
+      assert.match(shown.stdout, /^# hal\/yaml, build 1 \(workspace [0-9a-f-]{36}\)\nagents:\n {2}- name: one\n/);
+      const file = join(dir, "shown.yaml");
+      await writeFile(file, shown.stdout);
+      const again = await cli("workspace", "build", "hal/yaml", "--spec", file, "--json");
+      assert.deepEqual((JSON.parse(again.stdout) as ProvisionResult).agents.map((a) => a.name), ["one", "two"]);
+      const replaced = await cli("workspace", "build", "hal/yaml", "--agent", "three", "--json");
+      assert.deepEqual((JSON.parse(replaced.stdout) as ProvisionResult).agents.map((a) => a.name), ["three"]);
+      const spec = JSON.parse((await cli("workspace", "show", "hal/yaml", "--json")).stdout) as { build_number: number; spec: { agents: { name: string }[] } };
+      assert.deepEqual([spec.build_number, spec.spec.agents.map((a) => a.name)], [3, ["three"]]);
+    });
+
+    it("list shows each workspace once with its latest build and agents", async () => {
+      const created = JSON.parse((await cli("workspace", "create", "--owner", "ivy", "--name", "box", "--agent", "a", "--agent", "b", "--json")).stdout) as ProvisionResult;
+      await cli("workspace", "build", "ivy/box");
+      const r = await cli("workspace", "list", "--json");
+      assert.equal(r.code, 0, r.stderr);
+      const mine = (JSON.parse(r.stdout) as { workspace_id: string }[]).filter((l) => l.workspace_id === created.workspace_id);
+      assert.deepEqual(mine, [{ workspace_id: created.workspace_id, workspace: "ivy/box", build_number: 2, agents: ["a", "b"] }]);
+      const text = await cli("workspace", "list");
+      assert.match(text.stdout, /^WORKSPACE\s+BUILD\s+AGENTS\s+ID\n/);
+      assert.match(text.stdout, new RegExp(`\\nivy/box\\s+2\\s+a,b\\s+${created.workspace_id}\\n`));
     });
 
     it("status --json lists the latest build's agents with computed status; delete removes them", async () => {

@@ -134,6 +134,38 @@ describe("control API", () => {
     assert.match(err.rawMessage, /^workspace ".*\/none" not found$/);
   });
 
+  test("BuildWorkspace without a spec builds the latest build's spec again, apps, scripts and metadata included", async () => {
+    const dana = owner();
+    const spec = {
+      agents: [
+        { name: "main", apps: [{ slug: "web", url: "http://127.0.0.1:3999", healthcheck: { url: "http://127.0.0.1:3999/", intervalSeconds: 2, threshold: 2 } }], scripts: [{ displayName: "Hello", script: "echo hi", runOnStart: true }], metadata: [{ key: "load", script: "cat /proc/loadavg", intervalSeconds: 2 }] },
+        { name: "gpu", resourceMonitors: { memory: { threshold: 80 } } },
+      ],
+    };
+    await control.createWorkspace({ owner: dana, name: "ws", spec });
+    const first = await control.getWorkspaceSpec({ workspace: `${dana}/ws` });
+    const rebuilt = await control.buildWorkspace({ workspace: `${dana}/ws` });
+    assert.deepEqual([rebuilt.buildNumber, rebuilt.agents.map((a) => a.name)], [2, ["main", "gpu"]]);
+    const second = await control.getWorkspaceSpec({ workspace: rebuilt.workspaceId });
+    assert.deepEqual([second.owner, second.workspaceName, second.buildNumber], [dana, "ws", 2]);
+    assert.deepEqual(second.spec, first.spec);
+    const [web] = await listAppsByAgentId(t.db, rebuilt.agents[0]!.id);
+    assert.deepEqual([web?.slug, web?.healthcheckInterval], ["web", 2]);
+    assert.deepEqual((await listScriptsByAgentId(t.db, rebuilt.agents[0]!.id)).map((s) => s.script), ["echo hi"]);
+    assert.equal((await getMemoryMonitor(t.db, rebuilt.agents[1]!.id))?.threshold, 80);
+  });
+
+  test("BuildWorkspace with an empty spec is still InvalidArgument: a build needs an agent", async () => {
+    const created = await control.createWorkspace({ owner: owner(), name: "ws", spec: { agents: [{ name: "main" }] } });
+    const err = await connectErrorOf(control.buildWorkspace({ workspace: created.workspaceId, spec: { agents: [] } }));
+    assert.deepEqual([err.code, err.rawMessage], [Code.InvalidArgument, "a build needs at least one agent"]);
+  });
+
+  test("GetWorkspaceSpec of an unknown workspace is NotFound", async () => {
+    const err = await connectErrorOf(control.getWorkspaceSpec({ workspace: `${owner()}/none` }));
+    assert.equal(err.code, Code.NotFound);
+  });
+
   test("DeleteWorkspace removes the workspace's agents from ListAgents; deleting again is NotFound", async () => {
     const dave = owner();
     const created = await control.createWorkspace({ owner: dave, name: "box", spec: { agents: [{ name: "a1" }] } });

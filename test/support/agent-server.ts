@@ -11,7 +11,7 @@
  * `buildDashboard()` (src/dashboard/build-dashboard.ts, a fraction of a second) before starting
  * its server, so it always serves the current sources.
  */
-import { parseServerConfig, type ServerConfig } from "../../src/config.js";
+import { loadServerConfig, type ServerConfig } from "../../src/config.js";
 import type { Database } from "../../src/db/database.js";
 import { silentLogger } from "../../src/log.js";
 import type { AgentServer } from "../../src/server/agent-server.js";
@@ -28,7 +28,7 @@ export interface TestServer {
 
 /** Server config for tests: a free port on 127.0.0.1, defaults otherwise, then `overrides`. */
 export function testServerConfig(overrides: Partial<ServerConfig> = {}): ServerConfig {
-  return { ...parseServerConfig(["--listen", "127.0.0.1:0"], {}), ...overrides };
+  return { ...loadServerConfig({ cli: { listen: "127.0.0.1:0" } }), ...overrides };
 }
 
 export async function startTestServer(db: Database, overrides: Partial<ServerConfig> = {}): Promise<TestServer> {

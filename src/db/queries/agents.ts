@@ -69,6 +69,20 @@ export async function getAgentById(q: Queryable, id: string): Promise<WorkspaceA
   return rows[0];
 }
 
+/** The non-deleted agents of a build, by name (reading a build's spec back). */
+export async function listAgentsByBuildId(q: Queryable, buildId: string): Promise<WorkspaceAgent[]> {
+  const { rows } = await q.query<WorkspaceAgent>(
+    `SELECT ${AGENT_SELECT}
+     FROM workspace_agents a
+     JOIN workspace_resources r ON r.id = a.resource_id
+     JOIN workspace_builds b ON b.job_id = r.job_id
+     WHERE b.id = $1 AND NOT a.deleted
+     ORDER BY a.name`,
+    [buildId],
+  );
+  return rows;
+}
+
 /** Columns a provisioner sets when it creates an agent. */
 export interface InsertAgentParams {
   id: string;

@@ -1,0 +1,55 @@
+import { DEFAULT_DATA_DIR } from "../db/database.js";
+import { duration, filePath, folderPath, httpUrl, listenAddress, oneOf, onOff, postgresUrl, text, wholeNumber } from "./flag-kinds.js";
+import { flag } from "./flag.js";
+
+/** pino's levels, quietest last. */
+export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
+
+/** Where the database is: every command that reads or writes agentgate's tables takes these. */
+export const databaseFlags = {
+  "database-url": flag(postgresUrl, { env: "DATABASE_URL", secret: true, defaultNote: "embedded PGlite in --data-dir", help: "PostgreSQL URL" }),
+  "data-dir": flag(folderPath, {
+    default: DEFAULT_DATA_DIR,
+    help: "PGlite's folder when there is no --database-url; where serve leaves server.json and admin-token",
+  }),
+};
+
+/** How a process logs: serve and the reference agent take these. */
+export const logFlags = {
+  "log-level": flag(oneOf(LOG_LEVELS, "LEVEL"), { default: "info", help: "least severe level logged" }),
+  "log-format": flag(oneOf(["json", "pretty"], "FORMAT"), { defaultNote: "pretty on a terminal, else json", help: "one JSON object per line, or coloured lines" }),
+};
+
+/**
+ * How agents' connections are judged: serve uses them, and `status` reading the database computes
+ * statuses with the same ones.
+ */
+export const trackingFlags = {
+  "agent-update-interval": flag(duration, { default: "15s", help: "WebSocket ping and connection-time refresh period" }),
+  "agent-inactive-timeout": flag(duration, { defaultNote: "2 × --agent-update-interval", help: "no pong for this long disconnects an agent" }),
+};
+
+/** Every flag of `agentgate serve`. */
+export const serverFlags = {
+  listen: flag(listenAddress, { default: "127.0.0.1:3000", help: "one port for agents, the control API, health and metrics (HTTP/1.1 and h2c)" }),
+  "access-url": flag(httpUrl, { defaultNote: "http://<listen>", help: "the URL agents and users reach this server at" }),
+  "app-hostname": flag(text, { placeholder: "HOST", default: "", defaultNote: "none", help: "wildcard host for workspace apps, e.g. *.apps.example.com" }),
+  ...databaseFlags,
+  ...trackingFlags,
+  "agent-stats-interval": flag(duration, { default: "30s", help: "the stats report interval agents are told" }),
+  "metadata-flush-interval": flag(duration, { default: "1s", help: "how often agents' metadata is written, many agents per statement" }),
+  "usage-flush-interval": flag(duration, { default: "60s", help: "how often used workspaces get last_used_at written" }),
+  "block-direct-connections": flag(onOff, { help: "agents relay through DERP only; no STUN in the DERP map" }),
+  "derp-force-websockets": flag(onOff, { help: "agents reach DERP over WebSockets only" }),
+  "derp-map": flag(filePath, { defaultNote: "an empty map", help: "DERP map JSON, re-read when it changes" }),
+  banners: flag(filePath, { defaultNote: "none", help: "service banner JSON" }),
+  "shutdown-grace": flag(duration, { default: "10s", help: "how long open RPCs get at shutdown (a second signal exits at once)" }),
+  "max-streams-per-agent": flag(wholeNumber(1), { default: "1024", help: "yamux streams one agent may hold open" }),
+  ...logFlags,
+  "admin-token": flag(text, {
+    placeholder: "TOKEN",
+    secret: true,
+    defaultNote: "a fresh one each start, written to admin-token",
+    help: "bearer token of the control API",
+  }),
+};
