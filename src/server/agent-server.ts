@@ -79,6 +79,7 @@ export class AgentServer {
       tunnelIdentity: (req) => identities.of(req),
       resolveCaller: (header) => admitPlainCaller(header, admission),
       shutdownSignal: this.shutdownController.signal,
+      limits: { ...config, adminToken: config.adminToken },
     });
     const http1 = createHttp1Server({ requestTimeout: 0, headersTimeout: HEADERS_TIMEOUT_MS, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS });
     const http2 = createHttp2Server({ settings: { maxConcurrentStreams: MAX_CONCURRENT_RPCS_PER_CONNECTION } });

@@ -4,6 +4,7 @@ import { Agent } from "../../gen/coder/agent/v2/agent_pb.js";
 import { Tailnet } from "../../gen/coder/tailnet/v2/tailnet_pb.js";
 import { agentIdentityKey, type AgentIdentity } from "../auth/agent-identity.js";
 import type { ServerMetrics } from "./metrics.js";
+import { RequestGate, type RequestGateLimits } from "./request-gate.js";
 
 /** The handler connect-node builds: it serves http.Server and http2 servers alike. */
 export type NodeHandler = ReturnType<typeof connectNodeAdapter>;
@@ -33,23 +34,27 @@ export interface ConnectHandlerOptions {
   resolveCaller: ResolveCallerIdentity;
   /** Aborted at shutdown so streaming handlers end. */
   shutdownSignal?: AbortSignal;
+  /** What requests pass before their bodies are read: credentials, bytes in flight, body idle time. */
+  limits: RequestGateLimits;
 }
-
 
 /**
  * The Connect router for the Agent and Tailnet services, as one Node request handler for
  * HTTP/1.1 and HTTP/2, in tunnels and on the plain port alike. A tunnel's requests carry the
- * identity fixed at the upgrade; plain-port requests are authenticated per call by token.
+ * identity fixed at the upgrade; plain-port requests are authenticated per call by token, from
+ * the headers, before the body is read ({@link RequestGate}).
  */
 export function createConnectHandler(options: ConnectHandlerOptions): NodeHandler {
   const { metrics } = options;
+  const gate = new RequestGate({ limits: options.limits, metrics, tunnelIdentity: options.tunnelIdentity, resolveCaller: options.resolveCaller });
   const observe: Interceptor = (next) => async (req) => {
     const method = req.method.name;
     const service = req.service.typeName;
     const stop = metrics.rpcSeconds.startTimer({ method });
     try {
+      // The gate authenticated every agent call before its body was read; none can get here without.
       if (AGENT_SERVICES.has(service) && req.contextValues.get(agentIdentityKey) === undefined) {
-        req.contextValues.set(agentIdentityKey, await options.resolveCaller(req.header));
+        throw new ConnectError("agent token required", Code.Unauthenticated);
       }
       const res = await next(req);
       metrics.rpcs.inc({ service, method, code: "ok" });
@@ -62,20 +67,25 @@ export function createConnectHandler(options: ConnectHandlerOptions): NodeHandle
       stop();
     }
   };
-  return connectNodeAdapter({
-    routes: options.routes,
+  const handler = connectNodeAdapter({
+    routes(router) {
+      options.routes(router);
+      gate.noteHandlers(router.handlers);
+    },
     interceptors: [observe],
     readMaxBytes: MAX_RPC_MESSAGE_BYTES,
     writeMaxBytes: MAX_RPC_MESSAGE_BYTES,
     shutdownSignal: options.shutdownSignal,
     contextValues(req) {
       const values = createContextValues();
-      const identity = options.tunnelIdentity(req);
+      const identity = gate.identityOf(req);
       if (identity !== undefined) values.set(agentIdentityKey, identity);
       return values;
     },
     fallback: answerUnknownRoute,
   });
+  const next = handler as unknown as (req: unknown, res: unknown) => void;
+  return (req, res) => gate.handle(req, res as unknown as Parameters<RequestGate["handle"]>[1], next);
 }
 
 /**
