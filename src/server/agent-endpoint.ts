@@ -5,6 +5,7 @@ import type { AgentIdentity } from "../auth/agent-identity.js";
 import { HttpError, writeError, writeSocketError, type ErrorBody } from "../http/http-error.js";
 import type { Logger } from "../log.js";
 import { admitAgent, type AdmissionOptions } from "./agent-admission.js";
+import { OVERLOAD_RETRY_AFTER_SECONDS, type DialOverload } from "./dial-overload.js";
 import type { ServerMetrics } from "./metrics.js";
 
 /** What the agent route needs. */
@@ -16,6 +17,8 @@ export interface AgentEndpointOptions {
   logger: Logger;
   /** True once shutdown began: new agents are turned away with 503. */
   isShuttingDown: () => boolean;
+  /** Turns new dials away with 503 and Retry-After while the process is saturated. */
+  overload: DialOverload;
   /** Runs the tunnel on an upgraded socket. */
   onTunnel: (ws: WebSocket, identity: AgentIdentity, remoteAddress: string | undefined) => void;
 }
@@ -27,7 +30,13 @@ export interface AgentEndpointOptions {
  */
 async function admitDial(req: IncomingMessage, url: URL, options: AgentEndpointOptions): Promise<AgentIdentity> {
   if (options.isShuttingDown()) throw new HttpError(503, { message: "Server is shutting down." });
-  const identity = await admitAgent({ headers: req.headers, url, apiVersion: url.searchParams.get("version") }, options.admission);
+  const overloaded = options.overload.refusal();
+  if (overloaded !== undefined) {
+    options.metrics.overloadRefusals.inc({ reason: overloaded });
+    const detail = overloaded === "pending_dials" ? "too many agents are dialing at once" : "the server is saturated";
+    throw new HttpError(503, { message: "Server is overloaded; retry later.", detail }, { "retry-after": String(OVERLOAD_RETRY_AFTER_SECONDS) });
+  }
+  const identity = await options.overload.track(() => admitAgent({ headers: req.headers, url, apiVersion: url.searchParams.get("version") }, options.admission));
   checkOrigin(req);
   return identity;
 }
@@ -56,8 +65,8 @@ export async function handleAgentUpgrade(req: IncomingMessage, socket: Duplex, h
     if (req.method !== "GET") throw new HttpError(405, { message: `Method ${req.method ?? ""} not allowed.` });
     identity = await admitDial(req, url, options);
   } catch (err) {
-    const { status, body } = refuse(req, err, options);
-    writeSocketError(socket, status, body);
+    const { status, body, headers } = refuse(req, err, options);
+    writeSocketError(socket, status, body, headers);
     return;
   }
   if (socket.destroyed) return;
@@ -76,9 +85,9 @@ export async function handleAgentPlainRequest(req: IncomingMessage, res: ServerR
     await admitDial(req, requestUrl(req), options);
     throw new HttpError(426, { message: "This endpoint requires a WebSocket upgrade.", detail: "send Connection: Upgrade and Upgrade: websocket" });
   } catch (err) {
-    const { status, body } = refuse(req, err, options);
+    const { status, body, headers } = refuse(req, err, options);
     if (status === 426) res.setHeader("upgrade", "websocket");
-    writeError(res, status, body);
+    writeError(res, status, body, headers);
   }
 }
 
@@ -87,11 +96,11 @@ function requestUrl(req: IncomingMessage): URL {
 }
 
 /** The answer to a refused dial, counted and logged: at info for the agent's fault, at error for ours. */
-function refuse(req: IncomingMessage, err: unknown, options: AgentEndpointOptions): { status: number; body: ErrorBody } {
+function refuse(req: IncomingMessage, err: unknown, options: AgentEndpointOptions): { status: number; body: ErrorBody; headers: Readonly<Record<string, string>> } {
   const refusal =
     err instanceof HttpError
-      ? { status: err.status, body: err.body }
-      : { status: 500, body: { message: "Internal error.", detail: err instanceof Error ? err.message : String(err) } };
+      ? { status: err.status, body: err.body, headers: err.headers }
+      : { status: 500, body: { message: "Internal error.", detail: err instanceof Error ? err.message : String(err) }, headers: {} };
   const failed = refusal.status >= 500 && refusal.status !== 503;
   options.metrics.upgrades.inc({ result: failed ? "failed" : "refused", status: String(refusal.status) });
   const fields = { status: refusal.status, message: refusal.body.message, detail: refusal.body.detail, remote_address: req.socket.remoteAddress };

@@ -18,14 +18,15 @@ import type { AgentEndpointOptions } from "./agent-endpoint.js";
 import type { AgentServerStore } from "./agent-store.js";
 import { AgentTunnels, SNIFF_TIMEOUT_MS } from "./agent-tunnels.js";
 import { createConnectHandler } from "./connect-handler.js";
+import { ConnectionLimits } from "./connection-limits.js";
+import { DialOverload } from "./dial-overload.js";
+import { enforceHttp1HeaderTimeout, enforceHttp2FirstStreamTimeout } from "./header-timeout.js";
 import { requestListener, upgradeListener } from "./http-routes.js";
 import { ServerMetrics } from "./metrics.js";
 import { TunnelIdentities } from "./tunnel-identities.js";
 
 /** HTTP/2 streams (in-flight RPCs) per connection: each costs about 90 KB, so a bound keeps memory in check. */
 export const MAX_CONCURRENT_RPCS_PER_CONNECTION = 100;
-/** How long the HTTP/1.1 server waits for a request's headers. */
-const HEADERS_TIMEOUT_MS = 30_000;
 /** How long an idle HTTP/1.1 keep-alive connection stays open. */
 const KEEP_ALIVE_TIMEOUT_MS = 60_000;
 
@@ -60,6 +61,8 @@ export class AgentServer {
   private readonly plainSockets = new Set<Socket>();
   private readonly http2Sessions = new Set<ServerHttp2Session>();
   private readonly heartbeats: Batcher<ConnectionRefresh>;
+  private readonly overload: DialOverload;
+  private readonly connectionLimits: ConnectionLimits;
   private readonly shutdownController = new AbortController();
   private shuttingDown = false;
   private closed: Promise<void> | undefined;
@@ -81,7 +84,8 @@ export class AgentServer {
       shutdownSignal: this.shutdownController.signal,
       limits: { ...config, adminToken: config.adminToken },
     });
-    const http1 = createHttp1Server({ requestTimeout: 0, headersTimeout: HEADERS_TIMEOUT_MS, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS });
+    // Node's own headers timeout never runs on connections handed over by hand; enforceHttp1HeaderTimeout keeps it.
+    const http1 = createHttp1Server({ requestTimeout: 0, headersTimeout: 0, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS });
     const http2 = createHttp2Server({ settings: { maxConcurrentStreams: MAX_CONCURRENT_RPCS_PER_CONNECTION } });
     this.servers = { http1, http2 };
     const isShuttingDown = () => this.shuttingDown;
@@ -98,8 +102,15 @@ export class AgentServer {
     });
     // The tunnel speaks no subprotocol: whatever a client offers, the 101 names none, as coderd's does.
     this.wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: TUNNEL_MAX_MESSAGE_BYTES, handleProtocols: () => false });
+    this.overload = new DialOverload({ maxLagMs: config.overloadLagMs, maxPendingDials: config.maxPendingDials });
+    this.connectionLimits = new ConnectionLimits({
+      maxConnections: config.maxConnections,
+      maxConnectionsPerAddress: config.maxConnectionsPerAddress,
+      reserve: config.connectionReserve,
+    });
     const endpoint: AgentEndpointOptions = {
       admission,
+      overload: this.overload,
       wss: this.wss,
       metrics: this.metrics,
       logger,
@@ -111,13 +122,24 @@ export class AgentServer {
     http2.on("request", onRequest);
     http1.on("upgrade", upgradeListener(endpoint));
     http1.on("clientError", (_err, socket) => socket.destroy());
+    const headerTimedOut = () => this.metrics.requestsRefused.inc({ reason: "header_timeout" });
+    enforceHttp1HeaderTimeout(http1, config.headerTimeoutMs, headerTimedOut);
     http2.on("sessionError", () => undefined);
     http2.on("session", (session: ServerHttp2Session) => {
       identities.adoptSession(session);
+      // A tunnel's sessions belong to an admitted agent, bounded by its stream and byte limits.
+      if (!identities.isTunnel(session)) enforceHttp2FirstStreamTimeout(session, config.headerTimeoutMs, headerTimedOut);
       this.http2Sessions.add(session);
       session.once("close", () => this.http2Sessions.delete(session));
     });
     this.net.on("connection", (socket) => {
+      const refused = this.connectionLimits.admit(socket);
+      if (refused !== undefined) {
+        this.metrics.connectionsRefused.inc({ reason: refused });
+        socket.on("error", () => undefined);
+        socket.destroy();
+        return;
+      }
       // Without it small RPC frames wait for delayed ACKs: ~44 ms median latency was measured.
       socket.setNoDelay(true);
       this.plainSockets.add(socket);
@@ -150,6 +172,11 @@ export class AgentServer {
     return this.net.address() as AddressInfo;
   }
 
+  /** TCP connections open right now. */
+  get connectionCount(): number {
+    return this.connectionLimits.count;
+  }
+
   /** Tunnels open right now. */
   get tunnelCount(): number {
     return this.tunnels.count;
@@ -178,6 +205,7 @@ export class AgentServer {
     this.servers.http1.close();
     this.servers.http2.close();
     this.wss.close();
+    this.overload.close();
     await this.heartbeats.close();
     for (const closeable of this.options.closeOnShutdown ?? []) await closeable.close();
     await listening;

@@ -3,7 +3,9 @@ import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import type { Duplex } from "node:stream";
 import type { DashboardHandler } from "../dashboard/serve-dashboard.js";
 import { writeError } from "../http/http-error.js";
+import { ControlService } from "../../gen/agentgate/control/v1/control_pb.js";
 import { AGENT_RPC_PATH } from "../protocol/agent-rpc.js";
+import { inReserve } from "./connection-limits.js";
 import { handleAgentPlainRequest, handleAgentUpgrade, type AgentEndpointOptions } from "./agent-endpoint.js";
 import type { AgentServerStore } from "./agent-store.js";
 import type { NodeHandler } from "./connect-handler.js";
@@ -28,7 +30,11 @@ export interface RoutesOptions {
 export function requestListener(o: RoutesOptions): (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => void {
   return (req, res) => {
     const path = pathOf(req.url);
-    if (req.method === "GET" && path === "/healthz") {
+    if (inReserve(req) && !reserveMayServe(path)) {
+      // HTTP/2 has no Connection header; an HTTP/1.1 connection in the reserve is closed.
+      if (req.httpVersionMajor === 1) res.setHeader("connection", "close");
+      writeError(res as ServerResponse, 503, { message: "Server is at its connection limit.", detail: "the remaining connections are reserved for agents and the control API" });
+    } else if (req.method === "GET" && path === "/healthz") {
       res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
     } else if (req.method === "GET" && path === "/readyz") {
       o.store.ready().then(
@@ -54,6 +60,13 @@ export function upgradeListener(endpoint: AgentEndpointOptions): (req: IncomingM
     if (pathOf(req.url) === AGENT_RPC_PATH) void handleAgentUpgrade(req, socket, head, endpoint);
     else socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
   };
+}
+
+const CONTROL_PREFIX = `/${ControlService.typeName}/`;
+
+/** What a connection admitted into the reserve may still reach: agents' dials, the control API, /healthz. */
+function reserveMayServe(path: string): boolean {
+  return path === AGENT_RPC_PATH || path === "/healthz" || path.startsWith(CONTROL_PREFIX);
 }
 
 function pathOf(url: string | undefined): string {

@@ -35,6 +35,11 @@ export class TunnelIdentities {
     if (this.handingOver !== undefined) this.byConnection.set(session, this.handingOver);
   }
 
+  /** True for a connection (a stream or an HTTP/2 session) that belongs to a tunnel. */
+  isTunnel(connection: object): boolean {
+    return this.byConnection.has(connection);
+  }
+
   /** The tunnel identity of a request; undefined for plain-port requests. */
   of(req: IncomingMessage | Http2ServerRequest): AgentIdentity | undefined {
     if (req.httpVersionMajor === 2) {

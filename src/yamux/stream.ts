@@ -55,6 +55,8 @@ export class Stream extends Duplex {
   private remoteFin = false;
   /** No frames may be sent any more (peer reset it, or the session is gone). */
   private silenced = false;
+  /** Runs while `setTimeout` asked for an idle timeout; refreshed by every byte in or out. */
+  private idleTimer: NodeJS.Timeout | undefined;
 
   /** @internal Created by the session only. */
   constructor(host: StreamHost, id: number, settings: StreamSettings) {
@@ -92,6 +94,7 @@ export class Stream extends Duplex {
   /** @internal A piece of admitted Data. */
   deliver(piece: Buffer): void {
     if (this.destroyed) return;
+    this.idleTimer?.refresh();
     this.push(piece);
     this.creditReader(); // a flowing reader may have taken it already
   }
@@ -176,6 +179,8 @@ export class Stream extends Duplex {
     this.silenced = true;
     this.pendingChunk = undefined;
     this.pendingCallback = undefined;
+    clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
     this.host.forget(this);
     callback(error);
   }
@@ -190,6 +195,7 @@ export class Stream extends Duplex {
   private pump(): void {
     let chunk = this.pendingChunk;
     if (chunk === undefined || this.silenced) return;
+    this.idleTimer?.refresh();
     while (chunk.length > 0 && this.sendWindow > 0) {
       const n = Math.min(chunk.length, this.sendWindow, this.maxFramePayload);
       this.host.sendFrame(FrameType.Data, 0, this.id, n, n === chunk.length ? chunk : chunk.subarray(0, n));
@@ -237,8 +243,24 @@ export class Stream extends Duplex {
     return this;
   }
 
-  /** No-op (idle timeouts belong to the protocol served on the stream); returns this. */
-  setTimeout(_timeout: number, _callback?: () => void): this {
+  /**
+   * As `net.Socket#setTimeout`: after `timeout` ms without a byte read or written, 'timeout' is
+   * emitted (the stream stays open; the listener decides). 0 turns it off; `callback` is added as
+   * a one-time 'timeout' listener (removed again by a 0). node:http uses it for its keep-alive
+   * and idle timeouts, so HTTP/1.1 in a tunnel gets the same ones as on a TCP socket.
+   */
+  setTimeout(timeout: number, callback?: () => void): this {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+    if (timeout === 0) {
+      if (callback !== undefined) this.off("timeout", callback);
+      return this;
+    }
+    if (callback !== undefined) this.once("timeout", callback);
+    if (!this.destroyed) {
+      this.idleTimer = setTimeout(() => this.emit("timeout"), timeout);
+      this.idleTimer.unref();
+    }
     return this;
   }
 
