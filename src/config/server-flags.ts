@@ -48,7 +48,7 @@ export const serverFlags = {
   "header-timeout": flag(duration, { default: "15s", help: "a request's headers must arrive within this, on the plain port and in tunnels" }),
   "body-idle-timeout": flag(duration, { default: "30s", help: "a request body that pauses for longer is cut (calls that stream requests are exempt)" }),
   "max-request-bytes-per-connection": flag(byteSize(1), { default: "16MiB", help: "request bytes in flight on one connection; past it the call is refused" }),
-  "max-request-bytes-per-agent": flag(byteSize(1), { default: "32MiB", help: "request bytes in flight over one agent's tunnel, all streams together" }),
+  "max-request-bytes-per-agent": flag(byteSize(1), { default: "64MiB", help: "bytes in flight over one agent's tunnel, all streams together (yamux windows; request bodies)" }),
   "max-request-bytes": flag(byteSize(1), { default: "256MiB", help: "request bytes in flight in the whole process" }),
   "max-connections": flag(wholeNumber(1), { defaultNote: "the open-file limit − 512", help: "TCP connections open at once; new ones past it are closed" }),
   "max-connections-per-address": flag(wholeNumber(0), { default: "0", defaultNote: "no limit", help: "TCP connections open at once from one remote address" }),

@@ -83,6 +83,8 @@ export class AgentTunnels {
       role: "server",
       maxStreams: config.maxStreamsPerAgent,
       maxWindow: TUNNEL_MAX_STREAM_WINDOW,
+      // Bounds what one agent's streams can make us hold, however many it opens.
+      maxBufferedBytes: config.maxRequestBytesPerAgent,
       maxMessageBytes: TUNNEL_MAX_MESSAGE_BYTES,
       closeTimeoutMs: config.shutdownGraceMs,
     });
