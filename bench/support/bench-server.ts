@@ -13,6 +13,7 @@
  *   POOL_SIZE             the pg pool size (default: the server's own);
  *   AGENT_STATS_INTERVAL_MS  the stats interval given to agents;
  *   AGENTS_PER_WORKSPACE  default 100.
+ * and for bench/caps.ts SERVER_FLAGS, a JSON object of `serve` flags (e.g. {"max-request-bytes":"1GiB"}).
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -72,7 +73,8 @@ if (process.env.AGENT_SPEC === "agentapi") {
   for (const a of agents) a.logSourceId = byAgent.get(a.id);
 }
 const counter = process.env.COUNT_STATEMENTS ? new StatementCounter() : undefined;
-const base = loadServerConfig({ cli: { listen: "127.0.0.1:0" } });
+const serverFlags = JSON.parse(process.env.SERVER_FLAGS ?? "{}") as Record<string, string>;
+const base = loadServerConfig({ cli: { ...serverFlags, listen: "127.0.0.1:0" } });
 const config = process.env.AGENT_STATS_INTERVAL_MS ? { ...base, agentStatsIntervalMs: Number(process.env.AGENT_STATS_INTERVAL_MS) } : base;
 const server = await startAgentgate(config, counter ? countedDatabase(db, counter) : db, silentLogger());
 process.send!({ url: `http://127.0.0.1:${server.address.port}`, tokens: agents.map((a) => a.token), agents });
