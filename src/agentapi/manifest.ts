@@ -37,7 +37,7 @@ export function manifestApi(api: AgentApiContext) {
   const { db } = api;
   return {
     async getManifest(_req: unknown, ctx: HandlerContext): Promise<Manifest> {
-      const { identity, agent } = await api.loadCaller(ctx);
+      const { identity, agent } = await api.loadCallerRow(ctx);
       const [apps, scripts, metadata, devcontainers, workspace, derpMap] = await Promise.all([
         listAppsByAgentId(db, agent.id),
         listScriptsByAgentId(db, agent.id),

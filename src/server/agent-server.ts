@@ -20,6 +20,7 @@ import { AgentTunnels, SNIFF_TIMEOUT_MS } from "./agent-tunnels.js";
 import { createConnectHandler } from "./connect-handler.js";
 import { requestListener, upgradeListener } from "./http-routes.js";
 import { ServerMetrics } from "./metrics.js";
+import type { IdentityWatch } from "./identity-watch.js";
 import { TunnelIdentities } from "./tunnel-identities.js";
 
 /** HTTP/2 streams (in-flight RPCs) per connection: each costs about 90 KB, so a bound keeps memory in check. */
@@ -34,6 +35,8 @@ export interface AgentServerOptions {
   store: AgentServerStore;
   logger: Logger;
   replicaId: string;
+  /** Holds tunnels' identities and caches plain-port token lookups, kept current by identity events. */
+  watch: IdentityWatch;
   /** Registers the Agent and Tailnet services. */
   routes: (router: ConnectRouter) => void;
   /** Publishes `agt_connection_update` for an agent; must not throw. */
@@ -72,12 +75,14 @@ export class AgentServer {
     this.heartbeats = createHeartbeatBatcher((refreshes) => store.writeHeartbeats(refreshes), logger);
     this.metrics.watchBatcher(this.heartbeats);
     const identities = new TunnelIdentities();
+    // A dial reads its token afresh (once per tunnel); a plain-port call goes through the cache.
     const admission: AdmissionOptions = { lookup: store.lookupAgentByToken, replicaId: options.replicaId };
+    const plainAdmission: AdmissionOptions = { lookup: options.watch.lookup, replicaId: options.replicaId };
     const connect = createConnectHandler({
       routes: options.routes,
       metrics: this.metrics,
       tunnelIdentity: (req) => identities.of(req),
-      resolveCaller: (header) => admitPlainCaller(header, admission),
+      resolveCaller: (header) => admitPlainCaller(header, plainAdmission),
       shutdownSignal: this.shutdownController.signal,
     });
     const http1 = createHttp1Server({ requestTimeout: 0, headersTimeout: HEADERS_TIMEOUT_MS, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS });
@@ -91,6 +96,7 @@ export class AgentServer {
       metrics: this.metrics,
       servers: this.servers,
       identities,
+      watch: options.watch,
       heartbeats: this.heartbeats,
       publishConnectionUpdate: options.publishConnectionUpdate,
       isShuttingDown,
@@ -103,7 +109,7 @@ export class AgentServer {
       metrics: this.metrics,
       logger,
       isShuttingDown,
-      onTunnel: (ws, identity, remoteAddress) => this.tunnels.run(ws, identity, remoteAddress),
+      onTunnel: (ws, admitted, remoteAddress) => this.tunnels.run(ws, admitted, remoteAddress),
     };
     const onRequest = requestListener({ store, metrics: this.metrics, endpoint, dashboard: dashboardHandler(), connect });
     http1.on("request", onRequest);

@@ -1,5 +1,6 @@
 /** Every query module, as a namespace per table: `import { agents } from "../db/queries/index.js"`. */
 export * as agentConnections from "./agent-connections.js";
+export * as agentIdentities from "./agent-identities.js";
 export * as agentOverviews from "./agent-overviews.js";
 export * as agentTokens from "./agent-tokens.js";
 export * as agents from "./agents.js";
