@@ -43,6 +43,8 @@ const UNAVAILABLE_MESSAGE =
  * database's address).
  */
 export function isDatabaseUnavailable(err: unknown): boolean {
+  // FATAL ends the session: a refused login (role locked out, database closed to connections) or a shutdown.
+  if ((err as { severity?: unknown } | null)?.severity === "FATAL") return true;
   const state = sqlState(err);
   if (state !== undefined) return state.startsWith("08") || UNAVAILABLE_STATES.has(state);
   const code = (err as { code?: unknown } | null)?.code;

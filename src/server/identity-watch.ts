@@ -21,6 +21,12 @@ const CLOSE_REASONS: Record<RevocationReason, string> = {
   build_outdated: "build is outdated",
 };
 
+/**
+ * When an RPC's own re-read finds its identity ended, the tunnel is cut this long after: time for
+ * that RPC's refusal to reach the agent, which cutting at once would lose with the tunnel.
+ */
+const CUT_AFTER_REFUSAL_MS = 250;
+
 /** Identities one sweep statement re-checks at most; a larger fleet takes several. */
 const SWEEP_CHUNK = 5_000;
 
@@ -155,7 +161,7 @@ export class IdentityWatch implements IdentityCheck {
     if (held.refusal !== undefined) throw held.refusal;
     if (this.live && !this.pending.has(held)) return;
     try {
-      await this.recheck([held], this.options.db);
+      await this.recheck([held], this.options.db, CUT_AFTER_REFUSAL_MS);
     } catch (err) {
       throw databaseUnavailable(err);
     }
@@ -275,27 +281,28 @@ export class IdentityWatch implements IdentityCheck {
     });
   }
 
-  /** One statement for `held`: revokes the ended; throws when the database fails. */
-  private async recheck(held: Held[], q: Queryable): Promise<void> {
+  /** One statement for `held`: revokes the ended (cut after `cutDelayMs`); throws when the database fails. */
+  private async recheck(held: Held[], q: Queryable, cutDelayMs = 0): Promise<void> {
     const live = held.filter((h) => h.refusal === undefined);
     const states = await checkHeldIdentities(q, live.map((h) => ({ agentId: h.admission.identity.agentId, token: h.admission.token })));
     live.forEach((h, i) => {
       const state = states[i];
-      if (state === undefined) this.revoke(h, "agent_deleted");
-      else if (!state.tokenMatches) this.revoke(h, "token_revoked");
-      else if (state.latestBuildId !== h.admission.identity.buildId) this.revoke(h, "build_outdated");
+      if (state === undefined) this.revoke(h, "agent_deleted", cutDelayMs);
+      else if (!state.tokenMatches) this.revoke(h, "token_revoked", cutDelayMs);
+      else if (state.latestBuildId !== h.admission.identity.buildId) this.revoke(h, "build_outdated", cutDelayMs);
       else this.pending.delete(h);
     });
   }
 
-  private revoke(held: Held, reason: RevocationReason): void {
+  private revoke(held: Held, reason: RevocationReason, cutDelayMs = 0): void {
     if (held.refusal !== undefined) return;
     const { agentId, workspaceId } = held.admission.identity;
     held.refusal = refusalOf(reason, agentId);
     remove(this.byAgent, agentId, held);
     remove(this.byWorkspace, workspaceId, held);
     this.pending.delete(held);
-    held.cut(reason, CLOSE_REASONS[reason]);
+    if (cutDelayMs === 0) held.cut(reason, CLOSE_REASONS[reason]);
+    else setTimeout(() => held.cut(reason, CLOSE_REASONS[reason]), cutDelayMs).unref();
   }
 }
 
