@@ -11,6 +11,7 @@ import type { Batcher } from "../db/batcher.js";
 import type { ConnectionRefresh } from "../db/queries/agent-connections.js";
 import type { Logger } from "../log.js";
 import { createHeartbeatBatcher } from "../tracker/heartbeat-batcher.js";
+import { CURRENT_API_MAJOR } from "../protocol/agent-rpc.js";
 import { RpcCore, type RpcRegistration } from "../rpc/index.js";
 import { dispatchHttpConnection, type HttpServers } from "../tunnel/http-dispatch.js";
 import { TUNNEL_MAX_MESSAGE_BYTES } from "../tunnel/tunnel-limits.js";
@@ -68,6 +69,8 @@ export class AgentServer {
   private readonly http2Sessions = new Set<ServerHttp2Session>();
   private readonly heartbeats: Batcher<ConnectionRefresh>;
   private readonly shutdownController = new AbortController();
+  /** The newest API version offered to agents, e.g. "2.13" (see `servedApiMinor`). */
+  readonly apiVersion: string;
   private shuttingDown = false;
   private closed: Promise<void> | undefined;
 
@@ -91,6 +94,7 @@ export class AgentServer {
       replicaId: options.replicaId,
       apiMinor: servedApiMinor((path) => rpcCore.method(path)?.impl !== undefined),
     };
+    this.apiVersion = `${CURRENT_API_MAJOR}.${admission.apiMinor}`;
     const connect = createConnectHandler({
       routes(router) {
         for (const [service, implementation] of options.agentServices) router.service(service, implementation);
