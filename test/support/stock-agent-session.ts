@@ -35,6 +35,9 @@ export interface StockSessionReport {
   failures: string[];
 }
 
+/** How long Coordinate waits for the server to hang up after its Disconnect. */
+const HANG_UP_WAIT_MS = 10_000;
+
 /** The routines of a Coder agent's session, each named as the report names it. */
 const ROUTINES = [
   "banners",
@@ -177,7 +180,9 @@ async function coordinate(tailnet: DrpcClient<typeof Tailnet>, agentId: string, 
     }
     await call.send({ disconnect: {} });
     onCall();
-    await responses; // ends when the server hangs up
+    // The server hangs up (the responses end) or the routine fails.
+    const hungUp = await Promise.race([responses.then(() => true), sleep(HANG_UP_WAIT_MS, false)]);
+    if (!hungUp) throw new Error(`the server did not hang up within ${HANG_UP_WAIT_MS} ms of Disconnect`);
   } finally {
     call.close();
   }
