@@ -12,6 +12,7 @@ export * as connectionLogs from "./connection-logs.js";
 export * as devcontainers from "./devcontainers.js";
 export * as logSources from "./log-sources.js";
 export * as logs from "./logs.js";
+export * as manifest from "./manifest.js";
 export * as metadata from "./metadata.js";
 export * as replicas from "./replicas.js";
 export * as resourceMonitors from "./resource-monitors.js";
