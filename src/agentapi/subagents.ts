@@ -47,7 +47,7 @@ export function subAgentsApi(api: AgentApiContext) {
   const { db } = api;
   return {
     async createSubAgent(req: CreateSubAgentRequest, ctx: HandlerContext): Promise<CreateSubAgentResponse> {
-      const { agent: parent } = await api.loadCaller(ctx);
+      const { agent: parent } = await api.loadCallerRow(ctx);
       const displayApps = req.displayApps.map((d, i) => {
         const name = DISPLAY_APP_NAMES.toDb(d);
         if (name === undefined) throw invalid(`display_apps[${i}]: unknown display app ${d}`);
