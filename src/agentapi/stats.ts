@@ -1,9 +1,10 @@
 import { randomUUID } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
-import type { HandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { UpdateStatsResponseSchema, type UpdateStatsRequest, type UpdateStatsResponse } from "../../gen/coder/agent/v2/agent_pb.js";
 import type { AgentApiContext } from "./context.js";
+import { MAX_STATS_MAP_ENTRIES } from "./limits.js";
 
 /**
  * UpdateStats: answers the report interval (`--agent-stats-interval`); a report becomes a row in
@@ -18,6 +19,10 @@ export function statsApi(api: AgentApiContext) {
       // The agent's first call carries no stats: it only asks for the interval.
       const stats = req.stats;
       if (stats === undefined) return response;
+      for (const [field, map] of [["connections_by_proto", stats.connectionsByProto], ["session_counts", stats.sessionCounts]] as const) {
+        const entries = Object.keys(map).length;
+        if (entries > MAX_STATS_MAP_ENTRIES) throw new ConnectError(`stats.${field} has ${entries} entries; at most ${MAX_STATS_MAP_ENTRIES}`, Code.ResourceExhausted);
+      }
       api.batchers.stats.add({
         id: randomUUID(),
         createdAt: api.clock(),
