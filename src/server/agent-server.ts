@@ -11,13 +11,16 @@ import type { Batcher } from "../db/batcher.js";
 import type { ConnectionRefresh } from "../db/queries/agent-connections.js";
 import type { Logger } from "../log.js";
 import { createHeartbeatBatcher } from "../tracker/heartbeat-batcher.js";
+import { CURRENT_API_MAJOR } from "../protocol/agent-rpc.js";
+import { RpcCore, type RpcRegistration } from "../rpc/index.js";
 import { dispatchHttpConnection, type HttpServers } from "../tunnel/http-dispatch.js";
 import { TUNNEL_MAX_MESSAGE_BYTES } from "../tunnel/tunnel-limits.js";
 import { admitPlainCaller, type AdmissionOptions } from "./agent-admission.js";
 import type { AgentEndpointOptions } from "./agent-endpoint.js";
 import type { AgentServerStore } from "./agent-store.js";
 import { AgentTunnels, SNIFF_TIMEOUT_MS } from "./agent-tunnels.js";
-import { createConnectHandler } from "./connect-handler.js";
+import { createConnectHandler, MAX_RPC_MESSAGE_BYTES } from "./connect-handler.js";
+import { servedApiMinor } from "./api-version.js";
 import { requestListener, upgradeListener } from "./http-routes.js";
 import { ServerMetrics } from "./metrics.js";
 import { TunnelIdentities } from "./tunnel-identities.js";
@@ -34,8 +37,13 @@ export interface AgentServerOptions {
   store: AgentServerStore;
   logger: Logger;
   replicaId: string;
-  /** Registers the Agent and Tailnet services. */
-  routes: (router: ConnectRouter) => void;
+  /**
+   * The Agent and Tailnet implementations: served with Connect, gRPC and gRPC-Web on the plain
+   * port and in tunnels, and with DRPC in tunnels.
+   */
+  agentServices: readonly RpcRegistration[];
+  /** Registers further Connect services (the control API), which authenticate their callers themselves. */
+  routes?: (router: ConnectRouter) => void;
   /** Publishes `agt_connection_update` for an agent; must not throw. */
   publishConnectionUpdate: (identity: AgentIdentity) => void;
   metrics?: ServerMetrics;
@@ -61,6 +69,8 @@ export class AgentServer {
   private readonly http2Sessions = new Set<ServerHttp2Session>();
   private readonly heartbeats: Batcher<ConnectionRefresh>;
   private readonly shutdownController = new AbortController();
+  /** The newest API version offered to agents, e.g. "2.13" (see `servedApiMinor`). */
+  readonly apiVersion: string;
   private shuttingDown = false;
   private closed: Promise<void> | undefined;
 
@@ -72,9 +82,24 @@ export class AgentServer {
     this.heartbeats = createHeartbeatBatcher((refreshes) => store.writeHeartbeats(refreshes), logger);
     this.metrics.watchBatcher(this.heartbeats);
     const identities = new TunnelIdentities();
-    const admission: AdmissionOptions = { lookup: store.lookupAgentByToken, replicaId: options.replicaId };
+    // The RPC core serves DRPC: the same implementations, metrics and limits as Connect's router.
+    const rpcCore = new RpcCore(options.agentServices, {
+      observer: (service, method, code, seconds) => this.metrics.observeRpc(service, method, code, seconds),
+      shutdownSignal: this.shutdownController.signal,
+      readMaxBytes: MAX_RPC_MESSAGE_BYTES,
+      writeMaxBytes: MAX_RPC_MESSAGE_BYTES,
+    });
+    const admission: AdmissionOptions = {
+      lookup: store.lookupAgentByToken,
+      replicaId: options.replicaId,
+      apiMinor: servedApiMinor((path) => rpcCore.method(path)?.impl !== undefined),
+    };
+    this.apiVersion = `${CURRENT_API_MAJOR}.${admission.apiMinor}`;
     const connect = createConnectHandler({
-      routes: options.routes,
+      routes(router) {
+        for (const [service, implementation] of options.agentServices) router.service(service, implementation);
+        options.routes?.(router);
+      },
       metrics: this.metrics,
       tunnelIdentity: (req) => identities.of(req),
       resolveCaller: (header) => admitPlainCaller(header, admission),
@@ -91,6 +116,7 @@ export class AgentServer {
       metrics: this.metrics,
       servers: this.servers,
       identities,
+      rpcCore,
       heartbeats: this.heartbeats,
       publishConnectionUpdate: options.publishConnectionUpdate,
       isShuttingDown,
