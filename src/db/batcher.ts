@@ -1,8 +1,9 @@
 import type { Logger } from "../log.js";
+import { isDataError } from "./errors.js";
 import { silentLogger } from "../log.js";
 
 /** Why a batcher dropped items: the `reason` label of `agentgate_batcher_dropped_total`. */
-export const DROP_REASONS = ["queue_full", "group_full", "closed", "retries_exhausted", "close_timeout"] as const;
+export const DROP_REASONS = ["queue_full", "group_full", "closed", "retries_exhausted", "rejected", "close_timeout"] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 
 /** Options of {@link Batcher}. */
@@ -36,6 +37,12 @@ export interface BatcherOptions<T> {
   group?: (item: T) => string;
   /** Items of one `group` that may wait. Default: maxQueue (no fair share). */
   maxPerGroup?: number;
+  /**
+   * Whether a flush's error is worth a retry. Default: anything but an error in the data
+   * ({@link isDataError}), which would fail again and hold up everything behind it; such a batch
+   * is dropped at once (`rejected`).
+   */
+  retryable?: (err: unknown) => boolean;
   /** Tries of an item, the first included, before it is dropped. Default 10 (with the backoff, about 45 s). */
   maxAttempts?: number;
   /** Wait before the first retry; it doubles after every failed flush in a row. Default 250 ms. */
@@ -132,6 +139,7 @@ export class Batcher<T> implements ObservedBatcher {
       retryMaxMs: DEFAULT_RETRY_MAX_MS,
       warnIntervalMs: DEFAULT_WARN_INTERVAL_MS,
       maxPerGroup: maxQueue,
+      retryable: (err: unknown) => !isDataError(err),
       ...options,
       maxQueue,
       logger: (options.logger ?? silentLogger()).child({ batcher: options.name }),
@@ -257,6 +265,12 @@ export class Batcher<T> implements ObservedBatcher {
       this.failuresInRow = 0;
     } catch (err) {
       this.stats.flushErrors++;
+      if (!this.opts.retryable(err)) {
+        this.stats.failedItems += batch.length;
+        this.drop("rejected", batch.length);
+        this.opts.logger.error({ err, items: batch.length }, "batcher flush failed on its data; batch dropped");
+        return;
+      }
       this.failuresInRow++;
       const kept = this.requeue(batch);
       const delay = Math.min(this.opts.retryMaxMs, this.opts.retryBaseMs * 2 ** (this.failuresInRow - 1));

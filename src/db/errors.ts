@@ -28,3 +28,12 @@ export function isCheckViolation(err: unknown, constraint?: string): boolean {
 export function isForeignKeyViolation(err: unknown): boolean {
   return sqlState(err) === "23503";
 }
+
+/**
+ * An error in the statement's data (SQLSTATE class 22, data exception, or 23, integrity
+ * constraint violation): the same statement would fail the same way, so retrying it is pointless.
+ */
+export function isDataError(err: unknown): boolean {
+  const state = sqlState(err);
+  return state !== undefined && (state.startsWith("22") || state.startsWith("23"));
+}

@@ -178,6 +178,17 @@ forEachEngine((t) => {
     });
   });
 
+  test("a stats count past 2^53 is refused (it would fail the shared batch of every agent's rows); the other agents' rows are written", async () => {
+    const hostile = await provisionAgent(t.db);
+    const honest = await provisionAgent(t.db);
+    await withTunnel(srv.url, hostile.token, (tun) =>
+      rejectsWith(tun.agent.updateStats({ stats: { rxBytes: 9_223_372_036_854_775_807n } }), Code.InvalidArgument, "stats.rx_bytes"),
+    );
+    await withTunnel(srv.url, honest.token, (tun) => tun.agent.updateStats({ stats: { rxBytes: 1234n } }));
+    await eventually(async () => ((await t.db.query("SELECT 1 FROM workspace_agent_stats WHERE agent_id = $1 AND rx_bytes = 1234", [honest.agentId])).rows.length > 0 ? true : undefined), 10_000, "the honest agent's stats row");
+    assert.equal((await row<{ n: number }>(t.db, "SELECT count(*)::int AS n FROM workspace_agent_stats WHERE agent_id = $1", [hostile.agentId])).n, 0);
+  });
+
   test("metadata queue: one agent flooding it while the database fails can't push out another's results; the retried flush loses none of them", async () => {
     const victimKeys = Array.from({ length: 10 }, (_, i) => `v${i}`);
     const victim = await provisionAgent(t.db, { metadata: victimKeys.map((key) => ({ key, display_name: key, script: "true", interval_seconds: 10, timeout_seconds: 1 })) });

@@ -96,6 +96,24 @@ describe("Batcher", () => {
     assert.deepEqual([c.flushErrors, c.failedItems, c.dropped, c.flushedItems], [3, 0, 0, 5]);
   });
 
+  it("a flush failing on its data (SQLSTATE class 22/23) is not retried: the batch is dropped at once as rejected, the next goes", async () => {
+    const written: number[] = [];
+    let flushes = 0;
+    const b = new Batcher<number>({
+      name: "t", maxItems: 1, intervalMs: HOUR, retryBaseMs: 1,
+      flush: async (items) => {
+        flushes++;
+        if (items[0] === 1) throw Object.assign(new Error("value out of range for type bigint"), { code: "22003" });
+        written.push(...items);
+      },
+    });
+    b.add(1);
+    b.add(2);
+    await b.close();
+    assert.deepEqual([written, flushes], [[2], 2]);
+    assert.deepEqual([b.counters().droppedBy.rejected, b.counters().failedItems], [1, 1]);
+  });
+
   it("an item that fails maxAttempts flushes is dropped and counted as retries_exhausted; later items still go", async () => {
     const written: number[] = [];
     let failing = true;
