@@ -14,17 +14,24 @@ export interface ErrorBody {
   validations?: Validation[];
 }
 
-/** An HTTP error with the status and body to answer; thrown by auth and route code, written once at the edge. */
+/**
+ * An HTTP error with the status and body to answer; thrown by auth and route code, written once at
+ * the edge. A `cause` is for the server's log only, never the body.
+ */
 export class HttpError extends Error {
   constructor(
     readonly status: number,
     readonly body: ErrorBody,
-    /** Extra response headers, e.g. `Retry-After` on a 503. */
-    readonly headers: Readonly<Record<string, string>> = {},
+    /** `headers`: extra response headers, e.g. `Retry-After` on a 503. */
+    options?: ErrorOptions & { headers?: Readonly<Record<string, string>> },
   ) {
-    super(body.detail ? `${body.message} ${body.detail}` : body.message);
+    super(body.detail ? `${body.message} ${body.detail}` : body.message, options);
     this.name = "HttpError";
+    this.headers = options?.headers ?? {};
   }
+
+  /** Extra response headers to answer with. */
+  readonly headers: Readonly<Record<string, string>>;
 }
 
 /** Writes `{message, detail?, validations?}` with the status; a no-op if headers already went out. */

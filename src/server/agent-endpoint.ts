@@ -1,10 +1,9 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import type { WebSocket, WebSocketServer } from "ws";
-import type { AgentIdentity } from "../auth/agent-identity.js";
 import { HttpError, writeError, writeSocketError, type ErrorBody } from "../http/http-error.js";
 import type { Logger } from "../log.js";
-import { admitAgent, type AdmissionOptions } from "./agent-admission.js";
+import { admit, type Admission, type AdmissionOptions } from "./agent-admission.js";
 import { OVERLOAD_RETRY_AFTER_SECONDS, type DialOverload } from "./dial-overload.js";
 import type { ServerMetrics } from "./metrics.js";
 
@@ -20,7 +19,7 @@ export interface AgentEndpointOptions {
   /** Turns new dials away with 503 and Retry-After while the process is saturated. */
   overload: DialOverload;
   /** Runs the tunnel on an upgraded socket. */
-  onTunnel: (ws: WebSocket, identity: AgentIdentity, remoteAddress: string | undefined) => void;
+  onTunnel: (ws: WebSocket, admission: Admission, remoteAddress: string | undefined) => void;
 }
 
 /**
@@ -28,17 +27,17 @@ export interface AgentEndpointOptions {
  * one admission (token, latest build, API version), then the Origin. Returns the identity to run
  * the tunnel with.
  */
-async function admitDial(req: IncomingMessage, url: URL, options: AgentEndpointOptions): Promise<AgentIdentity> {
+async function admitDial(req: IncomingMessage, url: URL, options: AgentEndpointOptions): Promise<Admission> {
   if (options.isShuttingDown()) throw new HttpError(503, { message: "Server is shutting down." });
   const overloaded = options.overload.refusal();
   if (overloaded !== undefined) {
     options.metrics.overloadRefusals.inc({ reason: overloaded });
     const detail = overloaded === "pending_dials" ? "too many agents are dialing at once" : "the server is saturated";
-    throw new HttpError(503, { message: "Server is overloaded; retry later.", detail }, { "retry-after": String(OVERLOAD_RETRY_AFTER_SECONDS) });
+    throw new HttpError(503, { message: "Server is overloaded; retry later.", detail }, { headers: { "retry-after": String(OVERLOAD_RETRY_AFTER_SECONDS) } });
   }
-  const identity = await options.overload.track(() => admitAgent({ headers: req.headers, url, apiVersion: url.searchParams.get("version") }, options.admission));
+  const admission = await options.overload.track(() => admit({ headers: req.headers, url, apiVersion: url.searchParams.get("version") }, options.admission));
   checkOrigin(req);
-  return identity;
+  return admission;
 }
 
 /** A browser page of another site must not open an agent tunnel with a cookie. */
@@ -60,10 +59,10 @@ function checkOrigin(req: IncomingMessage): void {
 export async function handleAgentUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, options: AgentEndpointOptions): Promise<void> {
   socket.on("error", () => socket.destroy());
   const url = requestUrl(req);
-  let identity: AgentIdentity;
+  let admission: Admission;
   try {
     if (req.method !== "GET") throw new HttpError(405, { message: `Method ${req.method ?? ""} not allowed.` });
-    identity = await admitDial(req, url, options);
+    admission = await admitDial(req, url, options);
   } catch (err) {
     const { status, body, headers } = refuse(req, err, options);
     writeSocketError(socket, status, body, headers);
@@ -75,7 +74,7 @@ export async function handleAgentUpgrade(req: IncomingMessage, socket: Duplex, h
   const remoteAddress = req.socket.remoteAddress;
   options.wss.handleUpgrade(req, socket, head, (ws) => {
     options.metrics.upgrades.inc({ result: "upgraded", status: "101" });
-    options.onTunnel(ws, identity, remoteAddress);
+    options.onTunnel(ws, admission, remoteAddress);
   });
 }
 
@@ -100,11 +99,14 @@ function refuse(req: IncomingMessage, err: unknown, options: AgentEndpointOption
   const refusal =
     err instanceof HttpError
       ? { status: err.status, body: err.body, headers: err.headers }
-      : { status: 500, body: { message: "Internal error.", detail: err instanceof Error ? err.message : String(err) }, headers: {} };
+      : { status: 500, body: { message: "Internal error." }, headers: {} };
   const failed = refusal.status >= 500 && refusal.status !== 503;
   options.metrics.upgrades.inc({ result: failed ? "failed" : "refused", status: String(refusal.status) });
   const fields = { status: refusal.status, message: refusal.body.message, detail: refusal.body.detail, remote_address: req.socket.remoteAddress };
-  if (failed) options.logger.error({ ...fields, err }, "agent dial failed");
+  // The database's own error goes to the log only (its text names the database's address).
+  const cause = err instanceof HttpError ? err.cause : err;
+  if (failed) options.logger.error({ ...fields, err: cause ?? err }, "agent dial failed");
+  else if (cause !== undefined) options.logger.warn({ ...fields, err: cause }, "agent dial refused: database unavailable");
   else options.logger.info(fields, "agent dial refused");
   return refusal;
 }
