@@ -101,7 +101,7 @@ export class RequestGate {
     }
     this.options.resolveCaller(credentialHeaders(req)).then(
       (identity) => {
-        if (res.writableEnded || req.destroyed) return;
+        if (isGone(req, res)) return;
         this.authenticated.set(req, identity);
         next(req, res);
       },
@@ -224,6 +224,12 @@ function refusalText(refusal: RequestRefusal): string {
   }
 }
 
+/** True once nothing can be answered: the response ended, or the caller closed the connection or reset the stream. */
+function isGone(req: GateRequest, res: GateResponse): boolean {
+  if (res.writableEnded || req.destroyed) return true;
+  return "stream" in res && (res.stream.destroyed || res.stream.closed);
+}
+
 /** The headers credentials and the API version are read from, as fetch Headers. */
 function credentialHeaders(req: GateRequest): Headers {
   const h = new Headers();
@@ -241,7 +247,8 @@ function credentialHeaders(req: GateRequest): Headers {
  * connection is not kept: an HTTP/1.1 socket closes, an HTTP/2 stream is closed once answered.
  */
 function writeConnectError(req: GateRequest, res: GateResponse, err: ConnectError): void {
-  if (res.headersSent || res.writableEnded) return;
+  // The caller may have reset the stream while its credentials were being checked.
+  if (res.headersSent || isGone(req, res)) return;
   const contentType = String(req.headers["content-type"] ?? "");
   if (contentType.startsWith("application/grpc")) {
     const headers = { "content-type": contentType, "grpc-status": String(err.code), "grpc-message": encodeURIComponent(err.rawMessage) };
