@@ -76,6 +76,16 @@ async function startServer(flags: Record<string, string> = {}): Promise<BenchSer
   };
 }
 
+/** The highest RSS seen over `ms`: the server may still be reading what the attack sent. */
+async function peakRss(pid: number, ms = 2_000): Promise<number> {
+  let peak = rssOf(pid);
+  for (const end = Date.now() + ms; Date.now() < end; ) {
+    await new Promise((r) => setTimeout(r, 100));
+    peak = Math.max(peak, rssOf(pid));
+  }
+  return peak;
+}
+
 const mib = (bytes: number) => `${(bytes / MiB).toFixed(0)} MiB`;
 
 if (KIT && !SOURCES) {
@@ -115,11 +125,11 @@ const idle = rssOf(target.pid);
 console.log(`idle RSS                                   ${mib(idle)}`);
 
 const plain = await unauthenticatedBodies(port, PLAIN_CONNECTIONS, NEAR_LIMIT_BODY - 1);
-console.log(`${PLAIN_CONNECTIONS} unauthenticated × 4 MiB − 2 bytes stalled  RSS ${mib(rssOf(target.pid))} (${mib(PLAIN_CONNECTIONS * NEAR_LIMIT_BODY)} sent), refused ${plain.refused}`);
+console.log(`${PLAIN_CONNECTIONS} unauthenticated × 4 MiB − 2 bytes stalled  RSS ${mib(await peakRss(target.pid))} (${mib(PLAIN_CONNECTIONS * NEAR_LIMIT_BODY)} sent), refused ${plain.refused}`);
 plain.release();
 
 const tunnel = await tunnelBodies(target.url, target.tokens[1]!, TUNNEL_STREAMS, NEAR_LIMIT_BODY - 1);
-console.log(`1 agent, ${TUNNEL_STREAMS} streams × 4 MiB − 2 bytes stalled   RSS ${mib(rssOf(target.pid))} (${mib(TUNNEL_STREAMS * NEAR_LIMIT_BODY)} offered), refused ${tunnel.refused}`);
+console.log(`1 agent, ${TUNNEL_STREAMS} streams × 4 MiB − 2 bytes stalled   RSS ${mib(await peakRss(target.pid))} (${mib(TUNNEL_STREAMS * NEAR_LIMIT_BODY)} offered), refused ${tunnel.refused}`);
 tunnel.release();
 await target.gc();
 console.log(`after both released and a GC              RSS ${mib(rssOf(target.pid))}`);
