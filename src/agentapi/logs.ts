@@ -72,7 +72,7 @@ export function logsApi(api: AgentApiContext) {
 
   /** The long way: re-read the agent, then validate and insert in coderd's order. */
   const viaReRead = async (req: BatchCreateLogsRequest, ctx: HandlerContext): Promise<BatchCreateLogsResponse> => {
-    const { identity, agent } = await api.loadCaller(ctx);
+    const { identity, agent } = await api.loadCallerRow(ctx);
     if (agent.logsOverflowed) return create(BatchCreateLogsResponseSchema, { logLimitExceeded: true });
     if (req.logs.length === 0) return create(BatchCreateLogsResponseSchema);
     // More lines than an agent can ever store: refused as crossing the cap, before any per-line work.
@@ -88,7 +88,7 @@ export function logsApi(api: AgentApiContext) {
     const answer = await finish(identity, logSourceId, await insert(agent.id, logSourceId, lines));
     if (answer !== undefined) return answer;
     // Deleted or overflowed since the re-read: read again to say which.
-    const again = await api.loadCaller(ctx);
+    const again = await api.loadCallerRow(ctx);
     if (again.agent.logsOverflowed) return create(BatchCreateLogsResponseSchema, { logLimitExceeded: true });
     throw internal("insert workspace agent logs", new Error("the agent changed during the insert"));
   };

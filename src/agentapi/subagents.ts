@@ -49,7 +49,7 @@ export function subAgentsApi(api: AgentApiContext) {
   const { db } = api;
   return {
     async createSubAgent(req: CreateSubAgentRequest, ctx: HandlerContext): Promise<CreateSubAgentResponse> {
-      const { agent: parent } = await api.loadCaller(ctx);
+      const { agent: parent } = await api.loadCallerRow(ctx);
       // Depth 1: a dev container's agent is a leaf, so a token can't mint tokens without end.
       if (parent.parentId !== null) throw new ConnectError("a sub-agent cannot create sub-agents", Code.PermissionDenied);
       if (req.displayApps.length > MAX_DISPLAY_APPS_PER_SUB_AGENT) {

@@ -37,7 +37,7 @@ export class ServerMetrics {
   readonly pingTimeouts = new Counter({ name: "agentgate_agent_ping_timeouts_total", help: "Agents disconnected for not answering pings.", registers: [this.registry] });
   readonly evictions = new Counter({
     name: "agentgate_agent_evictions_total",
-    help: "Tunnels the server closed, by reason (ping_timeout, build_outdated, connection_write_failed, build_check_failed).",
+    help: "Tunnels the server closed, by reason (ping_timeout, connection_write_failed, and when its identity ended: agent_deleted, token_revoked, build_outdated).",
     labelNames: ["reason"],
     registers: [this.registry],
   });

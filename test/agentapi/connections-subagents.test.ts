@@ -16,7 +16,7 @@ import { subAgentAppSlug } from "../../src/agentapi/subagents.js";
 import { startTestServer, useTestDatabase, type TestServer } from "../support/agent-server.js";
 import { recordEvents } from "../support/events.js";
 import { dialRawTunnel } from "../support/raw-tunnel.js";
-import { provisionAgent, rejectsWith, row, uuidBytes, uuidString, withTunnel } from "./support.js";
+import { assertCut, provisionAgent, rejectsWith, row, uuidBytes, uuidString, withTunnel } from "./support.js";
 
 describe("ReportConnection", () => {
   const t = useTestDatabase();
@@ -105,7 +105,7 @@ describe("sub-agents", () => {
     assert.equal(manifest.agentName, "dev");
   });
 
-  test("ListSubAgents lists live children with their tokens; DeleteSubAgent makes the child's next call NotFound and its next dial 401", async () => {
+  test("ListSubAgents lists live children with their tokens; DeleteSubAgent cuts the child's tunnel and its next dial is 401", async () => {
     const parent = await provisionAgent(t.db);
     await withTunnel(srv.url, parent.token, async (tun) => {
       const a = await tun.agent.createSubAgent({ name: "one", architecture: "amd64", operatingSystem: "linux" });
@@ -118,7 +118,7 @@ describe("sub-agents", () => {
       try {
         await child.agent.getManifest({});
         await tun.agent.deleteSubAgent({ id: a.agent!.id });
-        await rejectsWith(child.agent.getManifest({}), Code.NotFound);
+        await assertCut(child, "workspace agent deleted");
       } finally {
         child.ws.close();
       }

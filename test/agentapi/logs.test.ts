@@ -8,7 +8,7 @@ import { EXTERNAL_LOG_SOURCE } from "../../src/db/queries/log-sources.js";
 import { LOG_LINE_OVERHEAD_BYTES, MAX_LOGS_LENGTH } from "../../src/db/queries/logs.js";
 import { startTestServer, useTestDatabase, type TestServer } from "../support/agent-server.js";
 import { recordEvents } from "../support/events.js";
-import { provisionAgent, rejectsWith, row, uuidBytes, withTunnel } from "./support.js";
+import { assertCut, provisionAgent, rejectsWith, row, uuidBytes, withTunnel } from "./support.js";
 
 const NIL_SOURCE = new Uint8Array(16);
 /** The longest line `workspace_agent_logs.output` holds. */
@@ -135,14 +135,15 @@ describe("BatchCreateLogs", () => {
     assert.equal((await logRows(a.agentId)).length, 0);
   });
 
-  test("an agent deleted mid-session gets NotFound from BatchCreateLogs, for a real source and the legacy nil one, and nothing is stored", async () => {
+  test("an agent deleted mid-session has its tunnel cut; BatchCreateLogs after that stores nothing, for a real source and the legacy nil one", async () => {
     const a = await provisionAgent(t.db, { scripts: [{ display_name: "s", script: "true" }] });
     const source = (await row<{ log_source_id: string }>(t.db, "SELECT log_source_id FROM workspace_agent_scripts WHERE workspace_agent_id = $1", [a.agentId])).log_source_id;
     await withTunnel(srv.url, a.token, async (tun) => {
       await tun.agent.getServiceBanner({});
       await t.db.query("UPDATE workspace_agents SET deleted = true WHERE id = $1", [a.agentId]);
-      await rejectsWith(tun.agent.batchCreateLogs({ logSourceId: uuidBytes(source), logs: [{ output: "after delete" }] }), Code.NotFound, a.agentId);
-      await rejectsWith(tun.agent.batchCreateLogs({ logSourceId: NIL_SOURCE, logs: [{ output: "after delete" }] }), Code.NotFound, a.agentId);
+      await assertCut(tun, "workspace agent deleted");
+      await assert.rejects(tun.agent.batchCreateLogs({ logSourceId: uuidBytes(source), logs: [{ output: "after delete" }] }));
+      await assert.rejects(tun.agent.batchCreateLogs({ logSourceId: NIL_SOURCE, logs: [{ output: "after delete" }] }));
     });
     assert.equal((await logRows(a.agentId)).length, 0);
     assert.equal((await agentRow(a.agentId)).logs_length, 0);
