@@ -14,11 +14,14 @@ import { createHeartbeatBatcher } from "../tracker/heartbeat-batcher.js";
 import { dispatchHttpConnection, type HttpServers } from "../tunnel/http-dispatch.js";
 import { TUNNEL_MAX_MESSAGE_BYTES } from "../tunnel/tunnel-limits.js";
 import { admitPlainCaller, type AdmissionOptions } from "./agent-admission.js";
-import type { AgentEndpointOptions } from "./agent-endpoint.js";
+import type { ClientIdentity } from "../tailnet/peer-identity.js";
+import { agentEndpoint } from "./agent-endpoint.js";
 import type { AgentServerStore } from "./agent-store.js";
 import { AgentTunnels, SNIFF_TIMEOUT_MS } from "./agent-tunnels.js";
+import { admitClient, type ClientAdmissionOptions } from "./client-admission.js";
+import { ClientTunnels } from "./client-tunnels.js";
 import { createConnectHandler } from "./connect-handler.js";
-import { requestListener, upgradeListener } from "./http-routes.js";
+import { requestListener, upgradeListener, type TunnelRoutes } from "./http-routes.js";
 import { ServerMetrics } from "./metrics.js";
 import { TunnelIdentities } from "./tunnel-identities.js";
 
@@ -39,6 +42,8 @@ export interface AgentServerOptions {
   /** Publishes `agt_connection_update` for an agent; must not throw. */
   publishConnectionUpdate: (identity: AgentIdentity) => void;
   metrics?: ServerMetrics;
+  /** How clients of the coordination route are admitted; without it that route is not served. */
+  clientAdmission?: ClientAdmissionOptions;
   /**
    * Things to close at shutdown once every tunnel has drained (batchers' final flushes), in
    * order. The database itself is the caller's to close afterwards.
@@ -48,7 +53,8 @@ export interface AgentServerOptions {
 
 /**
  * The agentgate HTTP server: one port for HTTP/1.1 and h2c, serving the agent endpoint
- * (WebSocket → yamux → Connect), the same Connect services for plain-port callers, and
+ * (WebSocket → yamux → Connect), the client coordination endpoint (the same, Tailnet only), the
+ * same Connect services for plain-port callers, and
  * /healthz, /readyz, /metrics.
  */
 export class AgentServer {
@@ -57,6 +63,7 @@ export class AgentServer {
   private readonly servers: HttpServers;
   private readonly wss: WebSocketServer;
   private readonly tunnels: AgentTunnels;
+  private readonly clientTunnels: ClientTunnels;
   private readonly plainSockets = new Set<Socket>();
   private readonly http2Sessions = new Set<ServerHttp2Session>();
   private readonly heartbeats: Batcher<ConnectionRefresh>;
@@ -71,12 +78,14 @@ export class AgentServer {
     const { logger, store, config } = options;
     this.heartbeats = createHeartbeatBatcher((refreshes) => store.writeHeartbeats(refreshes), logger);
     this.metrics.watchBatcher(this.heartbeats);
-    const identities = new TunnelIdentities();
+    const identities = new TunnelIdentities<AgentIdentity>();
+    const clientIdentities = new TunnelIdentities<ClientIdentity>();
     const admission: AdmissionOptions = { lookup: store.lookupAgentByToken, replicaId: options.replicaId };
     const connect = createConnectHandler({
       routes: options.routes,
       metrics: this.metrics,
       tunnelIdentity: (req) => identities.of(req),
+      clientIdentity: (req) => clientIdentities.of(req),
       resolveCaller: (header) => admitPlainCaller(header, admission),
       shutdownSignal: this.shutdownController.signal,
     });
@@ -97,18 +106,33 @@ export class AgentServer {
     });
     // The tunnel speaks no subprotocol: whatever a client offers, the 101 names none, as coderd's does.
     this.wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: TUNNEL_MAX_MESSAGE_BYTES, handleProtocols: () => false });
-    const endpoint: AgentEndpointOptions = {
-      admission,
-      wss: this.wss,
-      metrics: this.metrics,
-      logger,
-      isShuttingDown,
-      onTunnel: (ws, identity, remoteAddress) => this.tunnels.run(ws, identity, remoteAddress),
+    this.clientTunnels = new ClientTunnels({ config, logger, metrics: this.metrics, servers: this.servers, identities: clientIdentities, isShuttingDown });
+    const endpoints: TunnelRoutes = {
+      agent: agentEndpoint({
+        admission,
+        wss: this.wss,
+        metrics: this.metrics,
+        logger,
+        isShuttingDown,
+        onTunnel: (ws, identity, remoteAddress) => this.tunnels.run(ws, identity, remoteAddress),
+      }),
     };
-    const onRequest = requestListener({ store, metrics: this.metrics, endpoint, dashboard: dashboardHandler(), connect });
+    const { clientAdmission } = options;
+    if (clientAdmission !== undefined) {
+      endpoints.client = (agentId) => ({
+        who: "client",
+        admit: (req, url) => admitClient({ headers: req.headers, url, agentId }, clientAdmission),
+        wss: this.wss,
+        upgrades: this.metrics.clientUpgrades,
+        logger,
+        isShuttingDown,
+        onTunnel: (ws, identity, remoteAddress) => this.clientTunnels.run(ws, identity, remoteAddress),
+      });
+    }
+    const onRequest = requestListener({ store, metrics: this.metrics, endpoints, dashboard: dashboardHandler(), connect });
     http1.on("request", onRequest);
     http2.on("request", onRequest);
-    http1.on("upgrade", upgradeListener(endpoint));
+    http1.on("upgrade", upgradeListener(endpoints));
     http1.on("clientError", (_err, socket) => socket.destroy());
     http2.on("sessionError", () => undefined);
     http2.on("session", (session: ServerHttp2Session) => {
@@ -149,9 +173,14 @@ export class AgentServer {
     return this.net.address() as AddressInfo;
   }
 
-  /** Tunnels open right now. */
+  /** Agent tunnels open right now. */
   get tunnelCount(): number {
     return this.tunnels.count;
+  }
+
+  /** Client tunnels open right now. */
+  get clientTunnelCount(): number {
+    return this.clientTunnels.count;
   }
 
   /**
@@ -172,7 +201,7 @@ export class AgentServer {
     this.shutdownController.abort();
     for (const session of this.http2Sessions) session.close();
     this.servers.http1.closeIdleConnections();
-    await this.tunnels.closeAll();
+    await Promise.all([this.tunnels.closeAll(), this.clientTunnels.closeAll()]);
     for (const socket of this.plainSockets) socket.destroy();
     this.servers.http1.close();
     this.servers.http2.close();

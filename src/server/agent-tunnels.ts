@@ -5,17 +5,14 @@ import type { Batcher } from "../db/batcher.js";
 import type { ConnectionRefresh } from "../db/queries/agent-connections.js";
 import type { Logger } from "../log.js";
 import { ConnectionTracker, type EvictionReason } from "../tracker/connection-tracker.js";
-import { dispatchHttpConnection, type HttpServers } from "../tunnel/http-dispatch.js";
-import { TUNNEL_MAX_MESSAGE_BYTES, TUNNEL_MAX_STREAM_WINDOW } from "../tunnel/tunnel-limits.js";
-import { CLEAN_CLOSE_CODES, CloseCode, closeWebSocket } from "../tunnel/websocket-close.js";
-import { webSocketDuplex } from "../tunnel/websocket-duplex.js";
-import { GoAwayCode, Session, YamuxErrorCode, type Stream } from "../yamux/index.js";
+import type { HttpServers } from "../tunnel/http-dispatch.js";
+import { CloseCode, closeWebSocket } from "../tunnel/websocket-close.js";
 import type { AgentServerStore } from "./agent-store.js";
 import type { ServerMetrics } from "./metrics.js";
 import type { TunnelIdentities } from "./tunnel-identities.js";
+import { closeTunnels, startTunnelSession, type LiveTunnel, type TunnelEnd } from "./tunnel-session.js";
 
-/** A connection must show its first bytes (HTTP/2 preface or request line) within this time. */
-export const SNIFF_TIMEOUT_MS = 10_000;
+export { SNIFF_TIMEOUT_MS } from "./tunnel-session.js";
 
 /** Why a tunnel ended: a fixed set, for the `agentgate_agent_disconnects_total` label and the log line. */
 export type DisconnectReason =
@@ -41,20 +38,12 @@ export interface AgentTunnelsOptions {
   metrics: ServerMetrics;
   /** The servers a tunnel's streams are handed to. */
   servers: HttpServers;
-  identities: TunnelIdentities;
+  identities: TunnelIdentities<AgentIdentity>;
   /** Where trackers queue their connection-time refreshes. */
   heartbeats: Batcher<ConnectionRefresh>;
   /** Publishes `agt_connection_update` for an agent; must not throw. */
   publishConnectionUpdate: (identity: AgentIdentity) => void;
   isShuttingDown: () => boolean;
-}
-
-/** One live agent tunnel. */
-interface Tunnel {
-  ws: WebSocket;
-  session: Session;
-  /** Resolves when the tunnel is gone and its disconnect is written. */
-  done: Promise<void>;
 }
 
 /**
@@ -63,7 +52,7 @@ interface Tunnel {
  * and when it ends (with why), and drained at shutdown.
  */
 export class AgentTunnels {
-  private readonly tunnels = new Set<Tunnel>();
+  private readonly tunnels = new Set<LiveTunnel>();
 
   constructor(private readonly options: AgentTunnelsOptions) {}
 
@@ -79,19 +68,31 @@ export class AgentTunnels {
     // on the two lines operators read, connected and disconnected.
     const logger = this.options.logger.child({ agent_id: identity.agentId, workspace_id: identity.workspaceId });
     const names = () => ({ owner: identity.ownerUsername, workspace: identity.workspaceName, agent: identity.agentName, remote_address: remoteAddress });
-    const session = new Session(webSocketDuplex(ws), {
-      role: "server",
-      maxStreams: config.maxStreamsPerAgent,
-      maxWindow: TUNNEL_MAX_STREAM_WINDOW,
-      maxMessageBytes: TUNNEL_MAX_MESSAGE_BYTES,
-      closeTimeoutMs: config.shutdownGraceMs,
-    });
-    session.on("stream", (stream: Stream) => {
-      dispatchHttpConnection(stream, servers, SNIFF_TIMEOUT_MS, (server) => identities.handOver(server, stream, identity));
-    });
-    session.on("error", (err: Error) => logger.warn({ err }, "yamux session failed"));
     let evicted: EvictionReason | undefined;
-    const tracker = new ConnectionTracker({
+    let tracker: ConnectionTracker | undefined;
+    let resolveDone!: () => void;
+    const done = new Promise<void>((r) => (resolveDone = r));
+    const connectedAt = Date.now();
+    const session = startTunnelSession(ws, {
+      config,
+      servers,
+      handOver: (server, stream) => identities.handOver(server, stream, identity),
+      logger,
+      isShuttingDown: this.options.isShuttingDown,
+      onEnd: (how, protocolError) => {
+        const reason = evicted ?? (this.options.isShuttingDown() ? "server_shutdown" : disconnectReasonOf(how));
+        metrics.connectedAgents.dec();
+        metrics.disconnects.inc({ reason });
+        if (protocolError) metrics.yamuxProtocolErrors.inc();
+        void tracker!.stop().finally(() => {
+          this.tunnels.delete(tunnel);
+          logger.info({ ...names(), reason, connected_ms: Date.now() - connectedAt }, "agent disconnected");
+          resolveDone();
+        });
+      },
+    });
+    const tunnel: LiveTunnel = { ws, session, done };
+    tracker = new ConnectionTracker({
       agentId: identity.agentId,
       workspaceId: identity.workspaceId,
       buildId: identity.buildId,
@@ -119,36 +120,9 @@ export class AgentTunnels {
       logger,
       onPing: () => metrics.pings.inc(),
     });
-    let resolveDone!: () => void;
-    const tunnel: Tunnel = { ws, session, done: new Promise((r) => (resolveDone = r)) };
     this.tunnels.add(tunnel);
     metrics.connectedAgents.inc();
-    const connectedAt = Date.now();
     logger.info({ ...names(), api_version: identity.apiVersion, build_number: identity.buildNumber }, "agent connected");
-    let ended = false;
-    const end = (cause: DisconnectReason) => {
-      if (ended) return;
-      ended = true;
-      const reason = evicted ?? (this.options.isShuttingDown() ? "server_shutdown" : cause);
-      session.destroy();
-      metrics.connectedAgents.dec();
-      metrics.disconnects.inc({ reason });
-      // Only what our session saw: an agent's own 1002 close is its claim, not its fault.
-      if (session.error?.code === YamuxErrorCode.Protocol) metrics.yamuxProtocolErrors.inc();
-      void tracker.stop().finally(() => {
-        this.tunnels.delete(tunnel);
-        logger.info({ ...names(), reason, connected_ms: Date.now() - connectedAt }, "agent disconnected");
-        resolveDone();
-      });
-    };
-    ws.once("close", (code: number) => end(reasonOfClose(code)));
-    session.once("close", () => {
-      const protocolError = session.error?.code === YamuxErrorCode.Protocol;
-      if (this.options.isShuttingDown()) closeWebSocket(ws, CloseCode.GoingAway, "server shutting down");
-      else if (protocolError) closeWebSocket(ws, CloseCode.ProtocolError, session.error!.message);
-      else closeWebSocket(ws, CloseCode.Normal, "");
-      end(protocolError ? "protocol_error" : "connection_lost");
-    });
     tracker.start().catch((err: unknown) => logger.error({ err }, "recording agent connection failed"));
   }
 
@@ -156,29 +130,12 @@ export class AgentTunnels {
    * Shutdown: every tunnel gets a yamux GoAway and up to the shutdown grace for its open RPCs,
    * then its WebSocket closes with 1001. Resolves when every disconnect is written.
    */
-  async closeAll(): Promise<void> {
-    await Promise.all(
-      [...this.tunnels].map(async (t) => {
-        await t.session.close(GoAwayCode.Normal).catch(() => undefined);
-        closeWebSocket(t.ws, CloseCode.GoingAway, "server shutting down");
-        t.session.destroy();
-        await t.done;
-      }),
-    );
+  closeAll(): Promise<void> {
+    return closeTunnels(this.tunnels);
   }
 }
 
-/** The disconnect reason a WebSocket close code stands for. */
-function reasonOfClose(code: number): DisconnectReason {
-  if (CLEAN_CLOSE_CODES.has(code)) return "agent_closed";
-  switch (code) {
-    case CloseCode.ProtocolError:
-      return "protocol_error";
-    case CloseCode.UnsupportedData:
-      return "unsupported_data";
-    case CloseCode.MessageTooBig:
-      return "message_too_big";
-    default:
-      return "connection_lost";
-  }
+/** The disconnect reason of a tunnel's end: a clean close is the agent's. */
+function disconnectReasonOf(how: TunnelEnd): DisconnectReason {
+  return how === "closed" ? "agent_closed" : how;
 }

@@ -49,7 +49,16 @@ export async function startAgentgate(config: ServerConfig, db: Database, logger:
   };
   for (const batcher of Object.values(batchers)) metrics.watchBatcher(batcher);
   const resumeTokens = ResumeTokens.fromDatabase(db);
-  const coordinator = await Coordinator.start({ db, pubsub, replicaId, logger: logger.child({ component: "tailnet" }) });
+  const coordinator = await Coordinator.start({
+    db,
+    pubsub,
+    replicaId,
+    logger: logger.child({ component: "tailnet" }),
+    heartbeatIntervalMs: config.tailnetHeartbeatIntervalMs,
+    replicaTimeoutMs: config.tailnetReplicaTimeoutMs,
+    fullRefreshIntervalMs: config.tailnetFullRefreshIntervalMs,
+  });
+  metrics.watchCoordinator(() => coordinator.counters());
   // A server that fails to listen must not leave the coordinator heartbeating.
   return AgentServer.start({
     config,
@@ -57,6 +66,7 @@ export async function startAgentgate(config: ServerConfig, db: Database, logger:
     replicaId,
     metrics,
     store: agentServerStore(db, replicaId),
+    clientAdmission: { db, adminToken: config.adminToken, resumeTokens },
     routes(router) {
       router.service(Agent, agentService({ db, pubsub, logger, clock, config, banners, derpMaps, batchers }));
       router.service(Tailnet, tailnetService({ derpMaps, derpMapPollMs: DERP_MAP_POLL_MS, coordination: { coordinator, resumeTokens, db } }));
