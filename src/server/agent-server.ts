@@ -137,6 +137,7 @@ export class AgentServer {
     http2.on("sessionError", () => undefined);
     http2.on("session", (session: ServerHttp2Session) => {
       identities.adoptSession(session);
+      clientIdentities.adoptSession(session);
       this.http2Sessions.add(session);
       session.once("close", () => this.http2Sessions.delete(session));
     });
