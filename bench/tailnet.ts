@@ -13,7 +13,10 @@
  *   burst       every agent sends BURST updates at once: updates/s delivered end to end (the
  *               coordinator may coalesce an agent's updates: only the last one must arrive);
  *   paced       RATE updates/s for PACED_SECONDS from random agents: the delay from update_self
- *               on replica 1 to the client on replica 2 receiving it, p50/p99/max.
+ *               on replica 1 to the client on replica 2 receiving it, p50/p99/max;
+ *   baseline    the floor under that delay, in the same run: a bare pg_notify from replica 1's
+ *               pool to replica 2's LISTEN connection at the same rate, and the ratio of the
+ *               coordinator's delays to it.
  * AGENTS (default 5000), BURST (3), RATE (1000), PACED_SECONDS (10) in the environment.
  */
 import { randomUUID } from "node:crypto";
@@ -243,6 +246,40 @@ try {
       `p50 ${percentile(delays, 50).toFixed(1)} ms, p99 ${percentile(delays, 99).toFixed(1)} ms, max ${delays[delays.length - 1]!.toFixed(1)} ms; ` +
       `${(pacedDb.statements / issued).toFixed(3)} statements and ${(pacedDb.xacts / issued).toFixed(3)} transactions per update`,
   );
+  const paced = { p50: percentile(delays, 50), p99: percentile(delays, 99) };
+
+  // Baseline: one NOTIFY per update, replica 1's pool to replica 2's listener, same rate.
+  const notifyDelays: number[] = [];
+  const sentAt = new Map<string, number>();
+  const unsubscribe = await handles[1]!.pubsub.subscribe("agentgate_bench_notify", (payload) => {
+    const at = sentAt.get(payload.toString("utf8"));
+    if (at !== undefined) notifyDelays.push(performance.now() - at);
+    notify();
+  }, (err) => console.error(`baseline: ${err.message}`));
+  const t3 = performance.now();
+  let published = 0;
+  await new Promise<void>((resolve) => {
+    const timer = setInterval(() => {
+      const due = Math.min(total, Math.floor(((performance.now() - t3) / 1000) * RATE));
+      for (; published < due; published++) {
+        sentAt.set(String(published), performance.now());
+        void handles[0]!.query("SELECT pg_notify('agentgate_bench_notify', $1)", [String(published)]);
+      }
+      if (published >= total) {
+        clearInterval(timer);
+        resolve();
+      }
+    }, tickMs);
+  });
+  await until("baseline", () => notifyDelays.length >= total, subscribe);
+  unsubscribe();
+  notifyDelays.sort((a, b) => a - b);
+  const floor = { p50: percentile(notifyDelays, 50), p99: percentile(notifyDelays, 99) };
+  console.log(
+    `baseline: ${total} bare NOTIFYs at ${RATE}/s, pool → other LISTEN connection: p50 ${floor.p50.toFixed(1)} ms, p99 ${floor.p99.toFixed(1)} ms; ` +
+      `coordinator / baseline: p50 ${(paced.p50 / floor.p50).toFixed(1)}×, p99 ${(paced.p99 / floor.p99).toFixed(1)}×`,
+  );
+
   for (const p of pairs) {
     p.agent.close();
     p.client.close();
