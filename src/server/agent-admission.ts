@@ -7,10 +7,12 @@ import { HttpError } from "../http/http-error.js";
 import { API_VERSION_HEADER, SESSION_TOKEN_HEADER } from "../protocol/agent-rpc.js";
 import { negotiateApiVersion } from "./api-version.js";
 
-/** What admission reads: the token lookup, and the replica every admitted connection is served by. */
+/** What admission reads: the token lookup, the replica every admitted connection is served by, the API offered. */
 export interface AdmissionOptions {
   lookup: LookupAgentByToken;
   replicaId: string;
+  /** The newest minor of API 2 offered (see `servedApiMinor`); default the newest this build knows. */
+  apiMinor?: number;
 }
 
 /** An agent's request as admission sees it: where its token may be, and the API version it asks for. */
@@ -28,7 +30,7 @@ export interface AgentCredentials {
  */
 export async function admitAgent(credentials: AgentCredentials, options: AdmissionOptions): Promise<AgentIdentity> {
   const agent = await authenticateAgent(extractToken(credentials.headers, credentials.url), options.lookup);
-  const connection = { apiVersion: negotiateApiVersion(credentials.apiVersion), replicaId: options.replicaId };
+  const connection = { apiVersion: negotiateApiVersion(credentials.apiVersion, options.apiMinor), replicaId: options.replicaId };
   // Object.assign rather than a spread literal: V8 gave every spread-built identity a hidden class
   // of its own (about 0.6 KB per idle tunnel, measured); assigned ones share one.
   return Object.assign({}, agent, connection);

@@ -4,6 +4,7 @@ import { createServer as createHttp2Server, type ServerHttp2Session } from "node
 import { createServer as createNetServer, type AddressInfo, type Socket } from "node:net";
 import type { ConnectRouter } from "@connectrpc/connect";
 import { WebSocketServer } from "ws";
+import { Tailnet } from "../../gen/coder/tailnet/v2/tailnet_pb.js";
 import type { AgentIdentity } from "../auth/agent-identity.js";
 import type { ServerConfig } from "../config.js";
 import { dashboardHandler } from "../dashboard/serve-dashboard.js";
@@ -11,6 +12,8 @@ import type { Batcher } from "../db/batcher.js";
 import type { ConnectionRefresh } from "../db/queries/agent-connections.js";
 import type { Logger } from "../log.js";
 import { createHeartbeatBatcher } from "../tracker/heartbeat-batcher.js";
+import { CURRENT_API_MAJOR } from "../protocol/agent-rpc.js";
+import { RpcCore, type RpcCoreOptions, type RpcRegistration } from "../rpc/index.js";
 import { dispatchHttpConnection, type HttpServers } from "../tunnel/http-dispatch.js";
 import { TUNNEL_MAX_MESSAGE_BYTES } from "../tunnel/tunnel-limits.js";
 import { admitPlainCaller, type AdmissionOptions } from "./agent-admission.js";
@@ -20,7 +23,8 @@ import type { AgentServerStore } from "./agent-store.js";
 import { AgentTunnels, SNIFF_TIMEOUT_MS } from "./agent-tunnels.js";
 import { admitClient, type ClientAdmissionOptions } from "./client-admission.js";
 import { ClientTunnels } from "./client-tunnels.js";
-import { createConnectHandler } from "./connect-handler.js";
+import { createConnectHandler, MAX_RPC_MESSAGE_BYTES } from "./connect-handler.js";
+import { servedApiMinor } from "./api-version.js";
 import { requestListener, upgradeListener, type TunnelRoutes } from "./http-routes.js";
 import { ServerMetrics } from "./metrics.js";
 import { TunnelIdentities } from "./tunnel-identities.js";
@@ -37,8 +41,13 @@ export interface AgentServerOptions {
   store: AgentServerStore;
   logger: Logger;
   replicaId: string;
-  /** Registers the Agent and Tailnet services. */
-  routes: (router: ConnectRouter) => void;
+  /**
+   * The Agent and Tailnet implementations: served with Connect, gRPC and gRPC-Web on the plain
+   * port and in tunnels, and with DRPC in tunnels.
+   */
+  agentServices: readonly RpcRegistration[];
+  /** Registers further Connect services (the control API), which authenticate their callers themselves. */
+  routes?: (router: ConnectRouter) => void;
   /** Publishes `agt_connection_update` for an agent; must not throw. */
   publishConnectionUpdate: (identity: AgentIdentity) => void;
   metrics?: ServerMetrics;
@@ -68,6 +77,8 @@ export class AgentServer {
   private readonly http2Sessions = new Set<ServerHttp2Session>();
   private readonly heartbeats: Batcher<ConnectionRefresh>;
   private readonly shutdownController = new AbortController();
+  /** The newest API version offered to agents, e.g. "2.13" (see `servedApiMinor`). */
+  readonly apiVersion: string;
   private shuttingDown = false;
   private closed: Promise<void> | undefined;
 
@@ -80,9 +91,30 @@ export class AgentServer {
     this.metrics.watchBatcher(this.heartbeats);
     const identities = new TunnelIdentities<AgentIdentity>();
     const clientIdentities = new TunnelIdentities<ClientIdentity>();
-    const admission: AdmissionOptions = { lookup: store.lookupAgentByToken, replicaId: options.replicaId };
+    // The RPC core serves DRPC: the same implementations, metrics and limits as Connect's router.
+    const rpcOptions: RpcCoreOptions = {
+      observer: (service, method, code, seconds) => this.metrics.observeRpc(service, method, code, seconds),
+      shutdownSignal: this.shutdownController.signal,
+      readMaxBytes: MAX_RPC_MESSAGE_BYTES,
+      writeMaxBytes: MAX_RPC_MESSAGE_BYTES,
+    };
+    const rpcCore = new RpcCore(options.agentServices, rpcOptions);
+    // A client tunnel's DRPC reaches the Tailnet service alone, as its Connect requests do.
+    const clientRpcCore = new RpcCore(
+      options.agentServices.filter(([service]) => service.typeName === Tailnet.typeName),
+      rpcOptions,
+    );
+    const admission: AdmissionOptions = {
+      lookup: store.lookupAgentByToken,
+      replicaId: options.replicaId,
+      apiMinor: servedApiMinor((path) => rpcCore.method(path)?.impl !== undefined),
+    };
+    this.apiVersion = `${CURRENT_API_MAJOR}.${admission.apiMinor}`;
     const connect = createConnectHandler({
-      routes: options.routes,
+      routes(router) {
+        for (const [service, implementation] of options.agentServices) router.service(service, implementation);
+        options.routes?.(router);
+      },
       metrics: this.metrics,
       tunnelIdentity: (req) => identities.of(req),
       clientIdentity: (req) => clientIdentities.of(req),
@@ -100,13 +132,22 @@ export class AgentServer {
       metrics: this.metrics,
       servers: this.servers,
       identities,
+      rpcCore,
       heartbeats: this.heartbeats,
       publishConnectionUpdate: options.publishConnectionUpdate,
       isShuttingDown,
     });
     // The tunnel speaks no subprotocol: whatever a client offers, the 101 names none, as coderd's does.
     this.wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: TUNNEL_MAX_MESSAGE_BYTES, handleProtocols: () => false });
-    this.clientTunnels = new ClientTunnels({ config, logger, metrics: this.metrics, servers: this.servers, identities: clientIdentities, isShuttingDown });
+    this.clientTunnels = new ClientTunnels({
+      config,
+      logger,
+      metrics: this.metrics,
+      servers: this.servers,
+      identities: clientIdentities,
+      rpcCore: clientRpcCore,
+      isShuttingDown,
+    });
     const endpoints: TunnelRoutes = {
       agent: agentEndpoint({
         admission,

@@ -1,18 +1,23 @@
 import type { WebSocket } from "ws";
-import type { AgentIdentity } from "../auth/agent-identity.js";
+import { agentIdentityKey, type AgentIdentity } from "../auth/agent-identity.js";
 import type { ServerConfig } from "../config.js";
 import type { Batcher } from "../db/batcher.js";
 import type { ConnectionRefresh } from "../db/queries/agent-connections.js";
 import type { Logger } from "../log.js";
 import { ConnectionTracker, type EvictionReason } from "../tracker/connection-tracker.js";
+import type { RpcCore } from "../rpc/index.js";
 import type { HttpServers } from "../tunnel/http-dispatch.js";
 import { CloseCode, closeWebSocket } from "../tunnel/websocket-close.js";
 import type { AgentServerStore } from "./agent-store.js";
 import type { ServerMetrics } from "./metrics.js";
 import type { TunnelIdentities } from "./tunnel-identities.js";
-import { closeTunnels, startTunnelSession, type LiveTunnel, type TunnelEnd } from "./tunnel-session.js";
+import { closeTunnels, startTunnelSession, tunnelStreamHandlers, type LiveTunnel, type TunnelEnd } from "./tunnel-session.js";
 
-export { SNIFF_TIMEOUT_MS } from "./tunnel-session.js";
+/**
+ * A plain-port connection must show its first bytes (HTTP/2 preface or request line) within
+ * this time. A tunnel's streams have no such timer: the session's stream limit bounds them.
+ */
+export const SNIFF_TIMEOUT_MS = 10_000;
 
 /** Why a tunnel ended: a fixed set, for the `agentgate_agent_disconnects_total` label and the log line. */
 export type DisconnectReason =
@@ -39,6 +44,8 @@ export interface AgentTunnelsOptions {
   /** The servers a tunnel's streams are handed to. */
   servers: HttpServers;
   identities: TunnelIdentities<AgentIdentity>;
+  /** Serves the DRPC streams (what stock Coder agents speak). */
+  rpcCore: RpcCore;
   /** Where trackers queue their connection-time refreshes. */
   heartbeats: Batcher<ConnectionRefresh>;
   /** Publishes `agt_connection_update` for an agent; must not throw. */
@@ -63,7 +70,7 @@ export class AgentTunnels {
 
   /** Runs the tunnel of an admitted agent on its upgraded WebSocket. */
   run(ws: WebSocket, identity: AgentIdentity, remoteAddress: string | undefined): void {
-    const { config, metrics, heartbeats, store, servers, identities } = this.options;
+    const { config, metrics, heartbeats, store, servers, identities, rpcCore } = this.options;
     // The child carries only ids: every binding costs each idle tunnel its memory. The names go
     // on the two lines operators read, connected and disconnected.
     const logger = this.options.logger.child({ agent_id: identity.agentId, workspace_id: identity.workspaceId });
@@ -75,8 +82,7 @@ export class AgentTunnels {
     const connectedAt = Date.now();
     const session = startTunnelSession(ws, {
       config,
-      servers,
-      handOver: (server, stream) => identities.handOver(server, stream, identity),
+      handlers: tunnelStreamHandlers({ servers, identities, rpcCore }, identity, agentIdentityKey, logger),
       logger,
       isShuttingDown: this.options.isShuttingDown,
       onEnd: (how, protocolError) => {

@@ -1,13 +1,14 @@
 import type { WebSocket } from "ws";
 import type { ServerConfig } from "../config.js";
 import type { Logger } from "../log.js";
-import type { ClientIdentity } from "../tailnet/peer-identity.js";
+import type { RpcCore } from "../rpc/index.js";
+import { clientIdentityKey, type ClientIdentity } from "../tailnet/peer-identity.js";
 import type { HttpServers } from "../tunnel/http-dispatch.js";
 import { CloseCode, closeWebSocket } from "../tunnel/websocket-close.js";
 import { keepAlive } from "../tunnel/websocket-keepalive.js";
 import type { ServerMetrics } from "./metrics.js";
 import type { TunnelIdentities } from "./tunnel-identities.js";
-import { closeTunnels, startTunnelSession, type LiveTunnel } from "./tunnel-session.js";
+import { closeTunnels, startTunnelSession, tunnelStreamHandlers, type LiveTunnel } from "./tunnel-session.js";
 
 /** What client tunnels need from the server. */
 export interface ClientTunnelsOptions {
@@ -16,12 +17,15 @@ export interface ClientTunnelsOptions {
   metrics: ServerMetrics;
   servers: HttpServers;
   identities: TunnelIdentities<ClientIdentity>;
+  /** Serves the DRPC streams; it holds the Tailnet service alone. */
+  rpcCore: RpcCore;
   isShuttingDown: () => boolean;
 }
 
 /**
  * The live client tunnels of this server: the same WebSocket and yamux session as an agent's,
- * whose requests carry the client's identity (and so reach only the Tailnet service). Nothing is
+ * the same stream dispatch (DRPC, HTTP/2, HTTP/1.1), whose requests carry the client's identity
+ * and reach only the Tailnet service. Nothing is
  * recorded in the database for them; pings (the agent update interval and inactive timeout)
  * close one whose network vanished.
  */
@@ -36,7 +40,7 @@ export class ClientTunnels {
 
   /** Runs the tunnel of an admitted client on its upgraded WebSocket. */
   run(ws: WebSocket, identity: ClientIdentity, remoteAddress: string | undefined): void {
-    const { config, metrics, servers, identities } = this.options;
+    const { config, metrics, servers, identities, rpcCore } = this.options;
     const logger = this.options.logger.child({ peer_id: identity.peerId, agent_id: identity.agentId });
     let resolveDone!: () => void;
     const done = new Promise<void>((r) => (resolveDone = r));
@@ -44,8 +48,7 @@ export class ClientTunnels {
     let timedOut = false;
     const session = startTunnelSession(ws, {
       config,
-      servers,
-      handOver: (server, stream) => identities.handOver(server, stream, identity),
+      handlers: tunnelStreamHandlers({ servers, identities, rpcCore }, identity, clientIdentityKey, logger),
       logger,
       isShuttingDown: this.options.isShuttingDown,
       onEnd: (how, protocolError) => {

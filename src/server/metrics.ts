@@ -1,3 +1,5 @@
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
+import { Code } from "@connectrpc/connect";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { ObservedBatcher } from "../db/batcher.js";
 import type { CoordinatorCounters } from "../tailnet/coordinator.js";
@@ -140,6 +142,16 @@ export class ServerMetrics {
     counter("agentgate_tailnet_node_updates_sent_total", "NODE updates queued to peers of this replica.", (c) => c.nodeUpdatesSent);
     counter("agentgate_tailnet_peers_dropped_total", "Peers removed because their response queue was full.", (c) => c.peersDroppedFullQueue);
     counter("agentgate_tailnet_heartbeat_failures_total", "Failed heartbeat writes of this replica.", (c) => c.heartbeatFailures);
+  }
+
+  /**
+   * Counts one RPC a protocol binding served (the RPC core's observer): the same
+   * `agentgate_rpcs_total` and `agentgate_rpc_duration_seconds` series Connect's calls go to.
+   * `code` is undefined for success.
+   */
+  observeRpc(service: DescService, method: DescMethod, code: Code | undefined, durationSeconds: number): void {
+    this.rpcs.inc({ service: service.typeName, method: method.name, code: code === undefined ? "ok" : (Code[code] ?? "unknown") });
+    this.rpcSeconds.observe({ method: method.name }, durationSeconds);
   }
 
   /** Exports a batcher's queue depth, drops and flush errors. */

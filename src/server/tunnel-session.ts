@@ -1,14 +1,15 @@
+import { createContextValues, type ContextKey, type ContextValues } from "@connectrpc/connect";
 import type { WebSocket } from "ws";
 import type { ServerConfig } from "../config.js";
 import type { Logger } from "../log.js";
-import { dispatchHttpConnection, type HandOver, type HttpServers } from "../tunnel/http-dispatch.js";
+import { serveDrpc, type RpcCore } from "../rpc/index.js";
+import type { HttpServers } from "../tunnel/http-dispatch.js";
+import { dispatchTunnelStream, type TunnelStreamHandlers } from "../tunnel/tunnel-stream-dispatch.js";
 import { TUNNEL_MAX_MESSAGE_BYTES, TUNNEL_MAX_STREAM_WINDOW } from "../tunnel/tunnel-limits.js";
 import { CLEAN_CLOSE_CODES, CloseCode, closeWebSocket } from "../tunnel/websocket-close.js";
 import { webSocketDuplex } from "../tunnel/websocket-duplex.js";
 import { GoAwayCode, Session, YamuxErrorCode, type Stream } from "../yamux/index.js";
-
-/** A connection must show its first bytes (HTTP/2 preface or request line) within this time. */
-export const SNIFF_TIMEOUT_MS = 10_000;
+import type { TunnelIdentities } from "./tunnel-identities.js";
 
 /** How a tunnel's transport ended, before what the route makes of it (an eviction, the shutdown). */
 export type TunnelEnd =
@@ -26,9 +27,8 @@ export type TunnelEnd =
 /** What a tunnel's session is built with. */
 export interface TunnelSessionOptions {
   config: ServerConfig;
-  servers: HttpServers;
-  /** Hands each stream, once sniffed, to its server with the tunnel's identity. */
-  handOver: HandOver;
+  /** Where each stream goes once its protocol is known, with the tunnel's identity. */
+  handlers: TunnelStreamHandlers;
   logger: Logger;
   isShuttingDown: () => boolean;
   /** Called once, when the WebSocket or the session ends: with how, and whether our session saw a yamux protocol error. */
@@ -44,12 +44,11 @@ export interface LiveTunnel {
 }
 
 /**
- * Runs a yamux server session over an upgraded WebSocket whose streams are HTTP connections,
- * each handed to the HTTP/1.1 or HTTP/2 server by its first bytes; agent and client tunnels
- * alike. The WebSocket's close and the session's end each end the other.
+ * Runs a yamux server session over an upgraded WebSocket whose streams are DRPC, HTTP/2 or
+ * HTTP/1.1 connections, each dispatched by its first bytes; agent and client tunnels alike. The WebSocket's close and the session's end each end the other.
  */
 export function startTunnelSession(ws: WebSocket, options: TunnelSessionOptions): Session {
-  const { config, servers, handOver, logger } = options;
+  const { config, handlers, logger } = options;
   const session = new Session(webSocketDuplex(ws), {
     role: "server",
     maxStreams: config.maxStreamsPerAgent,
@@ -57,7 +56,7 @@ export function startTunnelSession(ws: WebSocket, options: TunnelSessionOptions)
     maxMessageBytes: TUNNEL_MAX_MESSAGE_BYTES,
     closeTimeoutMs: config.shutdownGraceMs,
   });
-  session.on("stream", (stream: Stream) => dispatchHttpConnection(stream, servers, SNIFF_TIMEOUT_MS, handOver));
+  session.on("stream", (stream: Stream) => dispatchTunnelStream(stream, handlers));
   session.on("error", (err: Error) => logger.warn({ err }, "yamux session failed"));
   let ended = false;
   const end = (how: TunnelEnd) => {
@@ -76,6 +75,33 @@ export function startTunnelSession(ws: WebSocket, options: TunnelSessionOptions)
     end(protocolError ? "protocol_error" : "connection_lost");
   });
   return session;
+}
+
+/** What a tunnel's streams are served by. */
+export interface TunnelServers<I extends object> {
+  servers: HttpServers;
+  identities: TunnelIdentities<I>;
+  /** Serves the DRPC streams (what stock Coder agents and clients speak). */
+  rpcCore: RpcCore;
+}
+
+/**
+ * Where a tunnel's streams go: HTTP to the servers with the tunnel's identity, DRPC to the RPC
+ * core with the same identity under `key` in its context values, made once per tunnel on its
+ * first DRPC stream (an idle tunnel of a Connect peer never pays for them).
+ */
+export function tunnelStreamHandlers<I extends object>(parts: TunnelServers<I>, identity: I, key: ContextKey<I | undefined>, logger: Logger): TunnelStreamHandlers {
+  const { servers, identities, rpcCore } = parts;
+  let values: ContextValues | undefined;
+  return {
+    servers,
+    http: (server, stream) => identities.handOver(server, stream, identity),
+    drpc: (stream) => {
+      values ??= createContextValues().set(key, identity);
+      serveDrpc(stream, rpcCore, values, { onProtocolError: (err) => logger.debug({ err }, "DRPC protocol error; stream closed") });
+      stream.resume();
+    },
+  };
 }
 
 /**
