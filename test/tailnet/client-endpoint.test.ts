@@ -7,8 +7,10 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { CoordinateResponse_PeerUpdate_Kind as Kind } from "../../gen/coder/tailnet/v2/tailnet_pb.js";
-import { uuidToBytes } from "../../src/agentapi/uuid-bytes.js";
+import { Agent } from "../../gen/coder/agent/v2/agent_pb.js";
+import { CoordinateResponse_PeerUpdate_Kind as Kind, Tailnet } from "../../gen/coder/tailnet/v2/tailnet_pb.js";
+import { uuidFromBytes, uuidToBytes } from "../../src/agentapi/uuid-bytes.js";
+import { connectErrorOf, createDrpcClient } from "../../src/rpc/index.js";
 import { createControlClient, type ControlClient } from "../../src/cli/control-client.js";
 import { connectAgent, DialRefusedError, type AgentConnection } from "../../src/client/index.js";
 import { eventually, startTestServer, type TestServer } from "../support/agent-server.js";
@@ -148,6 +150,24 @@ forEachEngine((t) => {
     stray.send({ addTunnel: { id: uuidToBytes(ws.gpu.id) } });
     const err = await stray.closed;
     assert.ok(err instanceof ConnectError && err.code === Code.PermissionDenied && /invalid agent id/.test(err.rawMessage), String(err));
+  });
+
+  test("a client speaking DRPC on its tunnel (as Coder's clients do) coordinates with the agent; the Agent service is not there", async () => {
+    const ws = await workspace();
+    const { peer: agent } = agentPeer(ws.main);
+    agent.updateDERP(4);
+    const c = await client(ws.main.id, ADMIN_TOKEN);
+    const call = createDrpcClient(Tailnet, c.tunnel.session).coordinate();
+    await call.send({ addTunnel: { id: uuidToBytes(ws.main.id) } });
+    await call.send({ updateSelf: { node: { preferredDerp: 14 } } });
+    for (;;) {
+      const res = await call.receive();
+      assert.ok(res !== undefined, "the call ended before the agent's node came");
+      if (res.peerUpdates.some((u) => uuidFromBytes(u.id, "id") === ws.main.id && u.node?.preferredDerp === 4)) break;
+    }
+    await agent.until("the DRPC client's node", () => [...agent.heard.values()].some((h) => h.node?.preferredDerp === 14));
+    call.close();
+    await assert.rejects(createDrpcClient(Agent, c.tunnel.session).getManifest({}), (err: unknown) => connectErrorOf(err).code === Code.Unimplemented);
   });
 
   test("WorkspaceUpdates on a client connection: the owner's workspace and its agents", async () => {
