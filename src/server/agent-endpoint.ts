@@ -1,7 +1,6 @@
 import type { WebSocket, WebSocketServer } from "ws";
-import type { AgentIdentity } from "../auth/agent-identity.js";
 import type { Logger } from "../log.js";
-import { admitAgent, type AdmissionOptions } from "./agent-admission.js";
+import { admit, type Admission, type AdmissionOptions } from "./agent-admission.js";
 import type { ServerMetrics } from "./metrics.js";
 import type { TunnelEndpoint } from "./tunnel-endpoint.js";
 
@@ -15,14 +14,14 @@ export interface AgentEndpointOptions {
   /** True once shutdown began: new agents are turned away with 503. */
   isShuttingDown: () => boolean;
   /** Runs the tunnel on an upgraded socket. */
-  onTunnel: (ws: WebSocket, identity: AgentIdentity, remoteAddress: string | undefined) => void;
+  onTunnel: (ws: WebSocket, admission: Admission, remoteAddress: string | undefined) => void;
 }
 
 /** The agent route: the one admission (token, latest build, API version) gives the agent's identity. */
-export function agentEndpoint(options: AgentEndpointOptions): TunnelEndpoint<AgentIdentity> {
+export function agentEndpoint(options: AgentEndpointOptions): TunnelEndpoint<Admission> {
   return {
     who: "agent",
-    admit: (req, url) => admitAgent({ headers: req.headers, url, apiVersion: url.searchParams.get("version") }, options.admission),
+    admit: (req, url) => admit({ headers: req.headers, url, apiVersion: url.searchParams.get("version") }, options.admission),
     wss: options.wss,
     upgrades: options.metrics.upgrades,
     logger: options.logger,

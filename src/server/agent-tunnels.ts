@@ -8,7 +8,9 @@ import { ConnectionTracker, type EvictionReason } from "../tracker/connection-tr
 import type { RpcCore } from "../rpc/index.js";
 import type { HttpServers } from "../tunnel/http-dispatch.js";
 import { CloseCode, closeWebSocket } from "../tunnel/websocket-close.js";
+import type { Admission } from "./agent-admission.js";
 import type { AgentServerStore } from "./agent-store.js";
+import type { IdentityWatch, RevocationReason } from "./identity-watch.js";
 import type { ServerMetrics } from "./metrics.js";
 import type { TunnelIdentities } from "./tunnel-identities.js";
 import { closeTunnels, startTunnelSession, tunnelStreamHandlers, type LiveTunnel, type TunnelEnd } from "./tunnel-session.js";
@@ -22,6 +24,8 @@ export const SNIFF_TIMEOUT_MS = 10_000;
 /** Why a tunnel ended: a fixed set, for the `agentgate_agent_disconnects_total` label and the log line. */
 export type DisconnectReason =
   | EvictionReason
+  /** Its identity ended: agent or workspace deleted, token revoked, or a newer build. */
+  | RevocationReason
   /** The agent closed the WebSocket cleanly. */
   | "agent_closed"
   /** The WebSocket broke or closed with an error code. */
@@ -44,6 +48,8 @@ export interface AgentTunnelsOptions {
   /** The servers a tunnel's streams are handed to. */
   servers: HttpServers;
   identities: TunnelIdentities<AgentIdentity>;
+  /** Holds each tunnel's identity and cuts the tunnel when the database says it ended. */
+  watch: IdentityWatch;
   /** Serves the DRPC streams (what stock Coder agents speak). */
   rpcCore: RpcCore;
   /** Where trackers queue their connection-time refreshes. */
@@ -69,14 +75,15 @@ export class AgentTunnels {
   }
 
   /** Runs the tunnel of an admitted agent on its upgraded WebSocket. */
-  run(ws: WebSocket, identity: AgentIdentity, remoteAddress: string | undefined): void {
-    const { config, metrics, heartbeats, store, servers, identities, rpcCore } = this.options;
+  run(ws: WebSocket, admission: Admission, remoteAddress: string | undefined): void {
+    const { config, metrics, heartbeats, store, servers, identities, rpcCore, watch } = this.options;
+    const { identity } = admission;
     // The child carries only ids: every binding costs each idle tunnel its memory. The names go
     // on the two lines operators read, connected and disconnected.
     const logger = this.options.logger.child({ agent_id: identity.agentId, workspace_id: identity.workspaceId });
     const names = () => ({ owner: identity.ownerUsername, workspace: identity.workspaceName, agent: identity.agentName, remote_address: remoteAddress });
-    let evicted: EvictionReason | undefined;
-    let tracker: ConnectionTracker | undefined;
+    let evicted: EvictionReason | RevocationReason | undefined;
+    let release: (() => void) | undefined;
     let resolveDone!: () => void;
     const done = new Promise<void>((r) => (resolveDone = r));
     const connectedAt = Date.now();
@@ -86,11 +93,12 @@ export class AgentTunnels {
       logger,
       isShuttingDown: this.options.isShuttingDown,
       onEnd: (how, protocolError) => {
+        release?.();
         const reason = evicted ?? (this.options.isShuttingDown() ? "server_shutdown" : disconnectReasonOf(how));
         metrics.connectedAgents.dec();
         metrics.disconnects.inc({ reason });
         if (protocolError) metrics.yamuxProtocolErrors.inc();
-        void tracker!.stop().finally(() => {
+        void tracker.stop().finally(() => {
           this.tunnels.delete(tunnel);
           logger.info({ ...names(), reason, connected_ms: Date.now() - connectedAt }, "agent disconnected");
           resolveDone();
@@ -98,10 +106,16 @@ export class AgentTunnels {
       },
     });
     const tunnel: LiveTunnel = { ws, session, done };
-    tracker = new ConnectionTracker({
+    const evict = (reason: EvictionReason | RevocationReason, closeReason: string) => {
+      if (evicted !== undefined) return;
+      evicted = reason;
+      metrics.evictions.inc({ reason });
+      if (reason === "ping_timeout") metrics.pingTimeouts.inc();
+      closeWebSocket(ws, CloseCode.GoingAway, closeReason);
+      session.destroy();
+    };
+    const tracker = new ConnectionTracker({
       agentId: identity.agentId,
-      workspaceId: identity.workspaceId,
-      buildId: identity.buildId,
       socket: ws,
       store: {
         connect: (agentId, at) => store.connect(agentId, at),
@@ -111,16 +125,9 @@ export class AgentTunnels {
           heartbeats.discard(agentId, (waiting) => waiting.connection === connection);
           return store.disconnect(agentId, connection, at);
         },
-        latestBuildId: (workspaceId) => store.latestBuildId(workspaceId),
       },
       publishConnectionUpdate: () => this.options.publishConnectionUpdate(identity),
-      evict: (reason, closeReason) => {
-        evicted = reason;
-        metrics.evictions.inc({ reason });
-        if (reason === "ping_timeout") metrics.pingTimeouts.inc();
-        closeWebSocket(ws, CloseCode.GoingAway, closeReason);
-        session.destroy();
-      },
+      evict,
       updateIntervalMs: config.agentUpdateIntervalMs,
       inactiveTimeoutMs: config.agentInactiveTimeoutMs,
       logger,
@@ -129,6 +136,7 @@ export class AgentTunnels {
     this.tunnels.add(tunnel);
     metrics.connectedAgents.inc();
     logger.info({ ...names(), api_version: identity.apiVersion, build_number: identity.buildNumber }, "agent connected");
+    release = watch.hold(admission, evict);
     tracker.start().catch((err: unknown) => logger.error({ err }, "recording agent connection failed"));
   }
 

@@ -3,6 +3,7 @@ import type { IncomingHttpHeaders } from "node:http";
 import { extractToken } from "../auth/token.js";
 import { sameToken } from "../control/admin-auth.js";
 import type { Queryable } from "../db/database.js";
+import { isDatabaseUnavailable } from "../db/errors.js";
 import { getWorkspaceByAgentId } from "../db/queries/workspaces.js";
 import { HttpError } from "../http/http-error.js";
 import { authenticateClient } from "../tailnet/client-token.js";
@@ -81,12 +82,16 @@ async function resumedPeer(token: string, resumeTokens: ResumeTokens): Promise<s
   }
 }
 
-/** A database failure during admission is ours: 500 with what failed. */
+/**
+ * A database failure during admission: 503 when the database can't be reached (try again), else
+ * 500. The database's own error is the cause, for the log only: its text names the database.
+ */
 async function databaseStep<T>(what: string, step: () => Promise<T>): Promise<T> {
   try {
     return await step();
   } catch (err) {
     if (err instanceof HttpError) throw err;
-    throw new HttpError(500, { message: `Internal error ${what}.`, detail: err instanceof Error ? err.message : String(err) });
+    if (isDatabaseUnavailable(err)) throw new HttpError(503, { message: "Database unavailable, try again later.", detail: `${what} can't be done now` }, { cause: err });
+    throw new HttpError(500, { message: `Internal error ${what}.` }, { cause: err });
   }
 }

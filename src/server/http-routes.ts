@@ -2,10 +2,11 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import type { Duplex } from "node:stream";
 import type { DashboardHandler } from "../dashboard/serve-dashboard.js";
+import { isDatabaseUnavailable } from "../db/errors.js";
 import { writeError } from "../http/http-error.js";
 import { AGENT_RPC_PATH } from "../protocol/agent-rpc.js";
-import type { AgentIdentity } from "../auth/agent-identity.js";
 import type { ClientIdentity } from "../tailnet/peer-identity.js";
+import type { Admission } from "./agent-admission.js";
 import type { AgentServerStore } from "./agent-store.js";
 import { CLIENT_COORDINATE_PATH } from "./client-admission.js";
 import type { NodeHandler } from "./connect-handler.js";
@@ -14,7 +15,7 @@ import { handleTunnelPlainRequest, handleTunnelUpgrade, type TunnelEndpoint } fr
 
 /** The two tunnel routes: agents', and clients' coordination (absent: its path is not served). */
 export interface TunnelRoutes {
-  agent: TunnelEndpoint<AgentIdentity>;
+  agent: TunnelEndpoint<Admission>;
   /** Admits for the agent id of the path. */
   client?: (agentId: string) => TunnelEndpoint<ClientIdentity>;
 }
@@ -44,7 +45,8 @@ export function requestListener(o: RoutesOptions): (req: IncomingMessage | Http2
     } else if (req.method === "GET" && path === "/readyz") {
       o.store.ready().then(
         () => res.writeHead(200, { "content-type": "text/plain" }).end("ok\n"),
-        (err: unknown) => writeError(res as ServerResponse, 503, { message: "Not ready.", detail: errorText(err) }),
+        // The database's own error text names its address: unauthenticated callers get a generic one.
+        (err: unknown) => writeError(res as ServerResponse, 503, { message: "Not ready.", detail: isDatabaseUnavailable(err) ? "the database can't be reached" : errorText(err) }),
       );
     } else if (req.method === "GET" && path === "/metrics") {
       o.metrics.registry.metrics().then(

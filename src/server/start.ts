@@ -21,6 +21,7 @@ import { ResumeTokens } from "../tailnet/resume-token.js";
 import { tailnetService } from "../tailnet/tailnet-service.js";
 import { AgentServer } from "./agent-server.js";
 import { agentServerStore } from "./agent-store.js";
+import { IdentityWatch } from "./identity-watch.js";
 import { ServerMetrics } from "./metrics.js";
 import { observedPubsub } from "./observed-pubsub.js";
 
@@ -50,6 +51,13 @@ export async function startAgentgate(config: ServerConfig, db: Database, logger:
   };
   for (const batcher of Object.values(batchers)) metrics.watchBatcher(batcher);
   const resumeTokens = ResumeTokens.fromDatabase(db);
+  const watch = await IdentityWatch.start({
+    db,
+    background: db.background,
+    pubsub,
+    sweepIntervalMs: config.agentUpdateIntervalMs,
+    logger: logger.child({ component: "identity" }),
+  });
   const coordinator = await Coordinator.start({
     db,
     pubsub,
@@ -58,6 +66,9 @@ export async function startAgentgate(config: ServerConfig, db: Database, logger:
     heartbeatIntervalMs: config.tailnetHeartbeatIntervalMs,
     replicaTimeoutMs: config.tailnetReplicaTimeoutMs,
     fullRefreshIntervalMs: config.tailnetFullRefreshIntervalMs,
+  }).catch((err: unknown) => {
+    watch.close();
+    throw err;
   });
   metrics.watchCoordinator(() => coordinator.counters());
   // A server that fails to listen must not leave the coordinator heartbeating.
@@ -66,10 +77,11 @@ export async function startAgentgate(config: ServerConfig, db: Database, logger:
     logger,
     replicaId,
     metrics,
+    watch,
     store: agentServerStore(db, replicaId),
     clientAdmission: { db, adminToken: config.adminToken, resumeTokens },
     agentServices: [
-      rpcRegistration(Agent, agentService({ db, pubsub, logger, clock, config, banners, derpMaps, batchers })),
+      rpcRegistration(Agent, agentService({ db, pubsub, logger, clock, config, banners, derpMaps, batchers, identities: watch })),
       rpcRegistration(Tailnet, tailnetService({ derpMaps, derpMapPollMs: DERP_MAP_POLL_MS, coordination: { coordinator, resumeTokens, db } })),
     ],
     routes(router) {
@@ -83,8 +95,9 @@ export async function startAgentgate(config: ServerConfig, db: Database, logger:
         logger,
       ),
     // Final flushes run after the tunnels drained, so the last reports are in them.
-    closeOnShutdown: [coordinator, ...Object.values(batchers), stats],
+    closeOnShutdown: [coordinator, ...Object.values(batchers), stats, { close: async () => watch.close() }],
   }).catch(async (err: unknown) => {
+    watch.close();
     await coordinator.close();
     throw err;
   });

@@ -96,11 +96,14 @@ function refuse<I>(req: IncomingMessage, err: unknown, endpoint: TunnelEndpoint<
   const refusal =
     err instanceof HttpError
       ? { status: err.status, body: err.body }
-      : { status: 500, body: { message: "Internal error.", detail: err instanceof Error ? err.message : String(err) } };
+      : { status: 500, body: { message: "Internal error." } };
   const failed = refusal.status >= 500 && refusal.status !== 503;
   endpoint.upgrades.inc({ result: failed ? "failed" : "refused", status: String(refusal.status) });
   const fields = { status: refusal.status, message: refusal.body.message, detail: refusal.body.detail, remote_address: req.socket.remoteAddress };
-  if (failed) endpoint.logger.error({ ...fields, err }, `${endpoint.who} dial failed`);
+  // The database's own error goes to the log only (its text names the database's address).
+  const cause = err instanceof HttpError ? err.cause : err;
+  if (failed) endpoint.logger.error({ ...fields, err: cause ?? err }, `${endpoint.who} dial failed`);
+  else if (cause !== undefined) endpoint.logger.warn({ ...fields, err: cause }, `${endpoint.who} dial refused: database unavailable`);
   else endpoint.logger.info(fields, `${endpoint.who} dial refused`);
   return refusal;
 }
