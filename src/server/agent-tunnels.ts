@@ -1,4 +1,4 @@
-import { createContextValues, type ContextValues } from "@connectrpc/connect";
+import { createContextValues } from "@connectrpc/connect";
 import type { WebSocket } from "ws";
 import { agentIdentityKey, type AgentIdentity } from "../auth/agent-identity.js";
 import type { ServerConfig } from "../config.js";
@@ -6,9 +6,9 @@ import type { Batcher } from "../db/batcher.js";
 import type { ConnectionRefresh } from "../db/queries/agent-connections.js";
 import type { Logger } from "../log.js";
 import { ConnectionTracker, type EvictionReason } from "../tracker/connection-tracker.js";
-import { serveDrpc, type RpcCore } from "../rpc/index.js";
+import type { RpcCore } from "../rpc/index.js";
 import type { HttpServers } from "../tunnel/http-dispatch.js";
-import { dispatchTunnelStream, type TunnelStreamHandlers } from "../tunnel/tunnel-stream-dispatch.js";
+import { dispatchTunnelStream } from "../tunnel/tunnel-stream-dispatch.js";
 import { TUNNEL_MAX_MESSAGE_BYTES, TUNNEL_MAX_STREAM_WINDOW } from "../tunnel/tunnel-limits.js";
 import { CLEAN_CLOSE_CODES, CloseCode, closeWebSocket } from "../tunnel/websocket-close.js";
 import { webSocketDuplex } from "../tunnel/websocket-duplex.js";
@@ -16,6 +16,7 @@ import { GoAwayCode, Session, YamuxErrorCode, type Stream } from "../yamux/index
 import type { AgentServerStore } from "./agent-store.js";
 import type { ServerMetrics } from "./metrics.js";
 import type { TunnelIdentities } from "./tunnel-identities.js";
+import { tunnelStreamHandlers } from "./tunnel-stream-handlers.js";
 
 /**
  * A plain-port connection must show its first bytes (HTTP/2 preface or request line) within
@@ -94,7 +95,11 @@ export class AgentTunnels {
       maxMessageBytes: TUNNEL_MAX_MESSAGE_BYTES,
       closeTimeoutMs: config.shutdownGraceMs,
     });
-    const handlers = this.streamHandlers(identity, logger);
+    const { servers, identities, rpcCore } = this.options;
+    const handlers = tunnelStreamHandlers(
+      { servers, rpcCore, logger },
+      { handOverHttp: (server, stream) => identities.handOver(server, stream, identity), contextValues: () => createContextValues().set(agentIdentityKey, identity) },
+    );
     session.on("stream", (stream: Stream) => dispatchTunnelStream(stream, handlers));
     session.on("error", (err: Error) => logger.warn({ err }, "yamux session failed"));
     let evicted: EvictionReason | undefined;
@@ -157,25 +162,6 @@ export class AgentTunnels {
       end(protocolError ? "protocol_error" : "connection_lost");
     });
     tracker.start().catch((err: unknown) => logger.error({ err }, "recording agent connection failed"));
-  }
-
-  /**
-   * Where a tunnel's streams go: HTTP to the servers with the tunnel's identity, DRPC to the RPC
-   * core with the same identity in its context values, made once per tunnel on its first DRPC
-   * stream (an idle tunnel of a Connect agent never pays for them).
-   */
-  private streamHandlers(identity: AgentIdentity, logger: Logger): TunnelStreamHandlers {
-    const { servers, identities, rpcCore } = this.options;
-    let values: ContextValues | undefined;
-    return {
-      servers,
-      http: (server, stream) => identities.handOver(server, stream, identity),
-      drpc: (stream) => {
-        values ??= createContextValues().set(agentIdentityKey, identity);
-        serveDrpc(stream, rpcCore, values, { onProtocolError: (err) => logger.debug({ err }, "DRPC protocol error; stream closed") });
-        stream.resume();
-      },
-    };
   }
 
   /**
