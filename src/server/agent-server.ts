@@ -23,6 +23,7 @@ import { createConnectHandler, MAX_RPC_MESSAGE_BYTES } from "./connect-handler.j
 import { servedApiMinor } from "./api-version.js";
 import { requestListener, upgradeListener } from "./http-routes.js";
 import { ServerMetrics } from "./metrics.js";
+import type { IdentityWatch } from "./identity-watch.js";
 import { TunnelIdentities } from "./tunnel-identities.js";
 
 /** HTTP/2 streams (in-flight RPCs) per connection: each costs about 90 KB, so a bound keeps memory in check. */
@@ -37,6 +38,8 @@ export interface AgentServerOptions {
   store: AgentServerStore;
   logger: Logger;
   replicaId: string;
+  /** Holds tunnels' identities and caches plain-port token lookups, kept current by identity events. */
+  watch: IdentityWatch;
   /**
    * The Agent and Tailnet implementations: served with Connect, gRPC and gRPC-Web on the plain
    * port and in tunnels, and with DRPC in tunnels.
@@ -94,6 +97,8 @@ export class AgentServer {
       replicaId: options.replicaId,
       apiMinor: servedApiMinor((path) => rpcCore.method(path)?.impl !== undefined),
     };
+    // A dial reads its token afresh (once per tunnel); a plain-port call goes through the cache.
+    const plainAdmission: AdmissionOptions = { ...admission, lookup: options.watch.lookup };
     this.apiVersion = `${CURRENT_API_MAJOR}.${admission.apiMinor}`;
     const connect = createConnectHandler({
       routes(router) {
@@ -102,7 +107,7 @@ export class AgentServer {
       },
       metrics: this.metrics,
       tunnelIdentity: (req) => identities.of(req),
-      resolveCaller: (header) => admitPlainCaller(header, admission),
+      resolveCaller: (header) => admitPlainCaller(header, plainAdmission),
       shutdownSignal: this.shutdownController.signal,
     });
     const http1 = createHttp1Server({ requestTimeout: 0, headersTimeout: HEADERS_TIMEOUT_MS, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS });
@@ -116,6 +121,7 @@ export class AgentServer {
       metrics: this.metrics,
       servers: this.servers,
       identities,
+      watch: options.watch,
       rpcCore,
       heartbeats: this.heartbeats,
       publishConnectionUpdate: options.publishConnectionUpdate,
@@ -129,7 +135,7 @@ export class AgentServer {
       metrics: this.metrics,
       logger,
       isShuttingDown,
-      onTunnel: (ws, identity, remoteAddress) => this.tunnels.run(ws, identity, remoteAddress),
+      onTunnel: (ws, admitted, remoteAddress) => this.tunnels.run(ws, admitted, remoteAddress),
     };
     const onRequest = requestListener({ store, metrics: this.metrics, endpoint, dashboard: dashboardHandler(), connect });
     http1.on("request", onRequest);

@@ -13,7 +13,9 @@ import { TUNNEL_MAX_MESSAGE_BYTES, TUNNEL_MAX_STREAM_WINDOW } from "../tunnel/tu
 import { CLEAN_CLOSE_CODES, CloseCode, closeWebSocket } from "../tunnel/websocket-close.js";
 import { webSocketDuplex } from "../tunnel/websocket-duplex.js";
 import { GoAwayCode, Session, YamuxErrorCode, type Stream } from "../yamux/index.js";
+import type { Admission } from "./agent-admission.js";
 import type { AgentServerStore } from "./agent-store.js";
+import type { IdentityWatch, RevocationReason } from "./identity-watch.js";
 import type { ServerMetrics } from "./metrics.js";
 import type { TunnelIdentities } from "./tunnel-identities.js";
 import { tunnelStreamHandlers } from "./tunnel-stream-handlers.js";
@@ -27,6 +29,8 @@ export const SNIFF_TIMEOUT_MS = 10_000;
 /** Why a tunnel ended: a fixed set, for the `agentgate_agent_disconnects_total` label and the log line. */
 export type DisconnectReason =
   | EvictionReason
+  /** Its identity ended: agent or workspace deleted, token revoked, or a newer build. */
+  | RevocationReason
   /** The agent closed the WebSocket cleanly. */
   | "agent_closed"
   /** The WebSocket broke or closed with an error code. */
@@ -49,6 +53,8 @@ export interface AgentTunnelsOptions {
   /** The servers a tunnel's streams are handed to. */
   servers: HttpServers;
   identities: TunnelIdentities;
+  /** Holds each tunnel's identity and cuts the tunnel when the database says it ended. */
+  watch: IdentityWatch;
   /** Serves the DRPC streams (what stock Coder agents speak). */
   rpcCore: RpcCore;
   /** Where trackers queue their connection-time refreshes. */
@@ -82,8 +88,9 @@ export class AgentTunnels {
   }
 
   /** Runs the tunnel of an admitted agent on its upgraded WebSocket. */
-  run(ws: WebSocket, identity: AgentIdentity, remoteAddress: string | undefined): void {
-    const { config, metrics, heartbeats, store } = this.options;
+  run(ws: WebSocket, admission: Admission, remoteAddress: string | undefined): void {
+    const { config, metrics, heartbeats, store, watch } = this.options;
+    const { identity } = admission;
     // The child carries only ids: every binding costs each idle tunnel its memory. The names go
     // on the two lines operators read, connected and disconnected.
     const logger = this.options.logger.child({ agent_id: identity.agentId, workspace_id: identity.workspaceId });
@@ -102,11 +109,17 @@ export class AgentTunnels {
     );
     session.on("stream", (stream: Stream) => dispatchTunnelStream(stream, handlers));
     session.on("error", (err: Error) => logger.warn({ err }, "yamux session failed"));
-    let evicted: EvictionReason | undefined;
+    let evicted: EvictionReason | RevocationReason | undefined;
+    const evict = (reason: EvictionReason | RevocationReason, closeReason: string) => {
+      if (evicted !== undefined) return;
+      evicted = reason;
+      metrics.evictions.inc({ reason });
+      if (reason === "ping_timeout") metrics.pingTimeouts.inc();
+      closeWebSocket(ws, CloseCode.GoingAway, closeReason);
+      session.destroy();
+    };
     const tracker = new ConnectionTracker({
       agentId: identity.agentId,
-      workspaceId: identity.workspaceId,
-      buildId: identity.buildId,
       socket: ws,
       store: {
         connect: (agentId, at) => store.connect(agentId, at),
@@ -116,16 +129,9 @@ export class AgentTunnels {
           heartbeats.discard(agentId, (waiting) => waiting.connection === connection);
           return store.disconnect(agentId, connection, at);
         },
-        latestBuildId: (workspaceId) => store.latestBuildId(workspaceId),
       },
       publishConnectionUpdate: () => this.options.publishConnectionUpdate(identity),
-      evict: (reason, closeReason) => {
-        evicted = reason;
-        metrics.evictions.inc({ reason });
-        if (reason === "ping_timeout") metrics.pingTimeouts.inc();
-        closeWebSocket(ws, CloseCode.GoingAway, closeReason);
-        session.destroy();
-      },
+      evict,
       updateIntervalMs: config.agentUpdateIntervalMs,
       inactiveTimeoutMs: config.agentInactiveTimeoutMs,
       logger,
@@ -137,10 +143,12 @@ export class AgentTunnels {
     metrics.connectedAgents.inc();
     const connectedAt = Date.now();
     logger.info({ ...names(), api_version: identity.apiVersion, build_number: identity.buildNumber }, "agent connected");
+    const release = watch.hold(admission, evict);
     let ended = false;
     const end = (cause: DisconnectReason) => {
       if (ended) return;
       ended = true;
+      release();
       const reason = evicted ?? (this.options.isShuttingDown() ? "server_shutdown" : cause);
       session.destroy();
       metrics.connectedAgents.dec();
