@@ -52,3 +52,12 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   if (err instanceof AggregateError) return err.errors.some(isDatabaseUnavailable);
   return err instanceof Error && UNAVAILABLE_MESSAGE.test(err.message);
 }
+
+/**
+ * An error in the statement's data (SQLSTATE class 22, data exception, or 23, integrity
+ * constraint violation): the same statement would fail the same way, so retrying it is pointless.
+ */
+export function isDataError(err: unknown): boolean {
+  const state = sqlState(err);
+  return state !== undefined && (state.startsWith("22") || state.startsWith("23"));
+}

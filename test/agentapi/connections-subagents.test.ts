@@ -130,7 +130,7 @@ describe("sub-agents", () => {
     });
   });
 
-  test("validation: name, display apps, a duplicate name; a pre-created sub-agent of another parent", async () => {
+  test("validation: name, display apps, a duplicate name; a pre-created sub-agent of another parent is NotFound, as an unknown id", async () => {
     const parent = await provisionAgent(t.db);
     const other = await provisionAgent(t.db);
     const foreign = await withTunnel(srv.url, other.token, (tun) => tun.agent.createSubAgent({ name: "theirs", architecture: "amd64", operatingSystem: "linux" }));
@@ -138,7 +138,7 @@ describe("sub-agents", () => {
       await rejectsWith(tun.agent.createSubAgent({ name: "bad name!", architecture: "amd64", operatingSystem: "linux" }), Code.InvalidArgument, "name:");
       await rejectsWith(tun.agent.createSubAgent({ name: "ok", displayApps: [99 as CreateSubAgentRequest_DisplayApp] }), Code.InvalidArgument, "display_apps[0]");
       await rejectsWith(tun.agent.createSubAgent({ name: "main", architecture: "amd64", operatingSystem: "linux" }), Code.AlreadyExists);
-      await rejectsWith(tun.agent.createSubAgent({ id: foreign.agent!.id }), Code.FailedPrecondition, "does not belong to this parent");
+      await rejectsWith(tun.agent.createSubAgent({ id: foreign.agent!.id }), Code.NotFound, "not found");
       await rejectsWith(tun.agent.createSubAgent({ id: uuidBytes(randomUUID()) }), Code.NotFound);
     });
   });

@@ -5,7 +5,7 @@ import { Code } from "@connectrpc/connect";
 import { Log_Level } from "../../gen/coder/agent/v2/agent_pb.js";
 import { agentLogsChannel, workspaceOwnerChannel, type AgentLogsEvent, type WorkspaceEvent } from "../../src/db/events.js";
 import { EXTERNAL_LOG_SOURCE } from "../../src/db/queries/log-sources.js";
-import { MAX_LOGS_LENGTH } from "../../src/db/queries/logs.js";
+import { LOG_LINE_OVERHEAD_BYTES, MAX_LOGS_LENGTH } from "../../src/db/queries/logs.js";
 import { startTestServer, useTestDatabase, type TestServer } from "../support/agent-server.js";
 import { recordEvents } from "../support/events.js";
 import { assertCut, provisionAgent, rejectsWith, row, uuidBytes, withTunnel } from "./support.js";
@@ -49,7 +49,7 @@ describe("BatchCreateLogs", () => {
         assert.deepEqual(rows.map((r) => [r.output, r.level, r.log_source_id]), [["one", "info", source], ["two", "error", source], ["three", "info", source]]);
         for (const r of rows) assert.ok(r.created_at.getTime() >= before - 1000, "server time, not the agent's");
         assert.deepEqual(await logs.next(() => true), { created_after: rows[0]!.id - 1 });
-        assert.equal((await agentRow(a.agentId)).logs_length, "onetwothree".length);
+        assert.equal((await agentRow(a.agentId)).logs_length, "onetwothree".length + 3 * LOG_LINE_OVERHEAD_BYTES);
 
         await tun.agent.batchCreateLogs({ logSourceId: uuidBytes(source), logs: [{ output: "four", level: Log_Level.DEBUG }] });
         assert.deepEqual(await logs.next(() => true), { created_after: rows[2]!.id });
@@ -98,10 +98,10 @@ describe("BatchCreateLogs", () => {
   test("the 1 MiB cap: up to it is stored; a batch crossing it stores nothing, flips the flag and publishes agt_logs_overflow; later calls answer at once", async () => {
     const a = await provisionAgent(t.db);
     const ws = await recordEvents<WorkspaceEvent>(t.db.pubsub, workspaceOwnerChannel(a.ownerId));
-    const line = "z".repeat(LINE_CHARS);
+    const line = "z".repeat(LINE_CHARS - LOG_LINE_OVERHEAD_BYTES);
     try {
       await withTunnel(srv.url, a.token, async (tun) => {
-        // Exactly the cap: 1,024 lines of 1,024 bytes.
+        // Exactly the cap: 1,024 lines that count 1,024 bytes each with their overhead.
         const full = await tun.agent.batchCreateLogs({ logSourceId: NIL_SOURCE, logs: Array.from({ length: MAX_LOGS_LENGTH / LINE_CHARS }, () => ({ output: line })) });
         assert.equal(full.logLimitExceeded, false);
         assert.deepEqual(await agentRow(a.agentId), { logs_length: MAX_LOGS_LENGTH, logs_overflowed: false });

@@ -43,9 +43,12 @@ export async function getManifestRows(q: Queryable, agentId: string): Promise<Ma
             (SELECT coalesce(json_agg(x ORDER BY x."createdAt", x.id), '[]')
                FROM (SELECT ${SCRIPT_SELECT} FROM workspace_agent_scripts WHERE workspace_agent_id = a.id) x) AS scripts,
             (SELECT coalesce(json_agg(x ORDER BY x."displayOrder", x.key), '[]')
-               FROM (SELECT workspace_agent_id AS "workspaceAgentId", display_name AS "displayName", key, script, value, error,
-                            timeout, interval, collected_at AS "collectedAt", display_order AS "displayOrder"
-                     FROM workspace_agent_metadata WHERE workspace_agent_id = a.id) x) AS metadata,
+               FROM (SELECT d.workspace_agent_id AS "workspaceAgentId", d.display_name AS "displayName", d.key, d.script,
+                            coalesce(v.value, '') AS value, coalesce(v.error, '') AS error, d.timeout, d.interval,
+                            coalesce(v.collected_at, '0001-01-01 00:00:00+00') AS "collectedAt", d.display_order AS "displayOrder"
+                     FROM workspace_agent_metadata_descriptions d
+                     LEFT JOIN workspace_agent_metadata v ON v.workspace_agent_id = d.workspace_agent_id AND v.key = d.key
+                     WHERE d.workspace_agent_id = a.id) x) AS metadata,
             (SELECT coalesce(json_agg(x ORDER BY x."createdAt", x.id), '[]')
                FROM (SELECT id, workspace_agent_id AS "workspaceAgentId", created_at AS "createdAt", workspace_folder AS "workspaceFolder",
                             config_path AS "configPath", name, subagent_id AS "subagentId"
