@@ -1,3 +1,4 @@
+import { availableParallelism } from "node:os";
 import { z } from "zod";
 import { parseDuration } from "../duration.js";
 import type { FlagKind } from "./flag.js";
@@ -105,3 +106,17 @@ export function listOf(element: z.ZodType<string, string>, placeholder: string):
     placeholder,
   };
 }
+
+/** A process count: a whole number of at least 1, or "auto" for every core this process may use. */
+export const processCount: FlagKind<number> = textual(
+  z.string({ error: WANT_TEXT }).transform((s, ctx) => {
+    if (s === "auto") return availableParallelism();
+    const n = /^\d+$/.test(s) ? Number(s) : NaN;
+    if (!Number.isSafeInteger(n) || n < 1) {
+      ctx.addIssue({ code: "custom", message: "want auto or a whole number of at least 1" });
+      return z.NEVER;
+    }
+    return n;
+  }),
+  { placeholder: "N" },
+);
