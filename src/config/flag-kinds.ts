@@ -120,3 +120,23 @@ export const processCount: FlagKind<number> = textual(
   }),
   { placeholder: "N" },
 );
+
+/**
+ * The RPC protocol inside an agent tunnel. One kind for every command that takes `--protocol`
+ * (a config file key has one meaning); a command that speaks fewer says so when run.
+ */
+export const tunnelProtocol = oneOf(["connect", "grpc", "drpc"], "PROTOCOL");
+
+/** A rate per second: "500/s" or "500". */
+export const perSecond: FlagKind<number> = textual(
+  z.string({ error: WANT_TEXT }).transform((s, ctx) => {
+    const m = /^(\d+(?:\.\d+)?)(?:\/s)?$/.exec(s.trim());
+    const n = m ? Number(m[1]) : NaN;
+    if (!(n > 0)) {
+      ctx.addIssue({ code: "custom", message: "want a rate above zero like 500/s" });
+      return z.NEVER;
+    }
+    return n;
+  }),
+  { placeholder: "RATE" },
+);
