@@ -89,7 +89,8 @@ With --reconnect-storm the run restarts nothing itself: restart the server durin
   },
 });
 
-async function provision(
+/** Makes `count` workspaces of one agent each (metadata keys k0..) for `owner`; their ids go into `created` as they are made. */
+export async function provision(
   control: ControlClient,
   owner: string,
   count: number,
