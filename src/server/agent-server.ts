@@ -11,15 +11,19 @@ import type { Batcher } from "../db/batcher.js";
 import type { ConnectionRefresh } from "../db/queries/agent-connections.js";
 import type { Logger } from "../log.js";
 import { createHeartbeatBatcher } from "../tracker/heartbeat-batcher.js";
+import { CURRENT_API_MAJOR } from "../protocol/agent-rpc.js";
+import { RpcCore, type RpcRegistration } from "../rpc/index.js";
 import { dispatchHttpConnection, type HttpServers } from "../tunnel/http-dispatch.js";
 import { TUNNEL_MAX_MESSAGE_BYTES } from "../tunnel/tunnel-limits.js";
 import { admitPlainCaller, type AdmissionOptions } from "./agent-admission.js";
 import type { AgentEndpointOptions } from "./agent-endpoint.js";
 import type { AgentServerStore } from "./agent-store.js";
 import { AgentTunnels, SNIFF_TIMEOUT_MS } from "./agent-tunnels.js";
-import { createConnectHandler } from "./connect-handler.js";
+import { createConnectHandler, MAX_RPC_MESSAGE_BYTES } from "./connect-handler.js";
+import { servedApiMinor } from "./api-version.js";
 import { requestListener, upgradeListener } from "./http-routes.js";
 import { ServerMetrics } from "./metrics.js";
+import type { IdentityWatch } from "./identity-watch.js";
 import { TunnelIdentities } from "./tunnel-identities.js";
 
 /** HTTP/2 streams (in-flight RPCs) per connection: each costs about 90 KB, so a bound keeps memory in check. */
@@ -34,8 +38,15 @@ export interface AgentServerOptions {
   store: AgentServerStore;
   logger: Logger;
   replicaId: string;
-  /** Registers the Agent and Tailnet services. */
-  routes: (router: ConnectRouter) => void;
+  /** Holds tunnels' identities and caches plain-port token lookups, kept current by identity events. */
+  watch: IdentityWatch;
+  /**
+   * The Agent and Tailnet implementations: served with Connect, gRPC and gRPC-Web on the plain
+   * port and in tunnels, and with DRPC in tunnels.
+   */
+  agentServices: readonly RpcRegistration[];
+  /** Registers further Connect services (the control API), which authenticate their callers themselves. */
+  routes?: (router: ConnectRouter) => void;
   /** Publishes `agt_connection_update` for an agent; must not throw. */
   publishConnectionUpdate: (identity: AgentIdentity) => void;
   metrics?: ServerMetrics;
@@ -61,6 +72,8 @@ export class AgentServer {
   private readonly http2Sessions = new Set<ServerHttp2Session>();
   private readonly heartbeats: Batcher<ConnectionRefresh>;
   private readonly shutdownController = new AbortController();
+  /** The newest API version offered to agents, e.g. "2.13" (see `servedApiMinor`). */
+  readonly apiVersion: string;
   private shuttingDown = false;
   private closed: Promise<void> | undefined;
 
@@ -72,12 +85,29 @@ export class AgentServer {
     this.heartbeats = createHeartbeatBatcher((refreshes) => store.writeHeartbeats(refreshes), logger);
     this.metrics.watchBatcher(this.heartbeats);
     const identities = new TunnelIdentities();
-    const admission: AdmissionOptions = { lookup: store.lookupAgentByToken, replicaId: options.replicaId };
+    // The RPC core serves DRPC: the same implementations, metrics and limits as Connect's router.
+    const rpcCore = new RpcCore(options.agentServices, {
+      observer: (service, method, code, seconds) => this.metrics.observeRpc(service, method, code, seconds),
+      shutdownSignal: this.shutdownController.signal,
+      readMaxBytes: MAX_RPC_MESSAGE_BYTES,
+      writeMaxBytes: MAX_RPC_MESSAGE_BYTES,
+    });
+    const admission: AdmissionOptions = {
+      lookup: store.lookupAgentByToken,
+      replicaId: options.replicaId,
+      apiMinor: servedApiMinor((path) => rpcCore.method(path)?.impl !== undefined),
+    };
+    // A dial reads its token afresh (once per tunnel); a plain-port call goes through the cache.
+    const plainAdmission: AdmissionOptions = { ...admission, lookup: options.watch.lookup };
+    this.apiVersion = `${CURRENT_API_MAJOR}.${admission.apiMinor}`;
     const connect = createConnectHandler({
-      routes: options.routes,
+      routes(router) {
+        for (const [service, implementation] of options.agentServices) router.service(service, implementation);
+        options.routes?.(router);
+      },
       metrics: this.metrics,
       tunnelIdentity: (req) => identities.of(req),
-      resolveCaller: (header) => admitPlainCaller(header, admission),
+      resolveCaller: (header) => admitPlainCaller(header, plainAdmission),
       shutdownSignal: this.shutdownController.signal,
     });
     const http1 = createHttp1Server({ requestTimeout: 0, headersTimeout: HEADERS_TIMEOUT_MS, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS });
@@ -91,6 +121,8 @@ export class AgentServer {
       metrics: this.metrics,
       servers: this.servers,
       identities,
+      watch: options.watch,
+      rpcCore,
       heartbeats: this.heartbeats,
       publishConnectionUpdate: options.publishConnectionUpdate,
       isShuttingDown,
@@ -103,7 +135,7 @@ export class AgentServer {
       metrics: this.metrics,
       logger,
       isShuttingDown,
-      onTunnel: (ws, identity, remoteAddress) => this.tunnels.run(ws, identity, remoteAddress),
+      onTunnel: (ws, admitted, remoteAddress) => this.tunnels.run(ws, admitted, remoteAddress),
     };
     const onRequest = requestListener({ store, metrics: this.metrics, endpoint, dashboard: dashboardHandler(), connect });
     http1.on("request", onRequest);

@@ -2,7 +2,9 @@ import { Code, ConnectError, createContextValues, type ConnectRouter, type Inter
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Agent } from "../../gen/coder/agent/v2/agent_pb.js";
 import { Tailnet } from "../../gen/coder/tailnet/v2/tailnet_pb.js";
+import { databaseUnavailable } from "../agentapi/rpc-errors.js";
 import { agentIdentityKey, type AgentIdentity } from "../auth/agent-identity.js";
+import { isDatabaseUnavailable } from "../db/errors.js";
 import type { ServerMetrics } from "./metrics.js";
 
 /** The handler connect-node builds: it serves http.Server and http2 servers alike. */
@@ -55,7 +57,9 @@ export function createConnectHandler(options: ConnectHandlerOptions): NodeHandle
       metrics.rpcs.inc({ service, method, code: "ok" });
       return res;
     } catch (err) {
-      const connectErr = ConnectError.from(err);
+      // A database that can't be reached is Unavailable, and its driver's text (the database's
+      // address) never reaches the caller, whichever handler let it through.
+      const connectErr = !(err instanceof ConnectError) && isDatabaseUnavailable(err) ? databaseUnavailable(err) : ConnectError.from(err);
       metrics.rpcs.inc({ service, method, code: Code[connectErr.code] ?? "unknown" });
       throw connectErr;
     } finally {
