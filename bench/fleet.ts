@@ -77,7 +77,7 @@ await run("npx", ["--no-install", "buf", "build", "-o", desc]);
 // The server, with the open-files limit raised as far as this shell allows.
 const serve = spawn(
   "sh",
-  ["-c", `ulimit -n "$(ulimit -Hn)"; exec "$0" "$@"`, process.execPath, "--import", "tsx", MAIN, "serve", "--workers", String(WORKERS), "--listen", "127.0.0.1:0", "--database-url", dbUrl.href, "--admin-token", ADMIN_TOKEN, "--log-format", "json", "--log-level", "warn"],
+  ["-c", `ulimit -n "$(ulimit -Hn)"; exec "$0" "$@"`, process.execPath, "--import", "tsx", MAIN, "serve", "--workers", String(WORKERS), "--listen", "127.0.0.1:0", "--database-url", dbUrl.href, "--admin-token", ADMIN_TOKEN, "--log-format", "json", "--log-level", "info"],
   { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, AGENTGATE_LOG_LEVEL: "" } },
 );
 const serverPids = new Set<number>([serve.pid!]);
@@ -94,7 +94,8 @@ const listening = await new Promise<{ url: string }>((resolve, reject) => {
   });
   serve.once("exit", (code) => reject(new Error(`serve exited with ${code}`)));
 });
-// --log-level warn hides "worker listening": read the workers as the primary's children.
+// Drain the log (one line per agent connecting) so the server never blocks on a full pipe.
+serve.stdout!.resume();
 for (const child of (await run("pgrep", ["-P", String(serve.pid)]).catch(() => "")).split("\n").filter(Boolean)) serverPids.add(Number(child));
 
 const serverUsage = async () => {
