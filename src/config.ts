@@ -10,6 +10,8 @@ export interface ServerConfig {
   accessUrl: URL;
   /** Wildcard host for workspace apps, e.g. `*.apps.example.com` (`--app-hostname`); "" for none. */
   appHostname: string;
+  /** Worker processes on the one port, each its own replica (`--workers`); 1 serves in this process. */
+  workers: number;
   /** PostgreSQL URL (`--database-url`); without it, embedded PGlite in `dataDir`. */
   databaseUrl?: string;
   /** PGlite data folder (`--data-dir`). */
@@ -73,10 +75,13 @@ export function serverConfig({ values: v, sources }: ResolvedFlags<typeof server
   const updateMs = v["agent-update-interval"];
   const inactiveMs = inactiveTimeoutMs(v);
   const databaseUrl = v["database-url"];
+  // PGlite lets one process open its folder: more than one worker needs a shared PostgreSQL.
+  if (v.workers > 1 && databaseUrl === undefined) throw new UsageError("--workers above 1 needs --database-url: the embedded database serves one process");
   return {
     listen: v.listen,
     accessUrl: v["access-url"] ?? new URL(`http://${hostForUrl(v.listen.host)}:${v.listen.port}`),
     appHostname: v["app-hostname"],
+    workers: v.workers,
     ...(databaseUrl === undefined ? {} : { databaseUrl }),
     dataDir: v["data-dir"],
     ...(databaseUrl === undefined || sources["data-dir"] !== "default" ? { stateDir: v["data-dir"] } : {}),
