@@ -31,6 +31,8 @@ export interface RequestGateOptions {
   metrics: ServerMetrics;
   /** The identity a tunnel's request carries; undefined on the plain port. */
   tunnelIdentity: (req: GateRequest) => AgentIdentity | undefined;
+  /** True for a request in a client's tunnel: admitted at its dial, it needs no agent token. */
+  inClientTunnel?: (req: GateRequest) => boolean;
   /** Authenticates a plain-port agent call from its headers; throws a ConnectError when it can't. */
   resolveCaller: (header: Headers) => Promise<AgentIdentity>;
 }
@@ -95,7 +97,7 @@ export class RequestGate {
       this.refuse(req, res, "unauthenticated", ConnectError.from(err));
       return;
     }
-    if (tunnel !== undefined || !AGENT_SERVICE_PREFIXES.some((p) => path.startsWith(p))) {
+    if (tunnel !== undefined || this.options.inClientTunnel?.(req) === true || !AGENT_SERVICE_PREFIXES.some((p) => path.startsWith(p))) {
       next(req, res);
       return;
     }
