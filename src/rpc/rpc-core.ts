@@ -117,6 +117,7 @@ export class RpcCore {
     arg: A,
   ): Promise<T> {
     const context = new LazyHandlerContext(method.desc, method.path, init, this.shutdownSignal);
+    init.receiveContext?.(context);
     const started = performance.now();
     let code: Code | undefined;
     try {

@@ -11,14 +11,16 @@ import type { Batcher } from "../db/batcher.js";
 import type { ConnectionRefresh } from "../db/queries/agent-connections.js";
 import type { Logger } from "../log.js";
 import { createHeartbeatBatcher } from "../tracker/heartbeat-batcher.js";
+import { RpcCore, type RpcRegistration } from "../rpc/index.js";
 import { dispatchHttpConnection, type HttpServers } from "../tunnel/http-dispatch.js";
 import { TUNNEL_MAX_MESSAGE_BYTES } from "../tunnel/tunnel-limits.js";
-import { admitPlainCaller, type AdmissionOptions } from "./agent-admission.js";
+import { admitPlainCaller, admitPlainStream, type AdmissionOptions } from "./agent-admission.js";
 import type { AgentEndpointOptions } from "./agent-endpoint.js";
 import type { AgentServerStore } from "./agent-store.js";
 import { AgentTunnels, SNIFF_TIMEOUT_MS } from "./agent-tunnels.js";
-import { createConnectHandler } from "./connect-handler.js";
+import { createConnectHandler, MAX_RPC_MESSAGE_BYTES } from "./connect-handler.js";
 import { requestListener, upgradeListener } from "./http-routes.js";
+import { LeanUnary } from "./lean-unary.js";
 import { ServerMetrics } from "./metrics.js";
 import { TunnelIdentities } from "./tunnel-identities.js";
 
@@ -34,8 +36,13 @@ export interface AgentServerOptions {
   store: AgentServerStore;
   logger: Logger;
   replicaId: string;
-  /** Registers the Agent and Tailnet services. */
-  routes: (router: ConnectRouter) => void;
+  /**
+   * The Agent and Tailnet implementations: served with Connect, gRPC and gRPC-Web on the plain
+   * port and in tunnels, and with DRPC in tunnels.
+   */
+  agentServices: readonly RpcRegistration[];
+  /** Registers further Connect services (the control API), which authenticate their callers themselves. */
+  routes?: (router: ConnectRouter) => void;
   /** Publishes `agt_connection_update` for an agent; must not throw. */
   publishConnectionUpdate: (identity: AgentIdentity) => void;
   metrics?: ServerMetrics;
@@ -72,9 +79,19 @@ export class AgentServer {
     this.heartbeats = createHeartbeatBatcher((refreshes) => store.writeHeartbeats(refreshes), logger);
     this.metrics.watchBatcher(this.heartbeats);
     const identities = new TunnelIdentities();
+    // The RPC core serves DRPC: the same implementations, metrics and limits as Connect's router.
+    const rpcCore = new RpcCore(options.agentServices, {
+      observer: (service, method, code, seconds) => this.metrics.observeRpc(service, method, code, seconds),
+      shutdownSignal: this.shutdownController.signal,
+      readMaxBytes: MAX_RPC_MESSAGE_BYTES,
+      writeMaxBytes: MAX_RPC_MESSAGE_BYTES,
+    });
     const admission: AdmissionOptions = { lookup: store.lookupAgentByToken, replicaId: options.replicaId };
     const connect = createConnectHandler({
-      routes: options.routes,
+      routes(router) {
+        for (const [service, implementation] of options.agentServices) router.service(service, implementation);
+        options.routes?.(router);
+      },
       metrics: this.metrics,
       tunnelIdentity: (req) => identities.of(req),
       resolveCaller: (header) => admitPlainCaller(header, admission),
@@ -82,6 +99,15 @@ export class AgentServer {
     });
     const http1 = createHttp1Server({ requestTimeout: 0, headersTimeout: HEADERS_TIMEOUT_MS, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS });
     const http2 = createHttp2Server({ settings: { maxConcurrentStreams: MAX_CONCURRENT_RPCS_PER_CONNECTION } });
+    if (config.leanUnary) {
+      new LeanUnary({
+        core: rpcCore,
+        tunnelIdentity: (session) => identities.ofSession(session),
+        admit: (headers) => admitPlainStream(headers, admission),
+        observer: (service, method, code, seconds) => this.metrics.observeRpc(service, method, code, seconds),
+        readMaxBytes: MAX_RPC_MESSAGE_BYTES,
+      }).install(http2);
+    }
     this.servers = { http1, http2 };
     const isShuttingDown = () => this.shuttingDown;
     this.tunnels = new AgentTunnels({

@@ -1,3 +1,5 @@
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
+import { Code } from "@connectrpc/connect";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { ObservedBatcher } from "../db/batcher.js";
 
@@ -79,6 +81,16 @@ export class ServerMetrics {
       });
     counterOf("agentgate_batcher_dropped_total", "Items a batcher dropped because its queue was full.", (b) => b.counters().dropped);
     counterOf("agentgate_batcher_flush_errors_total", "Batcher flushes that failed (their items were dropped).", (b) => b.counters().flushErrors);
+  }
+
+  /**
+   * Counts one RPC a protocol binding served (the RPC core's observer): the same
+   * `agentgate_rpcs_total` and `agentgate_rpc_duration_seconds` series Connect's calls go to.
+   * `code` is undefined for success.
+   */
+  observeRpc(service: DescService, method: DescMethod, code: Code | undefined, durationSeconds: number): void {
+    this.rpcs.inc({ service: service.typeName, method: method.name, code: code === undefined ? "ok" : (Code[code] ?? "unknown") });
+    this.rpcSeconds.observe({ method: method.name }, durationSeconds);
   }
 
   /** Exports a batcher's queue depth, drops and flush errors. */

@@ -5,6 +5,7 @@ import { ControlService } from "../../gen/agentgate/control/v1/control_pb.js";
 import { controlService } from "../control/control-service.js";
 import { metricsStatsSource, ServerStatsSampler } from "../control/server-stats.js";
 import { agentService } from "../agentapi/api.js";
+import { rpcRegistration } from "../rpc/index.js";
 import { readBannersFile } from "../agentapi/banners.js";
 import { createMetadataBatcher, createStatsBatcher, createUsageBatcher } from "../agentapi/batchers.js";
 import type { ServerConfig } from "../config.js";
@@ -57,9 +58,11 @@ export async function startAgentgate(config: ServerConfig, db: Database, logger:
     replicaId,
     metrics,
     store: agentServerStore(db, replicaId),
+    agentServices: [
+      rpcRegistration(Agent, agentService({ db, pubsub, logger, clock, config, banners, derpMaps, batchers })),
+      rpcRegistration(Tailnet, tailnetService({ derpMaps, derpMapPollMs: DERP_MAP_POLL_MS, coordination: { coordinator, resumeTokens, db } })),
+    ],
     routes(router) {
-      router.service(Agent, agentService({ db, pubsub, logger, clock, config, banners, derpMaps, batchers }));
-      router.service(Tailnet, tailnetService({ derpMaps, derpMapPollMs: DERP_MAP_POLL_MS, coordination: { coordinator, resumeTokens, db } }));
       router.service(ControlService, controlService({ db, logger, config, stats }));
     },
     publishConnectionUpdate: (identity) =>
