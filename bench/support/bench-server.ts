@@ -12,7 +12,8 @@
  *   COUNT_STATEMENTS=1    every statement counted by kind, timed, and sent back with "usage";
  *   POOL_SIZE             the pg pool size (default: the server's own);
  *   AGENT_STATS_INTERVAL_MS  the stats interval given to agents;
- *   AGENTS_PER_WORKSPACE  default 100.
+ *   AGENTS_PER_WORKSPACE  default 100;
+ *   CONNECT_UNARY=1       the lean unary path off (`--connect-unary`), for comparison.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -72,7 +73,8 @@ if (process.env.AGENT_SPEC === "agentapi") {
   for (const a of agents) a.logSourceId = byAgent.get(a.id);
 }
 const counter = process.env.COUNT_STATEMENTS ? new StatementCounter() : undefined;
-const base = loadServerConfig({ cli: { listen: "127.0.0.1:0" } });
+// CONNECT_UNARY=1: every call through connect-node's router, the lean unary path off.
+const base = loadServerConfig({ cli: { listen: "127.0.0.1:0", ...(process.env.CONNECT_UNARY === "1" ? { "connect-unary": true } : {}) } });
 const config = process.env.AGENT_STATS_INTERVAL_MS ? { ...base, agentStatsIntervalMs: Number(process.env.AGENT_STATS_INTERVAL_MS) } : base;
 const server = await startAgentgate(config, counter ? countedDatabase(db, counter) : db, silentLogger());
 process.send!({ url: `http://127.0.0.1:${server.address.port}`, tokens: agents.map((a) => a.token), agents });

@@ -203,6 +203,11 @@ class LeanUnaryCall implements RpcCallInit {
       this.fail(new ConnectError(`message size ${declared} is larger than configured readMaxBytes ${this.lean.maxRequestBytes}`, Code.ResourceExhausted));
       return;
     }
+    // An empty body that ended while the caller was admitted has emitted 'end' already.
+    if (this.stream.readableEnded) {
+      this.onEnd();
+      return;
+    }
     this.stream.on("data", this.onData);
     this.stream.once("end", this.onEnd);
   }
