@@ -1,6 +1,7 @@
 /**
- * Unary RPC cost through the agent tunnel (WebSocket → yamux → HTTP/2 → Connect) against the
- * same handler on the plain h2c port, in one run, with the server in its own process:
+ * Unary RPC cost through the agent tunnel (WebSocket → yamux → HTTP/2 → Connect or gRPC, and
+ * DRPC with one fresh yamux stream per RPC, as stock Coder agents call) against the same handler
+ * on the plain h2c port, in one run, with the server in its own process:
  * RPCs/s, p50/p99 latency at concurrency 1 and 32, and server CPU µs per RPC. Then the Go
  * probe (hashicorp yamux + grpc-go) against the tunnel, the plain port and the kit's Go
  * refserver as a reference stack. Then RSS per idle connected agent with IDLE_AGENTS connected.
@@ -19,6 +20,9 @@ import { createClient, type Client, type Interceptor } from "@connectrpc/connect
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { Agent } from "../gen/coder/agent/v2/agent_pb.js";
 import { connectAgent, type AgentConnection } from "../src/client/index.js";
+import { dialTunnel } from "../src/client/dial.js";
+import { CURRENT_API_VERSION } from "../src/protocol/agent-rpc.js";
+import { createDrpcClient } from "../src/rpc/index.js";
 
 const CALLS = Number(process.env.CALLS ?? 20_000);
 const IDLE_AGENTS = Number(process.env.IDLE_AGENTS ?? 2_000);
@@ -113,6 +117,8 @@ const plainConnect: Client<typeof Agent> = createClient(Agent, createConnectTran
 const plainGrpc: Client<typeof Agent> = createClient(Agent, createGrpcTransport({ baseUrl: url, interceptors: [withToken] }));
 const tunnelConnect: AgentConnection = connectAgent({ url, token });
 const tunnelGrpc: AgentConnection = connectAgent({ url, token, protocol: "grpc" });
+const drpcTunnel = await dialTunnel({ url: new URL(url), token, version: CURRENT_API_VERSION, keepaliveIntervalMs: 0 });
+const tunnelDrpc = createDrpcClient(Agent, drpcTunnel.session);
 
 const rows: Row[] = [];
 for (const concurrency of process.env.SKIP_LOAD ? [] : [1, 32]) {
@@ -120,16 +126,19 @@ for (const concurrency of process.env.SKIP_LOAD ? [] : [1, 32]) {
   rows.push(await measure("plain h2c, Connect", () => plainConnect.getServiceBanner({}), concurrency));
   rows.push(await measure("tunnel, gRPC", () => tunnelGrpc.agent.getServiceBanner({}), concurrency));
   rows.push(await measure("plain h2c, gRPC", () => plainGrpc.getServiceBanner({}), concurrency));
+  rows.push(await measure("tunnel, DRPC", () => tunnelDrpc.getServiceBanner({}), concurrency));
 }
 await tunnelConnect.close();
 await tunnelGrpc.close();
+drpcTunnel.ws.close();
+drpcTunnel.session.destroy();
 
 const fmt = (n: number, d = 0) => n.toFixed(d).padStart(9);
 console.log(`\nunary GetServiceBanner, ${CALLS} calls per row, server in its own process (Node client)`);
 console.log("path                   conc      rps   p50 ms   p99 ms  server µs/rpc");
 for (const r of rows) console.log(`${r.path.padEnd(22)} ${String(r.concurrency).padStart(4)} ${fmt(r.rps)} ${fmt(r.p50, 2)} ${fmt(r.p99, 2)} ${fmt(r.cpuPerRpc, 1)}`);
 const at32 = (path: string) => rows.find((r) => r.path === path && r.concurrency === 32)!;
-if (rows.length > 0) console.log(`tunnel/plain rps at c=32: Connect ${(at32("tunnel, Connect").rps / at32("plain h2c, Connect").rps).toFixed(2)}x, gRPC ${(at32("tunnel, gRPC").rps / at32("plain h2c, gRPC").rps).toFixed(2)}x (target >= 0.9x)`);
+if (rows.length > 0) console.log(`tunnel/plain rps at c=32: Connect ${(at32("tunnel, Connect").rps / at32("plain h2c, Connect").rps).toFixed(2)}x, gRPC ${(at32("tunnel, gRPC").rps / at32("plain h2c, gRPC").rps).toFixed(2)}x (target >= 0.9x); DRPC/Connect in the tunnel ${(at32("tunnel, DRPC").rps / at32("tunnel, Connect").rps).toFixed(2)}x`);
 
 if (KIT && !process.env.SKIP_LOAD) {
   const desc = `${process.env.TMPDIR ?? "/tmp"}/agentgate-bench-${process.pid}.binpb`;

@@ -10,7 +10,7 @@ export const STATEMENT_KINDS: [string, RegExp][] = [
   ["agent re-read (per RPC)", /FROM workspace_agents a WHERE a\.id = \$1 AND NOT a\.deleted/],
   ["auth lookup (per dial)", /WHERE a\.auth_token = \$1/],
   ["logs insert", /WITH new_length AS|WITH caller AS/],
-  ["metadata flush", /WITH updated AS \(\s*UPDATE workspace_agent_metadata/],
+  ["metadata flush", /WITH updated AS \(\s*INSERT INTO workspace_agent_metadata AS m/],
   ["stats flush", /INSERT INTO workspace_agent_stats/],
   ["usage flush", /UPDATE workspaces SET last_used_at/],
   ["heartbeat flush", /FROM unnest\(\$1::uuid\[\], \$2::timestamptz\[\]/],

@@ -11,6 +11,7 @@ import { APP_HEALTHS, type AppHealth } from "../db/enums.js";
 import { listAppsByAgentId, updateAppHealths } from "../db/queries/apps.js";
 import { enumMapping } from "../protocol/enum-mapping.js";
 import type { AgentApiContext } from "./context.js";
+import { MAX_APP_HEALTH_UPDATES_PER_CALL } from "./limits.js";
 import { internal, invalid } from "./rpc-errors.js";
 import { uuidFromBytes } from "./uuid-bytes.js";
 
@@ -27,6 +28,9 @@ export function appsApi(api: AgentApiContext) {
       const response = create(BatchUpdateAppHealthResponseSchema);
       const { identity, agent } = await api.loadCaller(ctx);
       if (req.updates.length === 0) return response;
+      if (req.updates.length > MAX_APP_HEALTH_UPDATES_PER_CALL) {
+        throw new ConnectError(`${req.updates.length} app health updates; at most ${MAX_APP_HEALTH_UPDATES_PER_CALL} per call`, Code.ResourceExhausted);
+      }
       const apps = await listAppsByAgentId(api.db, agent.id).catch((err: unknown) => {
         throw internal("get workspace apps by agent ID", err);
       });

@@ -3,31 +3,41 @@ import type { MetadataUpdate } from "../db/queries/metadata.js";
 import type { AgentStatsRow } from "../db/queries/stats.js";
 import type { Logger } from "../log.js";
 import type { Clock } from "./context.js";
+import { MAX_METADATA_ENTRIES_PER_CALL } from "./limits.js";
 
-/** Coder's stats batcher: 1,024 rows a statement, or every second. */
-export const STATS_BATCH = { maxItems: 1024, intervalMs: 1_000 } as const;
+/**
+ * Coder's stats batcher: 1,024 rows a statement, or every second; 8,192 may wait, at most 64 of
+ * one agent (an agent reports every 30 s; one calling in a loop can't take the others' room).
+ */
+export const STATS_BATCH = { maxItems: 1024, maxQueue: 8192, maxPerGroup: 64, intervalMs: 1_000 } as const;
 
 /**
  * The metadata batcher's size: 500 results a statement, with room for five batches waiting
- * (Coder's channel of 500 × 5). Its interval is `--metadata-flush-interval`.
+ * (Coder's channel of 500 × 5), at most 256 of one agent (a whole BatchUpdateMetadata), so one
+ * agent flooding it can't push out the others' results. Its interval is `--metadata-flush-interval`.
  */
-export const METADATA_BATCH = { maxItems: 500, maxQueue: 2_500 } as const;
+export const METADATA_BATCH = { maxItems: 500, maxQueue: 2_500, maxPerGroup: MAX_METADATA_ENTRIES_PER_CALL } as const;
 
 /** The stats batcher: rows of many agents inserted in one statement per flush. */
 export function createStatsBatcher(write: (rows: AgentStatsRow[]) => Promise<void>, logger?: Logger): Batcher<AgentStatsRow> {
-  return new Batcher({ name: "stats", ...STATS_BATCH, flush: write, logger });
+  return new Batcher({ name: "stats", ...STATS_BATCH, group: (row) => row.agentId, flush: write, logger });
 }
 
 /**
- * The metadata batcher: results of many agents written (newest per agent+key) and announced on
- * `workspace_agent_metadata_batch` in one statement per flush.
+ * The metadata batcher: results of many agents written (newest per agent+key: a newer result
+ * replaces the waiting one in its slot) and announced on `workspace_agent_metadata_batch` in one
+ * statement per flush.
  */
 export function createMetadataBatcher(
   write: (updates: MetadataUpdate[]) => Promise<void>,
   intervalMs: number,
   logger?: Logger,
 ): Batcher<MetadataUpdate> {
-  return new Batcher({ name: "metadata", ...METADATA_BATCH, intervalMs, flush: write, logger });
+  return new Batcher({
+    name: "metadata", ...METADATA_BATCH, intervalMs, flush: write, logger,
+    key: (u) => `${u.agentId}\u0000${u.key}`,
+    group: (u) => u.agentId,
+  });
 }
 
 /**

@@ -1,8 +1,9 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import type { HandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { ReportBoundaryLogsResponseSchema, type ReportBoundaryLogsRequest, type ReportBoundaryLogsResponse } from "../../gen/coder/agent/v2/agent_pb.js";
 import type { AgentApiContext } from "./context.js";
+import { MAX_BOUNDARY_LOGS_PER_CALL } from "./limits.js";
 
 /**
  * ReportBoundaryLogs: the network "boundary" around an agent's processes reports what it allowed
@@ -13,6 +14,9 @@ export function boundaryLogsApi(api: AgentApiContext) {
   return {
     async reportBoundaryLogs(req: ReportBoundaryLogsRequest, ctx: HandlerContext): Promise<ReportBoundaryLogsResponse> {
       const { identity, agent } = await api.loadCaller(ctx);
+      if (req.logs.length > MAX_BOUNDARY_LOGS_PER_CALL) {
+        throw new ConnectError(`${req.logs.length} boundary log entries; at most ${MAX_BOUNDARY_LOGS_PER_CALL} per call`, Code.ResourceExhausted);
+      }
       const log = api.logger.child({
         agent_id: agent.id,
         agent_name: agent.name,

@@ -2,28 +2,48 @@ import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { agentIdentityKey, type AgentIdentity } from "../auth/agent-identity.js";
 import type { Queryable } from "../db/database.js";
 import { getAgentById, type WorkspaceAgent } from "../db/queries/agents.js";
+import type { IdentityCheck } from "../server/identity-watch.js";
 import { internal } from "./rpc-errors.js";
 
-/** The caller of an RPC: who it authenticated as, and its agent row as it is now. */
+/** The calling agent as its identity names it: what most RPCs need, known without a statement. */
+export interface CallerAgent {
+  id: string;
+  name: string;
+}
+
+/** The caller of an RPC: who it authenticated as, and its agent. */
 export interface Caller {
   identity: AgentIdentity;
-  agent: WorkspaceAgent;
+  agent: CallerAgent;
 }
 
 /**
- * Re-reads the calling agent's row for one RPC, as coderd does for every call: a deleted agent
- * answers NotFound from then on, whatever its tunnel still holds.
+ * Checks that the caller may still be served (its agent and workspace not deleted, its token and
+ * build current) and returns it. A tunnel's identity is held and kept current by the database's
+ * identity events, so this costs no statement while they flow; NotFound once the agent is gone.
  */
 export type LoadCaller = (ctx: HandlerContext) => Promise<Caller>;
 
+/** The caller with its agent row as it is now, for an RPC that answers from the row's fields. */
+export type LoadCallerRow = (ctx: HandlerContext) => Promise<{ identity: AgentIdentity; agent: WorkspaceAgent }>;
+
 /**
- * Builds the {@link LoadCaller} every group uses: a by-id read that skips deleted rows. A missing
- * identity can't happen behind the endpoint or the plain-port admission; it answers
- * Unauthenticated rather than trusting anything.
+ * Builds the {@link LoadCaller} every group uses. A missing identity can't happen behind the
+ * endpoint or the plain-port admission; it answers Unauthenticated rather than trusting anything.
  */
-export function callerLoader(db: Queryable): LoadCaller {
+export function callerLoader(identities: IdentityCheck): LoadCaller {
   return async (ctx) => {
     const identity = callerIdentity(ctx);
+    await identities.check(identity);
+    return { identity, agent: { id: identity.agentId, name: identity.agentName } };
+  };
+}
+
+/** Builds the {@link LoadCallerRow}: the same check, then the agent row by id (deleted rows skipped). */
+export function callerRowLoader(identities: IdentityCheck, db: Queryable): LoadCallerRow {
+  return async (ctx) => {
+    const identity = callerIdentity(ctx);
+    await identities.check(identity);
     let agent: WorkspaceAgent | undefined;
     try {
       agent = await getAgentById(db, identity.agentId);
@@ -36,7 +56,7 @@ export function callerLoader(db: Queryable): LoadCaller {
 }
 
 /**
- * Who the call authenticated as, without the re-read: for an RPC whose own statement re-reads the
+ * Who the call authenticated as, without any check: for an RPC whose own statement re-reads the
  * agent row (and answers {@link agentNotFound} when it is gone), so the rule holds in one round trip.
  */
 export function callerIdentity(ctx: HandlerContext): AgentIdentity {

@@ -8,7 +8,8 @@ import type { ServerConfig } from "../config.js";
 import type { Logger } from "../log.js";
 import type { DerpMapSource } from "../tailnet/derp-map-source.js";
 import type { BannerSettings } from "./banners.js";
-import { callerLoader, type LoadCaller } from "./caller.js";
+import type { IdentityCheck } from "../server/identity-watch.js";
+import { callerLoader, callerRowLoader, type LoadCaller, type LoadCallerRow } from "./caller.js";
 
 /** The server's clock; handlers never read time any other way, so tests can see what they wrote. */
 export type Clock = () => Date;
@@ -31,6 +32,8 @@ export interface AgentApiOptions {
   banners: BannerSettings;
   /** The DERP map every manifest carries (`--derp-map`). */
   derpMaps: DerpMapSource;
+  /** Whether a caller's identity may still be served (the identity watch). */
+  identities: IdentityCheck;
   batchers: {
     stats: Batcher<AgentStatsRow>;
     metadata: Batcher<MetadataUpdate>;
@@ -48,8 +51,10 @@ export type PublishWorkspaceEventFn = (ownerId: string, event: WorkspaceEvent) =
 /** The options with what every group shares, built once per service. */
 export interface AgentApiContext extends AgentApiOptions {
   clock: Clock;
-  /** Re-reads the calling agent's row for the RPC; the one place that does. */
+  /** Checks the caller's identity, without a statement while identity events flow. */
   loadCaller: LoadCaller;
+  /** The same check, then the agent row as it is now: for RPCs that answer from its fields. */
+  loadCallerRow: LoadCallerRow;
   publishWorkspaceEvent: PublishWorkspaceEventFn;
 }
 
@@ -59,7 +64,8 @@ export function agentApiContext(options: AgentApiOptions): AgentApiContext {
   return {
     ...options,
     clock: options.clock ?? (() => new Date()),
-    loadCaller: callerLoader(db),
+    loadCaller: callerLoader(options.identities),
+    loadCallerRow: callerRowLoader(options.identities, db),
     publishWorkspaceEvent: async (ownerId, event) => void (await publishWorkspaceEvent(pubsub, ownerId, event, logger)),
   };
 }

@@ -20,7 +20,7 @@ const GO_ZERO_TIME_SECONDS = -62_135_596_800n;
 export function lifecycleApi(api: AgentApiContext) {
   return {
     async updateLifecycle(req: UpdateLifecycleRequest, ctx: HandlerContext): Promise<Lifecycle> {
-      const { identity, agent } = await api.loadCaller(ctx);
+      const { identity, agent } = await api.loadCallerRow(ctx);
       const stateEnum = req.lifecycle?.state ?? Lifecycle_State.STATE_UNSPECIFIED;
       const state = STATES.toDb(stateEnum);
       if (state === undefined) throw invalid(`unknown lifecycle state ${Lifecycle_State[stateEnum] ?? stateEnum}`);

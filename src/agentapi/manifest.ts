@@ -15,14 +15,10 @@ import {
 import { DERPMapSchema, type DERPMap } from "../../gen/coder/tailnet/v2/tailnet_pb.js";
 import { APP_HEALTHS, APP_SHARING_LEVELS } from "../db/enums.js";
 import type { WorkspaceApp as AppRow } from "../db/queries/apps.js";
-import { listAppsByAgentId } from "../db/queries/apps.js";
-import { listDevcontainersByAgentId } from "../db/queries/devcontainers.js";
-import { listMetadata } from "../db/queries/metadata.js";
-import { listScriptsByAgentId } from "../db/queries/scripts.js";
-import { getUserById } from "../db/queries/users.js";
-import { getWorkspaceById } from "../db/queries/workspaces.js";
+import { getManifestRows, type JsonRow } from "../db/queries/manifest.js";
 import { enumMapping } from "../protocol/enum-mapping.js";
 import type { AgentApiConfig, AgentApiContext } from "./context.js";
+import { agentNotFound } from "./caller.js";
 import { internal } from "./rpc-errors.js";
 import { uuidToBytes } from "./uuid-bytes.js";
 
@@ -32,27 +28,23 @@ const NO_STUN_PORT = -1;
 const SHARING_LEVELS = enumMapping(WorkspaceApp_SharingLevelSchema, APP_SHARING_LEVELS);
 const HEALTHS = enumMapping(WorkspaceApp_HealthSchema, APP_HEALTHS);
 
-/** GetManifest: everything an agent needs to start, read in parallel; no writes, no events. */
+/**
+ * GetManifest: everything an agent needs to start, in one statement (a fleet reconnecting at once
+ * costs one round trip per agent); no writes, no events.
+ */
 export function manifestApi(api: AgentApiContext) {
   const { db } = api;
   return {
     async getManifest(_req: unknown, ctx: HandlerContext): Promise<Manifest> {
-      const { identity, agent } = await api.loadCaller(ctx);
-      const [apps, scripts, metadata, devcontainers, workspace, derpMap] = await Promise.all([
-        listAppsByAgentId(db, agent.id),
-        listScriptsByAgentId(db, agent.id),
-        listMetadata(db, agent.id),
-        listDevcontainersByAgentId(db, agent.id),
-        getWorkspaceById(db, identity.workspaceId),
-        api.derpMaps.current(),
-      ]).catch((err: unknown) => {
+      const { identity } = await api.loadCaller(ctx);
+      const [rows, derpMap] = await Promise.all([getManifestRows(db, identity.agentId), api.derpMaps.current()]).catch((err: unknown) => {
         throw internal("fetching workspace agent data", err);
       });
-      if (workspace === undefined) throw internal("fetching workspace agent data", new Error(`workspace ${identity.workspaceId} not found`));
-      const owner = await getUserById(db, workspace.ownerId).catch((err: unknown) => {
-        throw internal("fetching workspace agent data", err);
-      });
-      if (owner === undefined) throw internal("fetching workspace agent data", new Error(`owner ${workspace.ownerId} not found`));
+      if (rows === undefined) throw agentNotFound(identity.agentId);
+      const { apps, scripts, metadata, devcontainers } = rows;
+      const agent = { id: identity.agentId, name: rows.agentName, environmentVariables: rows.environmentVariables, directory: rows.directory, motdFile: rows.motdFile, parentId: rows.parentId };
+      const workspace = { id: rows.workspaceId, name: rows.workspaceName };
+      const owner = { username: rows.ownerUsername };
       const names = { agent: agent.name, workspace: workspace.name, owner: owner.username };
       const settings = api.config;
       return create(ManifestSchema, {
@@ -132,7 +124,7 @@ export function vsCodePortProxyUri(settings: Pick<AgentApiConfig, "accessUrl" | 
   return `${scheme}://${host.replace("*", applicationLabel("{{port}}", n))}`;
 }
 
-function appToProto(a: AppRow, appHostname: string, names: Names): WorkspaceApp {
+function appToProto(a: JsonRow<AppRow>, appHostname: string, names: Names): WorkspaceApp {
   const sharingLevel = SHARING_LEVELS.toProto(a.sharingLevel);
   const health = HEALTHS.toProto(a.health);
   // The enums in the database and the proto are the same sets; a stranger is a corrupt row.

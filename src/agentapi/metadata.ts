@@ -3,6 +3,7 @@ import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { BatchUpdateMetadataResponseSchema, type BatchUpdateMetadataRequest, type BatchUpdateMetadataResponse } from "../../gen/coder/agent/v2/agent_pb.js";
 import { truncateUtf8 } from "../truncate-utf8.js";
 import type { AgentApiContext } from "./context.js";
+import { MAX_METADATA_ENTRIES_PER_CALL } from "./limits.js";
 
 /**
  * Size limits of one BatchUpdateMetadata call, as coderd's. They keep a whole call's keys, and a
@@ -19,10 +20,13 @@ export function metadataApi(api: AgentApiContext) {
   return {
     async batchUpdateMetadata(req: BatchUpdateMetadataRequest, ctx: HandlerContext): Promise<BatchUpdateMetadataResponse> {
       const { agent } = await api.loadCaller(ctx);
+      // Keys may be empty, so the key budget alone doesn't bound how many entries a call holds.
+      if (req.metadata.length > MAX_METADATA_ENTRIES_PER_CALL) {
+        throw new ConnectError(`${req.metadata.length} metadata entries; at most ${MAX_METADATA_ENTRIES_PER_CALL} per call`, Code.ResourceExhausted);
+      }
       const collectedAt = api.clock();
       let keyBytes = 0;
       let keysExceeded = false;
-      let dropped = 0;
       for (const md of req.metadata) {
         keyBytes += Buffer.byteLength(md.key);
         if (keyBytes > METADATA_LIMITS.totalKeyBytes) {
@@ -39,9 +43,9 @@ export function metadataApi(api: AgentApiContext) {
         }
         const errorBytes = Buffer.byteLength(md.result?.error ?? "");
         if (errorBytes > METADATA_LIMITS.errorBytes) error = `error of ${errorBytes} bytes exceeded ${METADATA_LIMITS.errorBytes} bytes`;
-        if (!api.batchers.metadata.add({ agentId: agent.id, key: md.key, value, error, collectedAt })) dropped++;
+        // A full queue drops the result; the batcher counts it and warns, at most once per interval.
+        api.batchers.metadata.add({ agentId: agent.id, key: md.key, value, error, collectedAt });
       }
-      if (dropped > 0) api.logger.warn({ agent_id: agent.id, dropped }, "metadata batcher full; results dropped");
       if (keysExceeded) {
         throw new ConnectError(`metadata keys of ${keyBytes} bytes exceeded ${METADATA_LIMITS.totalKeyBytes} bytes`, Code.ResourceExhausted);
       }

@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import type { HandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import {
   GetResourcesMonitoringConfigurationResponseSchema,
   PushResourcesMonitoringUsageResponseSchema,
@@ -10,6 +10,7 @@ import {
 import type { MonitorState } from "../db/enums.js";
 import { getMemoryMonitor, listVolumeMonitors, updateMemoryMonitor, updateVolumeMonitor } from "../db/queries/resource-monitors.js";
 import type { AgentApiContext } from "./context.js";
+import { MAX_RESOURCE_DATAPOINTS_PER_CALL, MAX_VOLUMES_PER_DATAPOINT } from "./limits.js";
 import { internal, invalid } from "./rpc-errors.js";
 
 /**
@@ -52,6 +53,11 @@ export function resourcesApi(api: AgentApiContext) {
 
     async pushResourcesMonitoringUsage(req: PushResourcesMonitoringUsageRequest, ctx: HandlerContext): Promise<PushResourcesMonitoringUsageResponse> {
       const { identity, agent } = await api.loadCaller(ctx);
+      if (req.datapoints.length > MAX_RESOURCE_DATAPOINTS_PER_CALL) {
+        throw new ConnectError(`${req.datapoints.length} datapoints; at most ${MAX_RESOURCE_DATAPOINTS_PER_CALL} per call`, Code.ResourceExhausted);
+      }
+      const crowded = req.datapoints.find((dp) => dp.volumes.length > MAX_VOLUMES_PER_DATAPOINT);
+      if (crowded !== undefined) throw new ConnectError(`a datapoint has ${crowded.volumes.length} volumes; at most ${MAX_VOLUMES_PER_DATAPOINT}`, Code.ResourceExhausted);
       const [memory, volumes] = await monitors(agent.id);
       const now = api.clock();
       const alert = () =>

@@ -19,11 +19,11 @@ import { uuidFromBytes } from "./uuid-bytes.js";
 const STAGES = enumMapping(Timing_StageSchema, SCRIPT_TIMING_STAGES);
 const STATUSES = enumMapping(Timing_StatusSchema, SCRIPT_TIMING_STATUSES);
 
-/** ScriptCompleted: records one run of a script (start, end, exit code, stage, status). */
+/** ScriptCompleted: records one run of one of the caller's scripts (start, end, exit code, stage, status). */
 export function scriptsApi(api: AgentApiContext) {
   return {
     async scriptCompleted(req: WorkspaceAgentScriptCompletedRequest, ctx: HandlerContext): Promise<WorkspaceAgentScriptCompletedResponse> {
-      await api.loadCaller(ctx);
+      const { agent } = await api.loadCaller(ctx);
       const timing = req.timing;
       if (timing === undefined) throw invalid("timing is required");
       const scriptId = uuidFromBytes(timing.scriptId, "script id from bytes");
@@ -33,8 +33,9 @@ export function scriptsApi(api: AgentApiContext) {
       if (status === undefined) throw invalid(`unknown script timing status ${timing.status}`);
       // Coder would store an absent time as 1970; a run without its times says nothing useful.
       if (timing.start === undefined || timing.end === undefined) throw invalid("timing start and end are required");
+      let stored: boolean;
       try {
-        await insertScriptTiming(api.db, {
+        stored = await insertScriptTiming(api.db, agent.id, {
           scriptId,
           startedAt: timestampDate(timing.start),
           endedAt: timestampDate(timing.end),
@@ -43,11 +44,18 @@ export function scriptsApi(api: AgentApiContext) {
           status,
         });
       } catch (err) {
-        if (isForeignKeyViolation(err)) throw new ConnectError(`script ${scriptId} not found`, Code.NotFound);
+        // The script was there when the statement read it and deleted before the insert.
+        if (isForeignKeyViolation(err)) throw scriptNotFound(scriptId);
         if (isUniqueViolation(err)) throw new ConnectError(`a timing of script ${scriptId} starting at that time is already recorded`, Code.AlreadyExists);
         throw internal("insert script timing", err);
       }
+      if (!stored) throw scriptNotFound(scriptId);
       return create(WorkspaceAgentScriptCompletedResponseSchema);
     },
   };
+}
+
+/** The one answer for a script id that isn't the caller's, whether or not another agent has it. */
+function scriptNotFound(scriptId: string): ConnectError {
+  return new ConnectError(`script ${scriptId} not found`, Code.NotFound);
 }

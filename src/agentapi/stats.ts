@@ -1,9 +1,11 @@
 import { randomUUID } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
-import type { HandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { UpdateStatsResponseSchema, type UpdateStatsRequest, type UpdateStatsResponse } from "../../gen/coder/agent/v2/agent_pb.js";
 import type { AgentApiContext } from "./context.js";
+import { MAX_STATS_MAP_ENTRIES } from "./limits.js";
+import { invalid } from "./rpc-errors.js";
 
 /**
  * UpdateStats: answers the report interval (`--agent-stats-interval`); a report becomes a row in
@@ -18,6 +20,10 @@ export function statsApi(api: AgentApiContext) {
       // The agent's first call carries no stats: it only asks for the interval.
       const stats = req.stats;
       if (stats === undefined) return response;
+      for (const [field, map] of [["connections_by_proto", stats.connectionsByProto], ["session_counts", stats.sessionCounts]] as const) {
+        const entries = Object.keys(map).length;
+        if (entries > MAX_STATS_MAP_ENTRIES) throw new ConnectError(`stats.${field} has ${entries} entries; at most ${MAX_STATS_MAP_ENTRIES}`, Code.ResourceExhausted);
+      }
       api.batchers.stats.add({
         id: randomUUID(),
         createdAt: api.clock(),
@@ -26,19 +32,19 @@ export function statsApi(api: AgentApiContext) {
         workspaceId: identity.workspaceId,
         // agentgate has no templates.
         templateId: null,
-        connectionsByProto: numbers(stats.connectionsByProto),
-        connectionCount: Number(stats.connectionCount),
-        rxPackets: Number(stats.rxPackets),
-        rxBytes: Number(stats.rxBytes),
-        txPackets: Number(stats.txPackets),
-        txBytes: Number(stats.txBytes),
+        connectionsByProto: numbers("connections_by_proto", stats.connectionsByProto),
+        connectionCount: count("connection_count", stats.connectionCount),
+        rxPackets: count("rx_packets", stats.rxPackets),
+        rxBytes: count("rx_bytes", stats.rxBytes),
+        txPackets: count("tx_packets", stats.txPackets),
+        txBytes: count("tx_bytes", stats.txBytes),
         connectionMedianLatencyMs: stats.connectionMedianLatencyMs,
-        sessionCountVscode: Number(stats.sessionCountVscode),
-        sessionCountJetbrains: Number(stats.sessionCountJetbrains),
-        sessionCountReconnectingPty: Number(stats.sessionCountReconnectingPty),
-        sessionCountSsh: Number(stats.sessionCountSsh),
+        sessionCountVscode: count("session_count_vscode", stats.sessionCountVscode),
+        sessionCountJetbrains: count("session_count_jetbrains", stats.sessionCountJetbrains),
+        sessionCountReconnectingPty: count("session_count_reconnecting_pty", stats.sessionCountReconnectingPty),
+        sessionCountSsh: count("session_count_ssh", stats.sessionCountSsh),
         usage: false,
-        sessionCounts: numbers(stats.sessionCounts),
+        sessionCounts: numbers("session_counts", stats.sessionCounts),
       });
       if (stats.connectionCount <= 0n) return response;
       api.batchers.usage.add(identity.workspaceId);
@@ -49,8 +55,19 @@ export function statsApi(api: AgentApiContext) {
   };
 }
 
-function numbers(map: { [key: string]: bigint }): Record<string, number> {
+/**
+ * A count as a number, exact: past 2^53 a Number rounds, and 2^63 − 1 rounds up past the bigint
+ * column's range, which would fail the whole batch of every agent's rows; such a report is refused.
+ */
+function count(field: string, v: bigint): number {
+  if (v > MAX_SAFE || v < -MAX_SAFE) throw invalid(`stats.${field} ${v} is out of range`);
+  return Number(v);
+}
+
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+function numbers(field: string, map: { [key: string]: bigint }): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const [k, v] of Object.entries(map)) out[k] = Number(v);
+  for (const [k, v] of Object.entries(map)) out[k] = count(`${field}[${JSON.stringify(k)}]`, v);
   return out;
 }

@@ -23,10 +23,11 @@ import { APP_OPEN_IN, APP_SHARING_LEVELS, DISPLAY_APPS } from "../db/enums.js";
 import { isUniqueViolation } from "../db/errors.js";
 import { getAgentById, insertAgent, type WorkspaceAgent } from "../db/queries/agents.js";
 import { upsertApp, type InsertAppParams } from "../db/queries/apps.js";
-import { listSubAgents, softDeleteSubAgent, updateSubAgentDisplay } from "../db/queries/sub-agents.js";
+import { countSubAgents, listSubAgents, softDeleteSubAgent, updateSubAgentDisplay } from "../db/queries/sub-agents.js";
 import { enumMapping } from "../protocol/enum-mapping.js";
 import { isAppSlug, MAX_AGENT_NAME, nameProblem } from "../provision/names.js";
 import type { AgentApiContext } from "./context.js";
+import { MAX_APPS_PER_SUB_AGENT, MAX_DISPLAY_APPS_PER_SUB_AGENT, MAX_SUB_AGENTS_PER_AGENT } from "./limits.js";
 import { internal, invalid } from "./rpc-errors.js";
 import { uuidFromBytes, uuidToBytes } from "./uuid-bytes.js";
 
@@ -41,13 +42,20 @@ const OPEN_IN = enumMapping(CreateSubAgentRequest_App_OpenInSchema, APP_OPEN_IN)
 /**
  * CreateSubAgent, DeleteSubAgent, ListSubAgents: agents a workspace agent starts itself (dev
  * containers). A sub-agent shares its parent's resource, so its token dials the endpoint like any
- * agent's, until it is (soft-)deleted.
+ * agent's, until it is (soft-)deleted. Each agent may have {@link MAX_SUB_AGENTS_PER_AGENT} live
+ * sub-agents, and sub-agents can't have their own.
  */
 export function subAgentsApi(api: AgentApiContext) {
   const { db } = api;
   return {
     async createSubAgent(req: CreateSubAgentRequest, ctx: HandlerContext): Promise<CreateSubAgentResponse> {
-      const { agent: parent } = await api.loadCaller(ctx);
+      const { agent: parent } = await api.loadCallerRow(ctx);
+      // Depth 1: a dev container's agent is a leaf, so a token can't mint tokens without end.
+      if (parent.parentId !== null) throw new ConnectError("a sub-agent cannot create sub-agents", Code.PermissionDenied);
+      if (req.displayApps.length > MAX_DISPLAY_APPS_PER_SUB_AGENT) {
+        throw new ConnectError(`${req.displayApps.length} display apps; at most ${MAX_DISPLAY_APPS_PER_SUB_AGENT}`, Code.ResourceExhausted);
+      }
+      if (req.apps.length > MAX_APPS_PER_SUB_AGENT) throw new ConnectError(`${req.apps.length} apps; at most ${MAX_APPS_PER_SUB_AGENT} per sub-agent`, Code.ResourceExhausted);
       const displayApps = req.displayApps.map((d, i) => {
         const name = DISPLAY_APP_NAMES.toDb(d);
         if (name === undefined) throw invalid(`display_apps[${i}]: unknown display app ${d}`);
@@ -61,8 +69,8 @@ export function subAgentsApi(api: AgentApiContext) {
         const existing = await getAgentById(db, id).catch((err: unknown) => {
           throw internal("get sub agent", err);
         });
-        if (existing === undefined) throw new ConnectError(`sub agent ${id} not found`, Code.NotFound);
-        if (existing.parentId !== parent.id) throw new ConnectError(`sub agent ${id} does not belong to this parent`, Code.FailedPrecondition);
+        // Someone else's agent and no agent at all answer alike: the caller learns nothing of other tenants.
+        if (existing === undefined || existing.parentId !== parent.id) throw new ConnectError(`sub agent ${id} not found`, Code.NotFound);
         await updateSubAgentDisplay(db, { id, displayApps, directory: req.directory, now }).catch((err: unknown) => {
           throw internal("update sub agent", err);
         });
@@ -71,6 +79,11 @@ export function subAgentsApi(api: AgentApiContext) {
 
       const nameError = nameProblem(req.name, MAX_AGENT_NAME);
       if (nameError !== undefined) throw invalid(`name: ${nameError}`);
+      // Checked before the insert, so concurrent calls of one agent may pass it by their number in flight.
+      const live = await countSubAgents(db, parent.id).catch((err: unknown) => {
+        throw internal("count sub agents", err);
+      });
+      if (live >= MAX_SUB_AGENTS_PER_AGENT) throw new ConnectError(`this agent has ${live} sub-agents; at most ${MAX_SUB_AGENTS_PER_AGENT}`, Code.ResourceExhausted);
       let child: WorkspaceAgent;
       try {
         child = await insertAgent(db, {

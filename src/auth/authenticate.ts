@@ -1,4 +1,5 @@
 import type { TokenAgent, TokenLookup } from "../db/queries/agent-tokens.js";
+import { isDatabaseUnavailable } from "../db/errors.js";
 import { HttpError } from "../http/http-error.js";
 import { isUuid } from "../uuid.js";
 
@@ -8,7 +9,8 @@ export type LookupAgentByToken = (token: string) => Promise<TokenLookup | undefi
 /**
  * Resolves an agent token to its agent, with coderd's failures and messages: 401 for a missing,
  * malformed or unknown token (deleted workspaces and agents included), 403 for an agent of a
- * build that is no longer the workspace's latest, 500 when the database fails.
+ * build that is no longer the workspace's latest, 503 when the database can't be reached, 500
+ * when it fails otherwise. Neither names the database's error: the caller is not yet known.
  */
 export async function authenticateAgent(token: string, lookup: LookupAgentByToken): Promise<TokenAgent> {
   if (token === "") {
@@ -24,10 +26,10 @@ export async function authenticateAgent(token: string, lookup: LookupAgentByToke
   try {
     row = await lookup(token.toLowerCase());
   } catch (err) {
-    throw new HttpError(500, {
-      message: "Internal error checking workspace agent authorization.",
-      detail: err instanceof Error ? err.message : String(err),
-    });
+    if (isDatabaseUnavailable(err)) {
+      throw new HttpError(503, { message: "Database unavailable, try again later.", detail: "the workspace agent's token can't be checked now" }, { cause: err });
+    }
+    throw new HttpError(500, { message: "Internal error checking workspace agent authorization." }, { cause: err });
   }
   if (row === undefined) {
     throw new HttpError(401, {

@@ -24,6 +24,12 @@ export interface Database extends Queryable {
   readonly engine: "pg" | "pglite";
   /** Runs `fn` in BEGIN…COMMIT; a throw rolls back and rethrows. */
   transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T>;
+  /**
+   * For background work (sweeps, heartbeat writes, replica bookkeeping): on PostgreSQL a small
+   * pool of its own, so a slow sweep never holds a connection an RPC waits for. PGlite has one
+   * backend, so there it is the database itself.
+   */
+  readonly background: Queryable;
   /** LISTEN/NOTIFY pubsub on this database. */
   readonly pubsub: Pubsub;
   /** Resolves when the database answers a trivial query; for /readyz. */
@@ -42,6 +48,8 @@ export interface OpenDatabaseOptions {
   logger?: Logger;
   /** pg pool size (the LISTEN connection is extra). Default 10. Ignored by PGlite, which serialises queries. */
   poolSize?: number;
+  /** pg: how long opening a connection may take before it fails (pool, background pool and listener). Default 5 s. */
+  connectTimeoutMs?: number;
   /** Events each pubsub subscriber may have waiting before new ones are dropped. Default 2048. */
   subscriberQueue?: number;
 }

@@ -42,6 +42,7 @@ export async function openPgliteDatabase(
     engine: "pglite",
     pubsub,
     query: (sql, params) => runQuery(pglite, sql, params),
+    background: { query: (sql, params) => runQuery(pglite, sql, params) },
     transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
       return pglite.transaction((ptx: PgliteTransaction) =>
         fn({

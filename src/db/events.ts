@@ -139,3 +139,36 @@ export function subscribeWorkspaceState(pubsub: Pubsub, channel: string, notify:
     notify,
   );
 }
+
+/**
+ * `agent_identity`: an agent's identity ended or may have. The database publishes it itself
+ * (triggers of migration 0003), whatever wrote the change, so every replica hears it.
+ */
+export const AGENT_IDENTITY_CHANNEL = "agent_identity";
+
+/** Payload of {@link AGENT_IDENTITY_CHANNEL}. */
+export type AgentIdentityEvent =
+  /** The agent was deleted, or (not deleted) its token changed. */
+  | { kind: "agent"; agent_id: string; deleted: boolean }
+  /** The workspace was deleted: all its agents are gone. */
+  | { kind: "workspace"; workspace_id: string }
+  /** A new build of the workspace: agents of any other build are outdated. */
+  | { kind: "build"; workspace_id: string; build_id: string };
+
+/** An `agent_identity` payload, or undefined when it is not one. */
+export function parseAgentIdentityEvent(payload: Buffer): AgentIdentityEvent | undefined {
+  let event: unknown;
+  try {
+    event = JSON.parse(payload.toString("utf8"));
+  } catch {
+    return undefined;
+  }
+  if (typeof event !== "object" || event === null) return undefined;
+  const e = event as Record<string, unknown>;
+  if (e.kind === "agent" && typeof e.agent_id === "string") return { kind: "agent", agent_id: e.agent_id, deleted: e.deleted !== false };
+  if (e.kind === "workspace" && typeof e.workspace_id === "string") return { kind: "workspace", workspace_id: e.workspace_id };
+  if (e.kind === "build" && typeof e.workspace_id === "string" && typeof e.build_id === "string") {
+    return { kind: "build", workspace_id: e.workspace_id, build_id: e.build_id };
+  }
+  return undefined;
+}

@@ -20,6 +20,12 @@ export interface Pubsub {
     onEvent: (payload: Buffer) => void | Promise<void>,
     onError: (err: Error) => void,
   ): Promise<() => void>;
+  /**
+   * Whether events are being received right now: false from the moment the LISTEN connection is
+   * lost until it is back and listening again. While false, a subscriber that trusts what events
+   * told it must re-read the database instead.
+   */
+  isListening(): boolean;
 }
 
 /** Postgres refuses NOTIFY payloads of 8000 bytes or more (`NOTIFY_PAYLOAD_MAX_LENGTH`). */
@@ -58,6 +64,8 @@ export interface NotifyTransport {
   listen(channel: string): Promise<void>;
   unlisten(channel: string): Promise<void>;
   notify(channel: string, payload: string): Promise<void>;
+  /** See {@link Pubsub.isListening}; an engine whose listener cannot be lost leaves it out. */
+  isListening?(): boolean;
 }
 
 type QueueItem = Buffer | { dropped: number } | { lost: Error };
@@ -164,6 +172,10 @@ export class NotifyPubsub implements Pubsub {
       throw err;
     }
     return () => this.remove(channel, sub);
+  }
+
+  isListening(): boolean {
+    return this.transport.isListening?.() ?? true;
   }
 
   /** Channels with at least one subscriber: what a re-established listener must LISTEN to again. */

@@ -14,13 +14,17 @@ export interface ErrorBody {
   validations?: Validation[];
 }
 
-/** An HTTP error with the status and body to answer; thrown by auth and route code, written once at the edge. */
+/**
+ * An HTTP error with the status and body to answer; thrown by auth and route code, written once at
+ * the edge. A `cause` is for the server's log only, never the body.
+ */
 export class HttpError extends Error {
   constructor(
     readonly status: number,
     readonly body: ErrorBody,
+    options?: ErrorOptions,
   ) {
-    super(body.detail ? `${body.message} ${body.detail}` : body.message);
+    super(body.detail ? `${body.message} ${body.detail}` : body.message, options);
     this.name = "HttpError";
   }
 }

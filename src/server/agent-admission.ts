@@ -7,10 +7,12 @@ import { HttpError } from "../http/http-error.js";
 import { API_VERSION_HEADER, SESSION_TOKEN_HEADER } from "../protocol/agent-rpc.js";
 import { negotiateApiVersion } from "./api-version.js";
 
-/** What admission reads: the token lookup, and the replica every admitted connection is served by. */
+/** What admission reads: the token lookup, the replica every admitted connection is served by, the API offered. */
 export interface AdmissionOptions {
   lookup: LookupAgentByToken;
   replicaId: string;
+  /** The newest minor of API 2 offered (see `servedApiMinor`); default the newest this build knows. */
+  apiMinor?: number;
 }
 
 /** An agent's request as admission sees it: where its token may be, and the API version it asks for. */
@@ -21,17 +23,33 @@ export interface AgentCredentials {
   apiVersion: string | null | undefined;
 }
 
+/** An admitted agent: the identity it is served as, and what a tunnel holds to keep it current. */
+export interface Admission {
+  identity: AgentIdentity;
+  /** The token it authenticated with. */
+  token: string;
+  /** Date.now() before the token was looked up. */
+  lookedUpAt: number;
+}
+
 /**
  * The one admission of an agent, for the tunnel's upgrade and each plain-port call alike: its
- * token first (401, 403 for an outdated build, 500 when the database fails), then the API version
- * it asks for (400). Returns the identity the connection is served as. Throws {@link HttpError}.
+ * token first (401, 403 for an outdated build, 503 when the database can't be reached, 500 when
+ * it fails otherwise), then the API version it asks for (400). Throws {@link HttpError}.
  */
-export async function admitAgent(credentials: AgentCredentials, options: AdmissionOptions): Promise<AgentIdentity> {
-  const agent = await authenticateAgent(extractToken(credentials.headers, credentials.url), options.lookup);
-  const connection = { apiVersion: negotiateApiVersion(credentials.apiVersion), replicaId: options.replicaId };
+export async function admit(credentials: AgentCredentials, options: AdmissionOptions): Promise<Admission> {
+  const lookedUpAt = Date.now();
+  const token = extractToken(credentials.headers, credentials.url);
+  const agent = await authenticateAgent(token, options.lookup);
+  const connection = { apiVersion: negotiateApiVersion(credentials.apiVersion, options.apiMinor), replicaId: options.replicaId };
   // Object.assign rather than a spread literal: V8 gave every spread-built identity a hidden class
   // of its own (about 0.6 KB per idle tunnel, measured); assigned ones share one.
-  return Object.assign({}, agent, connection);
+  return { identity: Object.assign({}, agent, connection), token: token.toLowerCase(), lookedUpAt };
+}
+
+/** {@link admit}, for a caller that needs only the identity the connection is served as. */
+export async function admitAgent(credentials: AgentCredentials, options: AdmissionOptions): Promise<AgentIdentity> {
+  return (await admit(credentials, options)).identity;
 }
 
 /**

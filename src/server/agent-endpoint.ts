@@ -1,10 +1,9 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import type { WebSocket, WebSocketServer } from "ws";
-import type { AgentIdentity } from "../auth/agent-identity.js";
 import { HttpError, writeError, writeSocketError, type ErrorBody } from "../http/http-error.js";
 import type { Logger } from "../log.js";
-import { admitAgent, type AdmissionOptions } from "./agent-admission.js";
+import { admit, type Admission, type AdmissionOptions } from "./agent-admission.js";
 import type { ServerMetrics } from "./metrics.js";
 
 /** What the agent route needs. */
@@ -17,7 +16,7 @@ export interface AgentEndpointOptions {
   /** True once shutdown began: new agents are turned away with 503. */
   isShuttingDown: () => boolean;
   /** Runs the tunnel on an upgraded socket. */
-  onTunnel: (ws: WebSocket, identity: AgentIdentity, remoteAddress: string | undefined) => void;
+  onTunnel: (ws: WebSocket, admission: Admission, remoteAddress: string | undefined) => void;
 }
 
 /**
@@ -25,11 +24,11 @@ export interface AgentEndpointOptions {
  * one admission (token, latest build, API version), then the Origin. Returns the identity to run
  * the tunnel with.
  */
-async function admitDial(req: IncomingMessage, url: URL, options: AgentEndpointOptions): Promise<AgentIdentity> {
+async function admitDial(req: IncomingMessage, url: URL, options: AgentEndpointOptions): Promise<Admission> {
   if (options.isShuttingDown()) throw new HttpError(503, { message: "Server is shutting down." });
-  const identity = await admitAgent({ headers: req.headers, url, apiVersion: url.searchParams.get("version") }, options.admission);
+  const admission = await admit({ headers: req.headers, url, apiVersion: url.searchParams.get("version") }, options.admission);
   checkOrigin(req);
-  return identity;
+  return admission;
 }
 
 /** A browser page of another site must not open an agent tunnel with a cookie. */
@@ -51,10 +50,10 @@ function checkOrigin(req: IncomingMessage): void {
 export async function handleAgentUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, options: AgentEndpointOptions): Promise<void> {
   socket.on("error", () => socket.destroy());
   const url = requestUrl(req);
-  let identity: AgentIdentity;
+  let admission: Admission;
   try {
     if (req.method !== "GET") throw new HttpError(405, { message: `Method ${req.method ?? ""} not allowed.` });
-    identity = await admitDial(req, url, options);
+    admission = await admitDial(req, url, options);
   } catch (err) {
     const { status, body } = refuse(req, err, options);
     writeSocketError(socket, status, body);
@@ -66,7 +65,7 @@ export async function handleAgentUpgrade(req: IncomingMessage, socket: Duplex, h
   const remoteAddress = req.socket.remoteAddress;
   options.wss.handleUpgrade(req, socket, head, (ws) => {
     options.metrics.upgrades.inc({ result: "upgraded", status: "101" });
-    options.onTunnel(ws, identity, remoteAddress);
+    options.onTunnel(ws, admission, remoteAddress);
   });
 }
 
@@ -91,11 +90,14 @@ function refuse(req: IncomingMessage, err: unknown, options: AgentEndpointOption
   const refusal =
     err instanceof HttpError
       ? { status: err.status, body: err.body }
-      : { status: 500, body: { message: "Internal error.", detail: err instanceof Error ? err.message : String(err) } };
+      : { status: 500, body: { message: "Internal error." } };
   const failed = refusal.status >= 500 && refusal.status !== 503;
   options.metrics.upgrades.inc({ result: failed ? "failed" : "refused", status: String(refusal.status) });
   const fields = { status: refusal.status, message: refusal.body.message, detail: refusal.body.detail, remote_address: req.socket.remoteAddress };
-  if (failed) options.logger.error({ ...fields, err }, "agent dial failed");
+  // The database's own error goes to the log only (its text names the database's address).
+  const cause = err instanceof HttpError ? err.cause : err;
+  if (failed) options.logger.error({ ...fields, err: cause ?? err }, "agent dial failed");
+  else if (cause !== undefined) options.logger.warn({ ...fields, err: cause }, "agent dial refused: database unavailable");
   else options.logger.info(fields, "agent dial refused");
   return refusal;
 }

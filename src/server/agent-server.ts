@@ -11,6 +11,7 @@ import type { Batcher } from "../db/batcher.js";
 import type { ConnectionRefresh } from "../db/queries/agent-connections.js";
 import type { Logger } from "../log.js";
 import { createHeartbeatBatcher } from "../tracker/heartbeat-batcher.js";
+import { CURRENT_API_MAJOR } from "../protocol/agent-rpc.js";
 import { RpcCore, type RpcRegistration } from "../rpc/index.js";
 import { dispatchHttpConnection, type HttpServers } from "../tunnel/http-dispatch.js";
 import { TUNNEL_MAX_MESSAGE_BYTES } from "../tunnel/tunnel-limits.js";
@@ -18,10 +19,12 @@ import { admitPlainCaller, admitPlainStream, type AdmissionOptions } from "./age
 import type { AgentEndpointOptions } from "./agent-endpoint.js";
 import type { AgentServerStore } from "./agent-store.js";
 import { AgentTunnels, SNIFF_TIMEOUT_MS } from "./agent-tunnels.js";
-import { createConnectHandler, MAX_RPC_MESSAGE_BYTES } from "./connect-handler.js";
+import { createConnectHandler, MAX_RPC_MESSAGE_BYTES, rpcErrorOf } from "./connect-handler.js";
+import { servedApiMinor } from "./api-version.js";
 import { requestListener, upgradeListener } from "./http-routes.js";
 import { LeanUnary } from "./lean-unary.js";
 import { ServerMetrics } from "./metrics.js";
+import type { IdentityWatch } from "./identity-watch.js";
 import { TunnelIdentities } from "./tunnel-identities.js";
 
 /** HTTP/2 streams (in-flight RPCs) per connection: each costs about 90 KB, so a bound keeps memory in check. */
@@ -36,6 +39,8 @@ export interface AgentServerOptions {
   store: AgentServerStore;
   logger: Logger;
   replicaId: string;
+  /** Holds tunnels' identities and caches plain-port token lookups, kept current by identity events. */
+  watch: IdentityWatch;
   /**
    * The Agent and Tailnet implementations: served with Connect, gRPC and gRPC-Web on the plain
    * port and in tunnels, and with DRPC in tunnels.
@@ -68,6 +73,8 @@ export class AgentServer {
   private readonly http2Sessions = new Set<ServerHttp2Session>();
   private readonly heartbeats: Batcher<ConnectionRefresh>;
   private readonly shutdownController = new AbortController();
+  /** The newest API version offered to agents, e.g. "2.13" (see `servedApiMinor`). */
+  readonly apiVersion: string;
   private shuttingDown = false;
   private closed: Promise<void> | undefined;
 
@@ -83,10 +90,18 @@ export class AgentServer {
     const rpcCore = new RpcCore(options.agentServices, {
       observer: (service, method, code, seconds) => this.metrics.observeRpc(service, method, code, seconds),
       shutdownSignal: this.shutdownController.signal,
+      errorOf: rpcErrorOf,
       readMaxBytes: MAX_RPC_MESSAGE_BYTES,
       writeMaxBytes: MAX_RPC_MESSAGE_BYTES,
     });
-    const admission: AdmissionOptions = { lookup: store.lookupAgentByToken, replicaId: options.replicaId };
+    const admission: AdmissionOptions = {
+      lookup: store.lookupAgentByToken,
+      replicaId: options.replicaId,
+      apiMinor: servedApiMinor((path) => rpcCore.method(path)?.impl !== undefined),
+    };
+    // A dial reads its token afresh (once per tunnel); a plain-port call goes through the cache.
+    const plainAdmission: AdmissionOptions = { ...admission, lookup: options.watch.lookup };
+    this.apiVersion = `${CURRENT_API_MAJOR}.${admission.apiMinor}`;
     const connect = createConnectHandler({
       routes(router) {
         for (const [service, implementation] of options.agentServices) router.service(service, implementation);
@@ -94,7 +109,7 @@ export class AgentServer {
       },
       metrics: this.metrics,
       tunnelIdentity: (req) => identities.of(req),
-      resolveCaller: (header) => admitPlainCaller(header, admission),
+      resolveCaller: (header) => admitPlainCaller(header, plainAdmission),
       shutdownSignal: this.shutdownController.signal,
     });
     const http1 = createHttp1Server({ requestTimeout: 0, headersTimeout: HEADERS_TIMEOUT_MS, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS });
@@ -103,7 +118,7 @@ export class AgentServer {
       new LeanUnary({
         core: rpcCore,
         tunnelIdentity: (session) => identities.ofSession(session),
-        admit: (headers) => admitPlainStream(headers, admission),
+        admit: (headers) => admitPlainStream(headers, plainAdmission),
         observer: (service, method, code, seconds) => this.metrics.observeRpc(service, method, code, seconds),
         readMaxBytes: MAX_RPC_MESSAGE_BYTES,
       }).install(http2);
@@ -117,6 +132,8 @@ export class AgentServer {
       metrics: this.metrics,
       servers: this.servers,
       identities,
+      watch: options.watch,
+      rpcCore,
       heartbeats: this.heartbeats,
       publishConnectionUpdate: options.publishConnectionUpdate,
       isShuttingDown,
@@ -129,7 +146,7 @@ export class AgentServer {
       metrics: this.metrics,
       logger,
       isShuttingDown,
-      onTunnel: (ws, identity, remoteAddress) => this.tunnels.run(ws, identity, remoteAddress),
+      onTunnel: (ws, admitted, remoteAddress) => this.tunnels.run(ws, admitted, remoteAddress),
     };
     const onRequest = requestListener({ store, metrics: this.metrics, endpoint, dashboard: dashboardHandler(), connect });
     http1.on("request", onRequest);

@@ -4,7 +4,6 @@ import { loadMigrations, type Migration } from "../db/migrate.js";
 import { pendingMigrations } from "../db/migration-status.js";
 import { connectAgent, disconnectAgent, refreshAgentConnections, type ConnectionRefresh } from "../db/queries/agent-connections.js";
 import { getTokenAgent } from "../db/queries/agent-tokens.js";
-import { getLatestBuild } from "../db/queries/builds.js";
 import type { ConnectionStore } from "../tracker/connection-tracker.js";
 
 /** What the agent server needs from the database, for one replica. */
@@ -29,13 +28,11 @@ export function agentServerStore(db: Database, replicaId: string): AgentServerSt
       return { connectionGeneration: connection.connectionGeneration, disconnectedAt: connection.disconnectedAt };
     },
     async writeHeartbeats(refreshes) {
-      await refreshAgentConnections(db, replicaId, refreshes);
+      // Background work: its own pool, so a large flush never delays an RPC.
+      await refreshAgentConnections(db.background, replicaId, refreshes);
     },
     disconnect(agentId, connection, at) {
       return disconnectAgent(db, { id: agentId, replicaId, generation: connection.connectionGeneration, disconnectedAt: at });
-    },
-    async latestBuildId(workspaceId) {
-      return (await getLatestBuild(db, workspaceId))?.id;
     },
     async ready() {
       await db.ping();

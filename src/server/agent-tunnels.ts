@@ -1,25 +1,35 @@
+import { createContextValues, type ContextValues } from "@connectrpc/connect";
 import type { WebSocket } from "ws";
-import type { AgentIdentity } from "../auth/agent-identity.js";
+import { agentIdentityKey, type AgentIdentity } from "../auth/agent-identity.js";
 import type { ServerConfig } from "../config.js";
 import type { Batcher } from "../db/batcher.js";
 import type { ConnectionRefresh } from "../db/queries/agent-connections.js";
 import type { Logger } from "../log.js";
 import { ConnectionTracker, type EvictionReason } from "../tracker/connection-tracker.js";
-import { dispatchHttpConnection, type HttpServers } from "../tunnel/http-dispatch.js";
+import { serveDrpc, type RpcCore } from "../rpc/index.js";
+import type { HttpServers } from "../tunnel/http-dispatch.js";
+import { dispatchTunnelStream, type TunnelStreamHandlers } from "../tunnel/tunnel-stream-dispatch.js";
 import { TUNNEL_MAX_MESSAGE_BYTES, TUNNEL_MAX_STREAM_WINDOW } from "../tunnel/tunnel-limits.js";
 import { CLEAN_CLOSE_CODES, CloseCode, closeWebSocket } from "../tunnel/websocket-close.js";
 import { webSocketDuplex } from "../tunnel/websocket-duplex.js";
 import { GoAwayCode, Session, YamuxErrorCode, type Stream } from "../yamux/index.js";
+import type { Admission } from "./agent-admission.js";
 import type { AgentServerStore } from "./agent-store.js";
+import type { IdentityWatch, RevocationReason } from "./identity-watch.js";
 import type { ServerMetrics } from "./metrics.js";
 import type { TunnelIdentities } from "./tunnel-identities.js";
 
-/** A connection must show its first bytes (HTTP/2 preface or request line) within this time. */
+/**
+ * A plain-port connection must show its first bytes (HTTP/2 preface or request line) within
+ * this time. A tunnel's streams have no such timer: the session's stream limit bounds them.
+ */
 export const SNIFF_TIMEOUT_MS = 10_000;
 
 /** Why a tunnel ended: a fixed set, for the `agentgate_agent_disconnects_total` label and the log line. */
 export type DisconnectReason =
   | EvictionReason
+  /** Its identity ended: agent or workspace deleted, token revoked, or a newer build. */
+  | RevocationReason
   /** The agent closed the WebSocket cleanly. */
   | "agent_closed"
   /** The WebSocket broke or closed with an error code. */
@@ -42,6 +52,10 @@ export interface AgentTunnelsOptions {
   /** The servers a tunnel's streams are handed to. */
   servers: HttpServers;
   identities: TunnelIdentities;
+  /** Holds each tunnel's identity and cuts the tunnel when the database says it ended. */
+  watch: IdentityWatch;
+  /** Serves the DRPC streams (what stock Coder agents speak). */
+  rpcCore: RpcCore;
   /** Where trackers queue their connection-time refreshes. */
   heartbeats: Batcher<ConnectionRefresh>;
   /** Publishes `agt_connection_update` for an agent; must not throw. */
@@ -73,8 +87,9 @@ export class AgentTunnels {
   }
 
   /** Runs the tunnel of an admitted agent on its upgraded WebSocket. */
-  run(ws: WebSocket, identity: AgentIdentity, remoteAddress: string | undefined): void {
-    const { config, metrics, heartbeats, store, servers, identities } = this.options;
+  run(ws: WebSocket, admission: Admission, remoteAddress: string | undefined): void {
+    const { config, metrics, heartbeats, store, watch } = this.options;
+    const { identity } = admission;
     // The child carries only ids: every binding costs each idle tunnel its memory. The names go
     // on the two lines operators read, connected and disconnected.
     const logger = this.options.logger.child({ agent_id: identity.agentId, workspace_id: identity.workspaceId });
@@ -86,15 +101,20 @@ export class AgentTunnels {
       maxMessageBytes: TUNNEL_MAX_MESSAGE_BYTES,
       closeTimeoutMs: config.shutdownGraceMs,
     });
-    session.on("stream", (stream: Stream) => {
-      dispatchHttpConnection(stream, servers, SNIFF_TIMEOUT_MS, (server) => identities.handOver(server, stream, identity));
-    });
+    const handlers = this.streamHandlers(identity, logger);
+    session.on("stream", (stream: Stream) => dispatchTunnelStream(stream, handlers));
     session.on("error", (err: Error) => logger.warn({ err }, "yamux session failed"));
-    let evicted: EvictionReason | undefined;
+    let evicted: EvictionReason | RevocationReason | undefined;
+    const evict = (reason: EvictionReason | RevocationReason, closeReason: string) => {
+      if (evicted !== undefined) return;
+      evicted = reason;
+      metrics.evictions.inc({ reason });
+      if (reason === "ping_timeout") metrics.pingTimeouts.inc();
+      closeWebSocket(ws, CloseCode.GoingAway, closeReason);
+      session.destroy();
+    };
     const tracker = new ConnectionTracker({
       agentId: identity.agentId,
-      workspaceId: identity.workspaceId,
-      buildId: identity.buildId,
       socket: ws,
       store: {
         connect: (agentId, at) => store.connect(agentId, at),
@@ -104,16 +124,9 @@ export class AgentTunnels {
           heartbeats.discard(agentId, (waiting) => waiting.connection === connection);
           return store.disconnect(agentId, connection, at);
         },
-        latestBuildId: (workspaceId) => store.latestBuildId(workspaceId),
       },
       publishConnectionUpdate: () => this.options.publishConnectionUpdate(identity),
-      evict: (reason, closeReason) => {
-        evicted = reason;
-        metrics.evictions.inc({ reason });
-        if (reason === "ping_timeout") metrics.pingTimeouts.inc();
-        closeWebSocket(ws, CloseCode.GoingAway, closeReason);
-        session.destroy();
-      },
+      evict,
       updateIntervalMs: config.agentUpdateIntervalMs,
       inactiveTimeoutMs: config.agentInactiveTimeoutMs,
       logger,
@@ -125,10 +138,12 @@ export class AgentTunnels {
     metrics.connectedAgents.inc();
     const connectedAt = Date.now();
     logger.info({ ...names(), api_version: identity.apiVersion, build_number: identity.buildNumber }, "agent connected");
+    const release = watch.hold(admission, evict);
     let ended = false;
     const end = (cause: DisconnectReason) => {
       if (ended) return;
       ended = true;
+      release();
       const reason = evicted ?? (this.options.isShuttingDown() ? "server_shutdown" : cause);
       session.destroy();
       metrics.connectedAgents.dec();
@@ -150,6 +165,25 @@ export class AgentTunnels {
       end(protocolError ? "protocol_error" : "connection_lost");
     });
     tracker.start().catch((err: unknown) => logger.error({ err }, "recording agent connection failed"));
+  }
+
+  /**
+   * Where a tunnel's streams go: HTTP to the servers with the tunnel's identity, DRPC to the RPC
+   * core with the same identity in its context values, made once per tunnel on its first DRPC
+   * stream (an idle tunnel of a Connect agent never pays for them).
+   */
+  private streamHandlers(identity: AgentIdentity, logger: Logger): TunnelStreamHandlers {
+    const { servers, identities, rpcCore } = this.options;
+    let values: ContextValues | undefined;
+    return {
+      servers,
+      http: (server, stream) => identities.handOver(server, stream, identity),
+      drpc: (stream) => {
+        values ??= createContextValues().set(agentIdentityKey, identity);
+        serveDrpc(stream, rpcCore, values, { onProtocolError: (err) => logger.debug({ err }, "DRPC protocol error; stream closed") });
+        stream.resume();
+      },
+    };
   }
 
   /**

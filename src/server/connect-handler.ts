@@ -2,7 +2,9 @@ import { Code, ConnectError, createContextValues, type ConnectRouter, type Inter
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Agent } from "../../gen/coder/agent/v2/agent_pb.js";
 import { Tailnet } from "../../gen/coder/tailnet/v2/tailnet_pb.js";
+import { databaseUnavailable } from "../agentapi/rpc-errors.js";
 import { agentIdentityKey, type AgentIdentity } from "../auth/agent-identity.js";
+import { isDatabaseUnavailable } from "../db/errors.js";
 import type { ServerMetrics } from "./metrics.js";
 
 /** The handler connect-node builds: it serves http.Server and http2 servers alike. */
@@ -37,6 +39,15 @@ export interface ConnectHandlerOptions {
 
 
 /**
+ * What a handler's failure is answered as, on every path: a database that can't be reached is
+ * Unavailable, and its driver's text (the database's address) never reaches the caller,
+ * whichever handler let it through; anything else as `ConnectError.from` makes it.
+ */
+export function rpcErrorOf(err: unknown): ConnectError {
+  return !(err instanceof ConnectError) && isDatabaseUnavailable(err) ? databaseUnavailable(err) : ConnectError.from(err);
+}
+
+/**
  * The Connect router for the Agent and Tailnet services, as one Node request handler for
  * HTTP/1.1 and HTTP/2, in tunnels and on the plain port alike. A tunnel's requests carry the
  * identity fixed at the upgrade; plain-port requests are authenticated per call by token.
@@ -55,7 +66,7 @@ export function createConnectHandler(options: ConnectHandlerOptions): NodeHandle
       metrics.rpcs.inc({ service, method, code: "ok" });
       return res;
     } catch (err) {
-      const connectErr = ConnectError.from(err);
+      const connectErr = rpcErrorOf(err);
       metrics.rpcs.inc({ service, method, code: Code[connectErr.code] ?? "unknown" });
       throw connectErr;
     } finally {

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import type { Duplex } from "node:stream";
 import type { DashboardHandler } from "../dashboard/serve-dashboard.js";
+import { isDatabaseUnavailable } from "../db/errors.js";
 import { writeError } from "../http/http-error.js";
 import { AGENT_RPC_PATH } from "../protocol/agent-rpc.js";
 import { handleAgentPlainRequest, handleAgentUpgrade, type AgentEndpointOptions } from "./agent-endpoint.js";
@@ -33,7 +34,8 @@ export function requestListener(o: RoutesOptions): (req: IncomingMessage | Http2
     } else if (req.method === "GET" && path === "/readyz") {
       o.store.ready().then(
         () => res.writeHead(200, { "content-type": "text/plain" }).end("ok\n"),
-        (err: unknown) => writeError(res as ServerResponse, 503, { message: "Not ready.", detail: errorText(err) }),
+        // The database's own error text names its address: unauthenticated callers get a generic one.
+        (err: unknown) => writeError(res as ServerResponse, 503, { message: "Not ready.", detail: isDatabaseUnavailable(err) ? "the database can't be reached" : errorText(err) }),
       );
     } else if (req.method === "GET" && path === "/metrics") {
       o.metrics.registry.metrics().then(

@@ -1,7 +1,7 @@
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
-import type { ObservedBatcher } from "../db/batcher.js";
+import { DROP_REASONS, type ObservedBatcher } from "../db/batcher.js";
 
 /** RPC latency buckets: from a cached answer (sub-millisecond) to a slow database (seconds). */
 const RPC_SECONDS_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
@@ -37,7 +37,7 @@ export class ServerMetrics {
   readonly pingTimeouts = new Counter({ name: "agentgate_agent_ping_timeouts_total", help: "Agents disconnected for not answering pings.", registers: [this.registry] });
   readonly evictions = new Counter({
     name: "agentgate_agent_evictions_total",
-    help: "Tunnels the server closed, by reason (ping_timeout, build_outdated, connection_write_failed, build_check_failed).",
+    help: "Tunnels the server closed, by reason (ping_timeout, connection_write_failed, and when its identity ended: agent_deleted, token_revoked, build_outdated).",
     labelNames: ["reason"],
     registers: [this.registry],
   });
@@ -79,8 +79,20 @@ export class ServerMetrics {
           for (const b of batchers) this.inc({ batcher: b.name }, read(b));
         },
       });
-    counterOf("agentgate_batcher_dropped_total", "Items a batcher dropped because its queue was full.", (b) => b.counters().dropped);
-    counterOf("agentgate_batcher_flush_errors_total", "Batcher flushes that failed (their items were dropped).", (b) => b.counters().flushErrors);
+    new Counter({
+      name: "agentgate_batcher_dropped_total",
+      help: "Items a batcher dropped, by reason: queue_full, group_full (one agent's share of the queue), closed, retries_exhausted (failed flushes), close_timeout.",
+      labelNames: ["batcher", "reason"],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const b of batchers) {
+          const by = b.counters().droppedBy;
+          for (const reason of DROP_REASONS) this.inc({ batcher: b.name, reason }, by[reason]);
+        }
+      },
+    });
+    counterOf("agentgate_batcher_flush_errors_total", "Batcher flushes that failed (their items are retried with backoff, then dropped).", (b) => b.counters().flushErrors);
   }
 
   /**

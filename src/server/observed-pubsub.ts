@@ -15,5 +15,6 @@ export function observedPubsub(pubsub: Pubsub, onPublishError: () => void): Pubs
       }
     },
     subscribe: (channel, onEvent, onError) => pubsub.subscribe(channel, onEvent, onError),
+    isListening: () => pubsub.isListening(),
   };
 }

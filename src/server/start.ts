@@ -21,6 +21,7 @@ import { ResumeTokens } from "../tailnet/resume-token.js";
 import { tailnetService } from "../tailnet/tailnet-service.js";
 import { AgentServer } from "./agent-server.js";
 import { agentServerStore } from "./agent-store.js";
+import { IdentityWatch } from "./identity-watch.js";
 import { ServerMetrics } from "./metrics.js";
 import { observedPubsub } from "./observed-pubsub.js";
 
@@ -50,16 +51,27 @@ export async function startAgentgate(config: ServerConfig, db: Database, logger:
   };
   for (const batcher of Object.values(batchers)) metrics.watchBatcher(batcher);
   const resumeTokens = ResumeTokens.fromDatabase(db);
-  const coordinator = await Coordinator.start({ db, pubsub, replicaId, logger: logger.child({ component: "tailnet" }) });
+  const watch = await IdentityWatch.start({
+    db,
+    background: db.background,
+    pubsub,
+    sweepIntervalMs: config.agentUpdateIntervalMs,
+    logger: logger.child({ component: "identity" }),
+  });
+  const coordinator = await Coordinator.start({ db, pubsub, replicaId, logger: logger.child({ component: "tailnet" }) }).catch((err: unknown) => {
+    watch.close();
+    throw err;
+  });
   // A server that fails to listen must not leave the coordinator heartbeating.
   return AgentServer.start({
     config,
     logger,
     replicaId,
     metrics,
+    watch,
     store: agentServerStore(db, replicaId),
     agentServices: [
-      rpcRegistration(Agent, agentService({ db, pubsub, logger, clock, config, banners, derpMaps, batchers })),
+      rpcRegistration(Agent, agentService({ db, pubsub, logger, clock, config, banners, derpMaps, batchers, identities: watch })),
       rpcRegistration(Tailnet, tailnetService({ derpMaps, derpMapPollMs: DERP_MAP_POLL_MS, coordination: { coordinator, resumeTokens, db } })),
     ],
     routes(router) {
@@ -73,8 +85,9 @@ export async function startAgentgate(config: ServerConfig, db: Database, logger:
         logger,
       ),
     // Final flushes run after the tunnels drained, so the last reports are in them.
-    closeOnShutdown: [coordinator, ...Object.values(batchers), stats],
+    closeOnShutdown: [coordinator, ...Object.values(batchers), stats, { close: async () => watch.close() }],
   }).catch(async (err: unknown) => {
+    watch.close();
     await coordinator.close();
     throw err;
   });

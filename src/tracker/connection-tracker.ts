@@ -8,9 +8,7 @@ export type EvictionReason =
   /** The workspace has a newer build than the agent's. */
   | "build_outdated"
   /** Recording the connection failed (the database is down, or the agent was deleted meanwhile). */
-  | "connection_write_failed"
-  /** Reading the workspace's latest build failed. */
-  | "build_check_failed";
+  | "connection_write_failed";
 
 /** The database side of connection tracking, handed in so the tracker stays testable alone. */
 export interface ConnectionStore {
@@ -20,8 +18,6 @@ export interface ConnectionStore {
   refresh(agentId: string, connection: ConnectionGuard, at: Date): void;
   /** Sets disconnected_at, unless a newer connection of the agent has been recorded since (then false). */
   disconnect(agentId: string, connection: ConnectionGuard, at: Date): Promise<boolean>;
-  /** The id of the workspace's latest build. */
-  latestBuildId(workspaceId: string): Promise<string | undefined>;
 }
 
 /** The part of a WebSocket the tracker drives: pings out, pongs in, close with a code. */
@@ -33,18 +29,16 @@ export interface PingableSocket {
 
 export interface ConnectionTrackerOptions {
   agentId: string;
-  workspaceId: string;
-  buildId: string;
   socket: PingableSocket;
   store: ConnectionStore;
   /** Publishes `agt_connection_update` for this agent; must not throw. */
   publishConnectionUpdate: () => void;
   /**
    * Ends the tunnel: called once, with why and the text for the WebSocket close frame (coderd's:
-   * "ping timeout", "build is outdated", or the failed write's error).
+   * "ping timeout", or the failed write's error).
    */
   evict: (reason: EvictionReason, closeReason: string) => void;
-  /** Ping and re-check period (`--agent-update-interval`). */
+  /** Ping period (`--agent-update-interval`). */
   updateIntervalMs: number;
   /** No pong for this long ends the connection (`--agent-inactive-timeout`). */
   inactiveTimeoutMs: number;
@@ -56,9 +50,11 @@ export interface ConnectionTrackerOptions {
 
 /**
  * Watches one agent connection as coderd does: records it as connected, pings it (WebSocket ping
- * frames) every interval, refreshes its connection time, re-checks that its build is still the
- * latest, and evicts it on a ping timeout, an outdated build or a failed write. `stop()` writes
- * the disconnect when the tunnel ends, whatever ended it.
+ * frames) every interval, queues a refresh of its connection time, and evicts it on a ping
+ * timeout or a failed first write. Nothing in a tick reads the database, so a database outage
+ * never evicts: liveness comes from pings. Whether its identity (build, agent, workspace) is
+ * still current is the identity watch's to say. `stop()` writes the disconnect when the tunnel
+ * ends, whatever ended it.
  */
 export class ConnectionTracker {
   private lastPong = Date.now();
@@ -67,7 +63,6 @@ export class ConnectionTracker {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private evicted = false;
-  private ticking = false;
   private readonly onPong = () => {
     this.lastPong = Date.now();
   };
@@ -88,33 +83,20 @@ export class ConnectionTracker {
     }
     this.options.publishConnectionUpdate();
     if (this.stopped) return;
-    this.timer = setInterval(() => void this.tick(), this.options.updateIntervalMs);
+    this.timer = setInterval(() => this.tick(), this.options.updateIntervalMs);
   }
 
-  private async tick(): Promise<void> {
-    if (this.stopped || this.ticking || this.connection === undefined) return;
-    this.ticking = true;
+  private tick(): void {
+    if (this.stopped || this.connection === undefined) return;
     const { options } = this;
-    try {
-      const now = Date.now();
-      if (now - this.lastPong > options.inactiveTimeoutMs) {
-        this.evictOnce("ping_timeout", "ping timeout");
-        return;
-      }
-      options.socket.ping();
-      options.onPing?.();
-      options.store.refresh(options.agentId, this.connection, new Date(now));
-      let latest: string | undefined;
-      try {
-        latest = await options.store.latestBuildId(options.workspaceId);
-      } catch (err) {
-        this.evictOnce("build_check_failed", errorText(err));
-        return;
-      }
-      if (latest !== options.buildId) this.evictOnce("build_outdated", "build is outdated");
-    } finally {
-      this.ticking = false;
+    const now = Date.now();
+    if (now - this.lastPong > options.inactiveTimeoutMs) {
+      this.evictOnce("ping_timeout", "ping timeout");
+      return;
     }
+    options.socket.ping();
+    options.onPing?.();
+    options.store.refresh(options.agentId, this.connection, new Date(now));
   }
 
   private evictOnce(reason: EvictionReason, closeReason: string): void {

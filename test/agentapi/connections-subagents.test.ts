@@ -16,7 +16,7 @@ import { subAgentAppSlug } from "../../src/agentapi/subagents.js";
 import { startTestServer, useTestDatabase, type TestServer } from "../support/agent-server.js";
 import { recordEvents } from "../support/events.js";
 import { dialRawTunnel } from "../support/raw-tunnel.js";
-import { provisionAgent, rejectsWith, row, uuidBytes, uuidString, withTunnel } from "./support.js";
+import { assertCut, provisionAgent, rejectsWith, row, uuidBytes, uuidString, withTunnel } from "./support.js";
 
 describe("ReportConnection", () => {
   const t = useTestDatabase();
@@ -105,7 +105,7 @@ describe("sub-agents", () => {
     assert.equal(manifest.agentName, "dev");
   });
 
-  test("ListSubAgents lists live children with their tokens; DeleteSubAgent makes the child's next call NotFound and its next dial 401", async () => {
+  test("ListSubAgents lists live children with their tokens; DeleteSubAgent cuts the child's tunnel and its next dial is 401", async () => {
     const parent = await provisionAgent(t.db);
     await withTunnel(srv.url, parent.token, async (tun) => {
       const a = await tun.agent.createSubAgent({ name: "one", architecture: "amd64", operatingSystem: "linux" });
@@ -118,7 +118,7 @@ describe("sub-agents", () => {
       try {
         await child.agent.getManifest({});
         await tun.agent.deleteSubAgent({ id: a.agent!.id });
-        await rejectsWith(child.agent.getManifest({}), Code.NotFound);
+        await assertCut(child, "workspace agent deleted");
       } finally {
         child.ws.close();
       }
@@ -130,7 +130,7 @@ describe("sub-agents", () => {
     });
   });
 
-  test("validation: name, display apps, a duplicate name; a pre-created sub-agent of another parent", async () => {
+  test("validation: name, display apps, a duplicate name; a pre-created sub-agent of another parent is NotFound, as an unknown id", async () => {
     const parent = await provisionAgent(t.db);
     const other = await provisionAgent(t.db);
     const foreign = await withTunnel(srv.url, other.token, (tun) => tun.agent.createSubAgent({ name: "theirs", architecture: "amd64", operatingSystem: "linux" }));
@@ -138,7 +138,7 @@ describe("sub-agents", () => {
       await rejectsWith(tun.agent.createSubAgent({ name: "bad name!", architecture: "amd64", operatingSystem: "linux" }), Code.InvalidArgument, "name:");
       await rejectsWith(tun.agent.createSubAgent({ name: "ok", displayApps: [99 as CreateSubAgentRequest_DisplayApp] }), Code.InvalidArgument, "display_apps[0]");
       await rejectsWith(tun.agent.createSubAgent({ name: "main", architecture: "amd64", operatingSystem: "linux" }), Code.AlreadyExists);
-      await rejectsWith(tun.agent.createSubAgent({ id: foreign.agent!.id }), Code.FailedPrecondition, "does not belong to this parent");
+      await rejectsWith(tun.agent.createSubAgent({ id: foreign.agent!.id }), Code.NotFound, "not found");
       await rejectsWith(tun.agent.createSubAgent({ id: uuidBytes(randomUUID()) }), Code.NotFound);
     });
   });

@@ -5,10 +5,10 @@ import { Code } from "@connectrpc/connect";
 import { Log_Level } from "../../gen/coder/agent/v2/agent_pb.js";
 import { agentLogsChannel, workspaceOwnerChannel, type AgentLogsEvent, type WorkspaceEvent } from "../../src/db/events.js";
 import { EXTERNAL_LOG_SOURCE } from "../../src/db/queries/log-sources.js";
-import { MAX_LOGS_LENGTH } from "../../src/db/queries/logs.js";
+import { LOG_LINE_OVERHEAD_BYTES, MAX_LOGS_LENGTH } from "../../src/db/queries/logs.js";
 import { startTestServer, useTestDatabase, type TestServer } from "../support/agent-server.js";
 import { recordEvents } from "../support/events.js";
-import { provisionAgent, rejectsWith, row, uuidBytes, withTunnel } from "./support.js";
+import { assertCut, provisionAgent, rejectsWith, row, uuidBytes, withTunnel } from "./support.js";
 
 const NIL_SOURCE = new Uint8Array(16);
 /** The longest line `workspace_agent_logs.output` holds. */
@@ -49,7 +49,7 @@ describe("BatchCreateLogs", () => {
         assert.deepEqual(rows.map((r) => [r.output, r.level, r.log_source_id]), [["one", "info", source], ["two", "error", source], ["three", "info", source]]);
         for (const r of rows) assert.ok(r.created_at.getTime() >= before - 1000, "server time, not the agent's");
         assert.deepEqual(await logs.next(() => true), { created_after: rows[0]!.id - 1 });
-        assert.equal((await agentRow(a.agentId)).logs_length, "onetwothree".length);
+        assert.equal((await agentRow(a.agentId)).logs_length, "onetwothree".length + 3 * LOG_LINE_OVERHEAD_BYTES);
 
         await tun.agent.batchCreateLogs({ logSourceId: uuidBytes(source), logs: [{ output: "four", level: Log_Level.DEBUG }] });
         assert.deepEqual(await logs.next(() => true), { created_after: rows[2]!.id });
@@ -98,10 +98,10 @@ describe("BatchCreateLogs", () => {
   test("the 1 MiB cap: up to it is stored; a batch crossing it stores nothing, flips the flag and publishes agt_logs_overflow; later calls answer at once", async () => {
     const a = await provisionAgent(t.db);
     const ws = await recordEvents<WorkspaceEvent>(t.db.pubsub, workspaceOwnerChannel(a.ownerId));
-    const line = "z".repeat(LINE_CHARS);
+    const line = "z".repeat(LINE_CHARS - LOG_LINE_OVERHEAD_BYTES);
     try {
       await withTunnel(srv.url, a.token, async (tun) => {
-        // Exactly the cap: 1,024 lines of 1,024 bytes.
+        // Exactly the cap: 1,024 lines that count 1,024 bytes each with their overhead.
         const full = await tun.agent.batchCreateLogs({ logSourceId: NIL_SOURCE, logs: Array.from({ length: MAX_LOGS_LENGTH / LINE_CHARS }, () => ({ output: line })) });
         assert.equal(full.logLimitExceeded, false);
         assert.deepEqual(await agentRow(a.agentId), { logs_length: MAX_LOGS_LENGTH, logs_overflowed: false });
@@ -135,14 +135,15 @@ describe("BatchCreateLogs", () => {
     assert.equal((await logRows(a.agentId)).length, 0);
   });
 
-  test("an agent deleted mid-session gets NotFound from BatchCreateLogs, for a real source and the legacy nil one, and nothing is stored", async () => {
+  test("an agent deleted mid-session has its tunnel cut; BatchCreateLogs after that stores nothing, for a real source and the legacy nil one", async () => {
     const a = await provisionAgent(t.db, { scripts: [{ display_name: "s", script: "true" }] });
     const source = (await row<{ log_source_id: string }>(t.db, "SELECT log_source_id FROM workspace_agent_scripts WHERE workspace_agent_id = $1", [a.agentId])).log_source_id;
     await withTunnel(srv.url, a.token, async (tun) => {
       await tun.agent.getServiceBanner({});
       await t.db.query("UPDATE workspace_agents SET deleted = true WHERE id = $1", [a.agentId]);
-      await rejectsWith(tun.agent.batchCreateLogs({ logSourceId: uuidBytes(source), logs: [{ output: "after delete" }] }), Code.NotFound, a.agentId);
-      await rejectsWith(tun.agent.batchCreateLogs({ logSourceId: NIL_SOURCE, logs: [{ output: "after delete" }] }), Code.NotFound, a.agentId);
+      await assertCut(tun, "workspace agent deleted");
+      await assert.rejects(tun.agent.batchCreateLogs({ logSourceId: uuidBytes(source), logs: [{ output: "after delete" }] }));
+      await assert.rejects(tun.agent.batchCreateLogs({ logSourceId: NIL_SOURCE, logs: [{ output: "after delete" }] }));
     });
     assert.equal((await logRows(a.agentId)).length, 0);
     assert.equal((await agentRow(a.agentId)).logs_length, 0);

@@ -6,7 +6,7 @@ import { after, before, describe, test } from "node:test";
 import { Code } from "@connectrpc/connect";
 import { WorkspaceApp_Health, WorkspaceApp_SharingLevel } from "../../gen/coder/agent/v2/agent_pb.js";
 import { startTestServer, useTestDatabase, type TestServer } from "../support/agent-server.js";
-import { provisionAgent, rejectsWith, uuidString, withTunnel } from "./support.js";
+import { assertCut, provisionAgent, rejectsWith, uuidString, withTunnel } from "./support.js";
 
 /** Coder's manifest test sends a script of this size through: it must fit in one RPC message. */
 const BIG_SCRIPT_BYTES = 512_000;
@@ -135,12 +135,13 @@ describe("GetManifest", () => {
     assert.deepEqual(m.environmentVariables, {});
   });
 
-  test("an agent row deleted mid-session fails its next call with NotFound", async () => {
+  test("an agent row deleted mid-session cuts its tunnel, and its next call fails", async () => {
     const a = await provisionAgent(t.db);
     await withTunnel(plain.url, a.token, async (tun) => {
       await tun.agent.getManifest({});
       await t.db.query("UPDATE workspace_agents SET deleted = true WHERE id = $1", [a.agentId]);
-      await rejectsWith(tun.agent.getManifest({}), Code.NotFound, a.agentId);
+      await assertCut(tun, "workspace agent deleted");
+      await assert.rejects(tun.agent.getManifest({}));
     });
   });
 });

@@ -30,7 +30,10 @@ describe("BatchUpdateMetadata", () => {
   });
   const metadata = async (agentId: string) => {
     const { rows } = await t.db.query<{ key: string; value: string; error: string; collected_at: Date }>(
-      "SELECT key, value, error, collected_at FROM workspace_agent_metadata WHERE workspace_agent_id = $1 ORDER BY key", [agentId],
+      `SELECT d.key, coalesce(v.value, '') AS value, coalesce(v.error, '') AS error, v.collected_at
+       FROM workspace_agent_metadata_descriptions d
+       LEFT JOIN workspace_agent_metadata v ON v.workspace_agent_id = d.workspace_agent_id AND v.key = d.key
+       WHERE d.workspace_agent_id = $1 ORDER BY d.key`, [agentId],
     );
     return Object.fromEntries(rows.map((r) => [r.key, r]));
   };

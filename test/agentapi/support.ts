@@ -75,3 +75,11 @@ export async function row<T = Record<string, unknown>>(db: Database, sql: string
   assert.ok(rows[0] !== undefined, `no row for ${sql}`);
   return rows[0];
 }
+
+/**
+ * Asserts the server cut the tunnel with 1001 and `reason`, as it does the moment the database
+ * says the agent's identity ended (deleted, token revoked, a newer build).
+ */
+export async function assertCut(tunnel: RawTunnel, reason: string): Promise<void> {
+  assert.deepEqual(await tunnel.closed, { code: 1001, reason });
+}

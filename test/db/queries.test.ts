@@ -2,14 +2,13 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { it } from "node:test";
 import { NIL_UUID } from "../../src/db/enums.js";
-import { isForeignKeyViolation } from "../../src/db/errors.js";
 import { getAgentById } from "../../src/db/queries/agents.js";
 import { insertAppStatus, listAppStatuses } from "../../src/db/queries/app-statuses.js";
 import { getAppBySlug, listAppsByAgentId, updateAppHealths, upsertApp } from "../../src/db/queries/apps.js";
 import { getConnectionLog, upsertConnectionLog, type ConnectionEvent } from "../../src/db/queries/connection-logs.js";
 import { insertDevcontainers, listDevcontainersByAgentId } from "../../src/db/queries/devcontainers.js";
 import { EXTERNAL_LOG_SOURCE, insertLogSources, listLogSources } from "../../src/db/queries/log-sources.js";
-import { listLogsAfter, MAX_LOGS_LENGTH, setLogsOverflowed } from "../../src/db/queries/logs.js";
+import { insertLogBatch, listLogsAfter, LOG_LINE_OVERHEAD_BYTES, MAX_LOGS_LENGTH, setLogsOverflowed } from "../../src/db/queries/logs.js";
 import { insertMetadataDescriptions, listMetadata } from "../../src/db/queries/metadata.js";
 import { insertLogs, updateMetadata } from "../support/queries.js";
 import { deleteStaleReplicas, listReplicas, upsertReplica } from "../../src/db/queries/replicas.js";
@@ -24,7 +23,7 @@ forEachEngine((t) => {
   const agent = async () => (await makeWorkspace(t.db)).agents[0]!;
   const now = new Date("2036-01-01T00:00:00Z");
 
-  it("insertLogs writes the lines in order, adds their bytes to logs_length, and reports the length before", async () => {
+  it("insertLogs writes the lines in order, adds their bytes and the per-line overhead to logs_length, and reports the length before", async () => {
     const a = await agent();
     const lines = [{ output: "héllo", level: "info" as const }, { output: "world", level: "error" as const }];
     const first = await insertLogs(t.db, { agentId: a.id, logSourceId: NIL_UUID, createdAt: now, lines });
@@ -34,14 +33,15 @@ forEachEngine((t) => {
     assert.ok(first.logs[0]!.id < first.logs[1]!.id);
     assert.equal(first.previousLength, 0);
     const second = await insertLogs(t.db, { agentId: a.id, logSourceId: NIL_UUID, createdAt: now, lines: [{ output: "x", level: "debug" }] });
-    assert.ok(!second.overflowed && second.previousLength === 11);
-    assert.equal((await getAgentById(t.db, a.id))?.logsLength, 12);
+    assert.ok(!second.overflowed && second.previousLength === 11 + 2 * LOG_LINE_OVERHEAD_BYTES);
+    assert.equal((await getAgentById(t.db, a.id))?.logsLength, 12 + 3 * LOG_LINE_OVERHEAD_BYTES);
     assert.deepEqual((await listLogsAfter(t.db, { agentId: a.id, afterId: first.logs[1]!.id })).map((l) => l.output), ["x"]);
   });
 
   it("insertLogs past 1,048,576 bytes reports overflow and keeps none of the batch", async () => {
     const a = await agent();
-    const line = "y".repeat(1024);
+    // 1,024 lines that each count 1,024 bytes with their overhead: exactly the cap.
+    const line = "y".repeat(1024 - LOG_LINE_OVERHEAD_BYTES);
     const fill = Array.from({ length: MAX_LOGS_LENGTH / 1024 }, () => ({ output: line, level: "info" as const }));
     const full = await insertLogs(t.db, { agentId: a.id, logSourceId: NIL_UUID, createdAt: now, lines: fill });
     assert.equal(full.overflowed, false);
@@ -50,6 +50,18 @@ forEachEngine((t) => {
     await setLogsOverflowed(t.db, a.id, true);
     const row = await getAgentById(t.db, a.id);
     assert.deepEqual([row?.logsLength, row?.logsOverflowed], [MAX_LOGS_LENGTH, true]);
+  });
+
+  it("a batch goes only under one of the agent's own log sources: another agent's or an unknown one stores nothing", async () => {
+    const a = await agent();
+    const b = await agent();
+    const theirs = randomUUID();
+    await insertLogSources(t.db, { agentId: b.id, createdAt: now, sources: [{ id: theirs, displayName: "b's", icon: "" }] });
+    const lines = [{ output: "x", level: "info" as const }];
+    assert.deepEqual(await insertLogBatch(t.db, { agentId: a.id, logSourceId: theirs, createdAt: now, lines }), { status: "source_not_found" });
+    assert.deepEqual(await insertLogBatch(t.db, { agentId: a.id, logSourceId: randomUUID(), createdAt: now, lines }), { status: "source_not_found" });
+    assert.equal((await getAgentById(t.db, a.id))?.logsLength, 0);
+    assert.equal((await insertLogBatch(t.db, { agentId: b.id, logSourceId: theirs, createdAt: now, lines })).status, "stored");
   });
 
   it("insertLogs refuses a line over 1024 characters instead of truncating it", async () => {
@@ -108,15 +120,18 @@ forEachEngine((t) => {
     assert.equal((await getAppBySlug(t.db, a.id, "code"))?.id, app.id);
   });
 
-  it("script timings reference scripts; an unknown script id is a foreign-key error", async () => {
+  it("script timings are written only for a script of the named agent", async () => {
     const a = await agent();
     const script = { id: randomUUID(), workspaceAgentId: a.id, logSourceId: randomUUID(), logPath: "/tmp/s.log", createdAt: now, script: "echo hi", cron: "", startBlocksLogin: true, runOnStart: true, runOnStop: false, timeoutSeconds: 60, displayName: "hi" };
     await insertScripts(t.db, [script]);
     assert.deepEqual(await listScriptsByAgentId(t.db, a.id), [script]);
     const timing = { scriptId: script.id, startedAt: now, endedAt: new Date(now.getTime() + 5), exitCode: 0, stage: "start" as const, status: "ok" as const };
-    await insertScriptTiming(t.db, timing);
+    assert.equal(await insertScriptTiming(t.db, a.id, timing), true);
     assert.deepEqual(await listScriptTimings(t.db, script.id), [timing]);
-    await assert.rejects(insertScriptTiming(t.db, { ...timing, scriptId: randomUUID() }), (err) => isForeignKeyViolation(err));
+    assert.equal(await insertScriptTiming(t.db, a.id, { ...timing, scriptId: randomUUID() }), false, "unknown script");
+    const other = await agent();
+    assert.equal(await insertScriptTiming(t.db, other.id, { ...timing, startedAt: new Date(now.getTime() + 1) }), false, "another agent's script");
+    assert.deepEqual(await listScriptTimings(t.db, script.id), [timing]);
   });
 
   it("devcontainers and resource monitors round-trip", async () => {

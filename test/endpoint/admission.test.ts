@@ -139,7 +139,7 @@ describe("agent endpoint admission (before any upgrade)", () => {
 });
 
 describe("agent endpoint with a failing database", () => {
-  test("a database error during auth: 500 naming what failed, no upgrade", async () => {
+  test("a database that can't be reached during auth: 503 with a generic message, no upgrade", async () => {
     // A database of its own, closed under the running server (PGlite allows one handle per folder).
     const testDb = await createTestDatabase(primaryEngine());
     const db = await testDb.open();
@@ -148,9 +148,9 @@ describe("agent endpoint with a failing database", () => {
       const ws = await makeWorkspace(db, { agents: ["main"] });
       await db.close();
       const res = await rawGet(`${srv.url}${PATH}`, { "Coder-Session-Token": ws.agents[0]!.authToken });
-      assert.equal(res.status, 500);
+      assert.equal(res.status, 503);
       assert.equal(res.upgraded, false);
-      assert.equal(JSON.parse(res.body).message, "Internal error checking workspace agent authorization.");
+      assert.deepEqual(JSON.parse(res.body), { message: "Database unavailable, try again later.", detail: "the workspace agent's token can't be checked now" });
     } finally {
       await srv.close();
       await testDb.destroy();

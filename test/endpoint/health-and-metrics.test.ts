@@ -37,7 +37,9 @@ describe("health, readiness and metrics routes", () => {
       assert.match(text, /^agentgate_rpc_duration_seconds_count\{method="GetServiceBanner"\} 1$/m);
       for (const batcher of ["heartbeats", "stats", "metadata", "usage"]) {
         assert.match(text, new RegExp(`^agentgate_batcher_queue_depth\\{batcher="${batcher}"\\} \\d+$`, "m"));
-        assert.match(text, new RegExp(`^agentgate_batcher_dropped_total\\{batcher="${batcher}"\\} 0$`, "m"));
+        for (const reason of ["queue_full", "group_full", "retries_exhausted"]) {
+          assert.match(text, new RegExp(`^agentgate_batcher_dropped_total\\{batcher="${batcher}",reason="${reason}"\\} 0$`, "m"));
+        }
         assert.match(text, new RegExp(`^agentgate_batcher_flush_errors_total\\{batcher="${batcher}"\\} 0$`, "m"));
       }
       assert.match(text, /^# TYPE agentgate_batcher_dropped_total counter$/m);

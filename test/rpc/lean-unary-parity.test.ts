@@ -23,6 +23,7 @@ import { silentLogger } from "../../src/log.js";
 import { rpcRegistration } from "../../src/rpc/index.js";
 import { AgentServer } from "../../src/server/agent-server.js";
 import { agentServerStore } from "../../src/server/agent-store.js";
+import { IdentityWatch } from "../../src/server/identity-watch.js";
 import { testServerConfig } from "../support/agent-server.js";
 import { forEachEngine, useTestDatabase } from "../support/database.js";
 import { makeWorkspace } from "../support/fixtures.js";
@@ -81,8 +82,12 @@ interface ParityServer {
 async function startParityServer(db: Database, leanUnary: boolean): Promise<ParityServer> {
   const service = new ParityService();
   const replicaId = randomUUID();
+  const config = testServerConfig({ leanUnary });
+  const watch = await IdentityWatch.start({ db, background: db.background, pubsub: db.pubsub, sweepIntervalMs: config.agentUpdateIntervalMs, logger: silentLogger() });
   const server = await AgentServer.start({
-    config: testServerConfig({ leanUnary }),
+    config,
+    watch,
+    closeOnShutdown: [{ close: async () => watch.close() }],
     store: agentServerStore(db, replicaId),
     logger: silentLogger(),
     replicaId,

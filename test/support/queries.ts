@@ -7,6 +7,7 @@ import type { LogLevel } from "../../src/db/enums.js";
 import { getAgentById, type WorkspaceAgent } from "../../src/db/queries/agents.js";
 import { getTokenAgent, type TokenLookup } from "../../src/db/queries/agent-tokens.js";
 import { getLatestBuild } from "../../src/db/queries/builds.js";
+import { insertLogSources } from "../../src/db/queries/log-sources.js";
 import { insertLogBatch, listLogsAfter, type AgentLog } from "../../src/db/queries/logs.js";
 import { updateMetadataAndNotify, type MetadataUpdate } from "../../src/db/queries/metadata.js";
 import { getUserById, type User } from "../../src/db/queries/users.js";
@@ -66,7 +67,7 @@ export type InsertLogsResult =
   | { overflowed: true };
 
 /**
- * Inserts log lines through BatchCreateLogs' statement and reads the new rows back. If the batch
+ * Declares the log source for the agent if it isn't, inserts log lines through BatchCreateLogs' statement and reads the new rows back. If the batch
  * would pass the per-agent cap, or the agent is already marked overflowed, nothing is written and
  * the result says `overflowed`. A line over 1024 characters is an error, as in Coder.
  */
@@ -75,6 +76,8 @@ export async function insertLogs(
   p: { agentId: string; logSourceId: string; createdAt: Date; lines: { output: string; level: LogLevel }[] },
 ): Promise<InsertLogsResult> {
   if (p.lines.length === 0) return { overflowed: false, logs: [], previousLength: -1 };
+  // Lines go only under the agent's own sources: declare this one (a declared one is kept as it is).
+  await insertLogSources(q, { agentId: p.agentId, createdAt: p.createdAt, sources: [{ id: p.logSourceId, displayName: "", icon: "" }] });
   const result = await insertLogBatch(q, p);
   switch (result.status) {
     case "stored": {

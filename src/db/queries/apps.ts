@@ -27,7 +27,7 @@ export interface WorkspaceApp {
   tooltip: string;
 }
 
-const APP_COLUMNS: ColumnList = [
+export const APP_COLUMNS: ColumnList = [
   ["id", "id"], ["created_at", "createdAt"], ["agent_id", "agentId"], ["slug", "slug"], ["display_name", "displayName"],
   ["icon", "icon"], ["command", "command"], ["url", "url"], ["external", "external"], ["subdomain", "subdomain"],
   ["sharing_level", "sharingLevel"], ["healthcheck_url", "healthcheckUrl"], ["healthcheck_interval", "healthcheckInterval"],

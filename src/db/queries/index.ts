@@ -1,5 +1,6 @@
 /** Every query module, as a namespace per table: `import { agents } from "../db/queries/index.js"`. */
 export * as agentConnections from "./agent-connections.js";
+export * as agentIdentities from "./agent-identities.js";
 export * as agentOverviews from "./agent-overviews.js";
 export * as agentTokens from "./agent-tokens.js";
 export * as agents from "./agents.js";
@@ -11,6 +12,7 @@ export * as connectionLogs from "./connection-logs.js";
 export * as devcontainers from "./devcontainers.js";
 export * as logSources from "./log-sources.js";
 export * as logs from "./logs.js";
+export * as manifest from "./manifest.js";
 export * as metadata from "./metadata.js";
 export * as replicas from "./replicas.js";
 export * as resourceMonitors from "./resource-monitors.js";

@@ -2,8 +2,19 @@ import type { Queryable } from "../database.js";
 import type { LogLevel } from "../enums.js";
 import { isCheckViolation } from "../errors.js";
 
-/** Per-agent cap on the bytes of log output (the `max_logs_length` check), as Coder's 1 MiB. */
+/** Per-agent cap on `logs_length` (the `max_logs_length` check), 1 MiB as Coder's. */
 export const MAX_LOGS_LENGTH = 1_048_576;
+
+/**
+ * What every line adds to `logs_length` on top of its output bytes: a row costs storage whatever its
+ * text, so empty lines count too (Coder counts only the text).
+ */
+export const LOG_LINE_OVERHEAD_BYTES = 32;
+
+/** The `logs_length` a batch of `outputs` adds: their UTF-8 bytes plus the per-line overhead. */
+export function logBatchLength(outputs: readonly string[]): number {
+  return outputs.reduce((n, o) => n + Buffer.byteLength(o) + LOG_LINE_OVERHEAD_BYTES, 0);
+}
 
 /** A `workspace_agent_logs` row. */
 export interface AgentLog {
@@ -25,6 +36,8 @@ export type InsertLogBatchResult =
   | { status: "already_overflowed" }
   /** No such agent, or it is deleted: nothing written. */
   | { status: "agent_not_found" }
+  /** The log source isn't one of this agent's (unknown, or another agent's): nothing written. */
+  | { status: "source_not_found" }
   /**
    * The agent row changed between the statement's read and its update (deleted or overflowed by
    * another transaction meanwhile): nothing written; read the agent again to know which.
@@ -35,7 +48,8 @@ export type InsertLogBatchResult =
  * Inserts a batch of log lines for BatchCreateLogs in one statement that is also the RPC's agent
  * re-read (every RPC re-reads its agent, so a deleted one answers NotFound): it finds the agent
  * (not deleted), writes nothing if it is gone or its `logs_overflowed` is set, else inserts the
- * lines and adds their bytes to logs_length under the same cap. It sends back only the new ids' range and the previous length, not every row
+ * lines and adds their {@link logBatchLength} to logs_length under the same cap, only under one of
+ * the agent's own log sources. It sends back only the new ids' range and the previous length, not every row
  * (BatchCreateLogs needs no more, and echoing 500 lines back costs as much as sending them).
  * `lines` must not be empty. With `notifyChannel`, the same statement also sends
  * `{"created_after": <first new id − 1>}` on it (the `agent-logs:<agent>` event) when it stored
@@ -47,16 +61,18 @@ export async function insertLogBatch(
   p: { agentId: string; logSourceId: string; createdAt: Date; lines: { output: string; level: LogLevel }[]; notifyChannel?: string },
 ): Promise<InsertLogBatchResult> {
   const outputs = p.lines.map((l) => l.output);
-  const length = outputs.reduce((n, o) => n + Buffer.byteLength(o), 0);
+  const length = logBatchLength(outputs);
   try {
     // `caller` reads the row in the statement's snapshot; the UPDATE re-checks the same conditions
     // on the newest row version, so a concurrent delete or overflow shows as caller-without-update.
-    const { rows } = await q.query<{ found: boolean; wasOverflowed: boolean | null; firstId: number | null; lastId: number | null; newLength: number | null }>(
+    const { rows } = await q.query<{ found: boolean; wasOverflowed: boolean | null; sourceFound: boolean; firstId: number | null; lastId: number | null; newLength: number | null }>(
       `WITH caller AS (
          SELECT logs_overflowed FROM workspace_agents WHERE id = $1 AND NOT deleted
+       ), source AS (
+         SELECT 1 FROM workspace_agent_log_sources WHERE workspace_agent_id = $1 AND id = $6
        ), new_length AS (
          UPDATE workspace_agents SET logs_length = logs_length + $2
-         WHERE id = $1 AND NOT deleted AND NOT logs_overflowed
+         WHERE id = $1 AND NOT deleted AND NOT logs_overflowed AND EXISTS (SELECT 1 FROM source)
          RETURNING logs_length
        ), inserted AS (
          INSERT INTO workspace_agent_logs (agent_id, created_at, output, level, log_source_id)
@@ -67,6 +83,7 @@ export async function insertLogBatch(
          RETURNING id
        )
        SELECT EXISTS (SELECT 1 FROM caller) AS found, (SELECT logs_overflowed FROM caller) AS "wasOverflowed",
+              EXISTS (SELECT 1 FROM source) AS "sourceFound",
               r."firstId", r."lastId", r."newLength",
               CASE WHEN $7::text IS NOT NULL AND r."firstId" IS NOT NULL
                    THEN pg_notify($7, json_build_object('created_after', r."firstId" - 1)::text) END
@@ -76,6 +93,7 @@ export async function insertLogBatch(
     const r = rows[0]!;
     if (!r.found) return { status: "agent_not_found" };
     if (r.wasOverflowed) return { status: "already_overflowed" };
+    if (!r.sourceFound) return { status: "source_not_found" };
     if (r.firstId === null || r.newLength === null) return { status: "agent_changed" };
     return { status: "stored", firstId: Number(r.firstId), lastId: Number(r.lastId), previousLength: r.newLength - length };
   } catch (err) {

@@ -2,7 +2,11 @@ import type { Queryable } from "../database.js";
 import { AGENT_METADATA_BATCH_CHANNEL, AGENT_METADATA_CHANNEL_PREFIX } from "../events.js";
 import { isoOrNull } from "./columns.js";
 
-/** A `workspace_agent_metadata` row: a description from the provisioner plus the latest result. */
+/**
+ * A metadata item: a description from the provisioner (`workspace_agent_metadata_descriptions`, a
+ * logged table) plus its latest result (`workspace_agent_metadata`, unlogged; empty until the
+ * first report).
+ */
 export interface AgentMetadata {
   workspaceAgentId: string;
   displayName: string;
@@ -28,11 +32,11 @@ export interface MetadataDescription {
   displayOrder?: number;
 }
 
-/** Creates an agent's metadata rows (only the provisioner does; agents may only update existing keys). */
+/** Declares an agent's metadata keys (only the provisioner does; agents may only report values of declared keys). */
 export async function insertMetadataDescriptions(q: Queryable, agentId: string, items: MetadataDescription[]): Promise<void> {
   if (items.length === 0) return;
   await q.query(
-    `INSERT INTO workspace_agent_metadata (workspace_agent_id, key, display_name, script, interval, timeout, display_order)
+    `INSERT INTO workspace_agent_metadata_descriptions (workspace_agent_id, key, display_name, script, interval, timeout, display_order)
      SELECT $1::uuid, u.key, u.display_name, u.script, u.interval, u.timeout, u.display_order
      FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::int[])
        AS u(key, display_name, script, interval, timeout, display_order)`,
@@ -43,12 +47,15 @@ export async function insertMetadataDescriptions(q: Queryable, agentId: string, 
   );
 }
 
-/** Every metadata row of an agent, by display order. */
+/** Every metadata item of an agent, by display order; a key never reported has an empty value collected at year 1. */
 export async function listMetadata(q: Queryable, agentId: string): Promise<AgentMetadata[]> {
   const { rows } = await q.query<AgentMetadata>(
-    `SELECT workspace_agent_id AS "workspaceAgentId", display_name AS "displayName", key, script, value, error,
-            timeout, interval, collected_at AS "collectedAt", display_order AS "displayOrder"
-     FROM workspace_agent_metadata WHERE workspace_agent_id = $1 ORDER BY display_order, key`,
+    `SELECT d.workspace_agent_id AS "workspaceAgentId", d.display_name AS "displayName", d.key, d.script,
+            coalesce(v.value, '') AS value, coalesce(v.error, '') AS error, d.timeout, d.interval,
+            coalesce(v.collected_at, '0001-01-01 00:00:00+00') AS "collectedAt", d.display_order AS "displayOrder"
+     FROM workspace_agent_metadata_descriptions d
+     LEFT JOIN workspace_agent_metadata v ON v.workspace_agent_id = d.workspace_agent_id AND v.key = d.key
+     WHERE d.workspace_agent_id = $1 ORDER BY d.display_order, d.key`,
     [agentId],
   );
   return rows;
@@ -77,8 +84,8 @@ export const METADATA_BATCH_IDS_PER_NOTIFY = 180;
 export const METADATA_KEY_BYTES_PER_NOTIFY = 6144;
 
 /**
- * The metadata batcher's flush as one statement: the UPDATE (newest collectedAt wins per
- * agent+key, unknown keys ignored), and in the same statement the events of the agents whose rows
+ * The metadata batcher's flush as one statement: the upsert of the values (newest collectedAt wins
+ * per agent+key; keys without a description are ignored), and in the same statement the events of the agents whose rows
  * changed: `{"collected_at", "keys"}` on `workspace_agent_metadata:<agent>` per agent (split in
  * the rare case its keys pass {@link METADATA_KEY_BYTES_PER_NOTIFY}), and `{"agent_ids": [...]}`
  * on `workspace_agent_metadata_batch` per chunk of {@link METADATA_BATCH_IDS_PER_NOTIFY} agents.
@@ -95,9 +102,11 @@ export async function updateMetadataAndNotify(q: Queryable, updates: MetadataUpd
   const list = [...latest.values()];
   const { rows } = await q.query<{ rowsUpdated: number; agentIds: string[] }>(
     `WITH updated AS (
-       UPDATE workspace_agent_metadata m SET value = u.value, error = u.error, collected_at = u.collected_at
+       INSERT INTO workspace_agent_metadata AS m (workspace_agent_id, key, value, error, collected_at)
+       SELECT u.agent_id, u.key, u.value, u.error, u.collected_at
        FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[]) AS u(agent_id, key, value, error, collected_at)
-       WHERE m.workspace_agent_id = u.agent_id AND m.key = u.key
+       JOIN workspace_agent_metadata_descriptions d ON d.workspace_agent_id = u.agent_id AND d.key = u.key
+       ON CONFLICT (workspace_agent_id, key) DO UPDATE SET value = excluded.value, error = excluded.error, collected_at = excluded.collected_at
        RETURNING m.workspace_agent_id, m.key, m.collected_at
      ), agents AS (
        SELECT DISTINCT workspace_agent_id AS id FROM updated

@@ -11,12 +11,19 @@ export interface ScriptTiming {
   status: ScriptTimingStatus;
 }
 
-/** `InsertWorkspaceAgentScriptTimings` (ScriptCompleted). An unknown script id fails on the foreign key. */
-export async function insertScriptTiming(q: Queryable, t: ScriptTiming): Promise<void> {
-  await q.query(
-    "INSERT INTO workspace_agent_script_timings (script_id, started_at, ended_at, exit_code, stage, status) VALUES ($1, $2, $3, $4, $5, $6)",
-    [t.scriptId, t.startedAt, t.endedAt, t.exitCode, t.stage, t.status],
+/**
+ * `InsertWorkspaceAgentScriptTimings` (ScriptCompleted), for a script of `agentId` only: false
+ * (nothing written) when the script is unknown or another agent's, the two cases alike so the
+ * answer reveals nothing about other agents' scripts. A second timing with the same start fails
+ * on the unique key.
+ */
+export async function insertScriptTiming(q: Queryable, agentId: string, t: ScriptTiming): Promise<boolean> {
+  const { rowCount } = await q.query(
+    `INSERT INTO workspace_agent_script_timings (script_id, started_at, ended_at, exit_code, stage, status)
+     SELECT s.id, $2, $3, $4, $5, $6 FROM workspace_agent_scripts s WHERE s.id = $1 AND s.workspace_agent_id = $7`,
+    [t.scriptId, t.startedAt, t.endedAt, t.exitCode, t.stage, t.status, agentId],
   );
+  return rowCount > 0;
 }
 
 /** The timings of a script, oldest first. */

@@ -16,7 +16,7 @@ export interface AgentScript {
   displayName: string;
 }
 
-const SELECT = `id, workspace_agent_id AS "workspaceAgentId", log_source_id AS "logSourceId", log_path AS "logPath",
+export const SCRIPT_SELECT = `id, workspace_agent_id AS "workspaceAgentId", log_source_id AS "logSourceId", log_path AS "logPath",
   created_at AS "createdAt", script, cron, start_blocks_login AS "startBlocksLogin", run_on_start AS "runOnStart",
   run_on_stop AS "runOnStop", timeout_seconds AS "timeoutSeconds", display_name AS "displayName"`;
 
@@ -34,6 +34,6 @@ export async function insertScripts(q: Queryable, scripts: AgentScript[]): Promi
 
 /** The scripts of an agent. */
 export async function listScriptsByAgentId(q: Queryable, agentId: string): Promise<AgentScript[]> {
-  const { rows } = await q.query<AgentScript>(`SELECT ${SELECT} FROM workspace_agent_scripts WHERE workspace_agent_id = $1 ORDER BY created_at, id`, [agentId]);
+  const { rows } = await q.query<AgentScript>(`SELECT ${SCRIPT_SELECT} FROM workspace_agent_scripts WHERE workspace_agent_id = $1 ORDER BY created_at, id`, [agentId]);
   return rows;
 }

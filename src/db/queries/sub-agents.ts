@@ -11,6 +11,12 @@ export async function listSubAgents(q: Queryable, parentId: string): Promise<Wor
   return rows;
 }
 
+/** How many non-deleted sub-agents an agent has (the CreateSubAgent quota). */
+export async function countSubAgents(q: Queryable, parentId: string): Promise<number> {
+  const { rows } = await q.query<{ n: number }>("SELECT count(*)::int AS n FROM workspace_agents WHERE parent_id = $1 AND NOT deleted", [parentId]);
+  return rows[0]?.n ?? 0;
+}
+
 /** Soft-deletes a sub-agent of `parentId` (DeleteSubAgent). Returns whether one was deleted. */
 export async function softDeleteSubAgent(q: Queryable, p: { id: string; parentId: string; now: Date }): Promise<boolean> {
   const { rowCount } = await q.query(
