@@ -13,10 +13,11 @@ import { writeFile, mkdtemp, rm } from "node:fs/promises";
 import { connect as http2Connect, constants as http2Constants } from "node:http2";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { create } from "@bufbuild/protobuf";
+import type { DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type Client, type HandlerContext, type Interceptor, type ServiceImpl } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { Agent, ServiceBannerSchema } from "../../gen/coder/agent/v2/agent_pb.js";
+import { Tailnet } from "../../gen/coder/tailnet/v2/tailnet_pb.js";
 import { connectAgent, type AgentConnection } from "../../src/client/index.js";
 import type { Database } from "../../src/db/database.js";
 import { silentLogger } from "../../src/log.js";
@@ -72,6 +73,22 @@ class ParityService {
   };
 }
 
+/**
+ * Every other method of `service` answering FailedPrecondition, so the server offers the API
+ * versions agents dial with; the methods named in `leaveOut` stay unimplemented.
+ */
+function withStubs<S extends DescService>(service: S, impl: Partial<ServiceImpl<S>>, leaveOut: string[] = []): Partial<ServiceImpl<S>> {
+  const all: Record<string, unknown> = { ...impl };
+  for (const method of service.methods) {
+    if (all[method.localName] === undefined && !leaveOut.includes(method.localName)) {
+      all[method.localName] = () => {
+        throw new ConnectError("not part of the parity service", Code.FailedPrecondition);
+      };
+    }
+  }
+  return all as Partial<ServiceImpl<S>>;
+}
+
 interface ParityServer {
   server: AgentServer;
   service: ParityService;
@@ -91,7 +108,7 @@ async function startParityServer(db: Database, leanUnary: boolean): Promise<Pari
     store: agentServerStore(db, replicaId),
     logger: silentLogger(),
     replicaId,
-    agentServices: [rpcRegistration(Agent, service.impl)],
+    agentServices: [rpcRegistration(Agent, withStubs(Agent, service.impl, ["pushContextState"])), rpcRegistration(Tailnet, withStubs(Tailnet, {}))],
     publishConnectionUpdate: () => undefined,
   });
   const hostPort = `127.0.0.1:${server.address.port}`;
@@ -140,7 +157,7 @@ function cases(srv: () => ParityServer): [name: string, run: (client: AgentClien
     ["an error with code, message, details and metadata", banner("error"), { code: "FailedPrecondition", message: "boom: ü%", details: ["detail"], meta: "m1" }],
     ["a thrown Error", banner("plain-error"), { code: "Unknown", message: "plain failure" }],
     ["a deadline", banner("wait", { timeoutMs: 150 }), { code: "DeadlineExceeded" }],
-    ["an unimplemented method", (client) => outcomeOf((o) => client.getManifest({}, o)), { code: "Unimplemented" }],
+    ["an unimplemented method", (client) => outcomeOf((o) => client.pushContextState({}, o)), { code: "Unimplemented" }],
     [
       "a request over 4 MiB",
       (client) => outcomeOf((o) => client.batchCreateLogs({ logs: [{ output: "x".repeat(TOO_BIG) }] }, o)),
@@ -237,7 +254,7 @@ forEachEngine((t) => {
         const stranger = createClient(Agent, createConnectTransport({ baseUrl: srv.url, httpVersion: "2" }));
         const before = await counts(srv);
         for (const behaviour of ["ok", "ok", "error", "plain-error"]) await outcomeOf((o) => client.getServiceBanner({}, { headers: { [BEHAVIOUR]: behaviour }, ...o }));
-        await outcomeOf((o) => client.getManifest({}, o));
+        await outcomeOf((o) => client.pushContextState({}, o));
         await outcomeOf((o) => client.batchCreateLogs({ logs: [{ output: "x".repeat(TOO_BIG) }] }, o));
         await outcomeOf((o) => stranger.getServiceBanner({}, o));
         const after = await counts(srv);
@@ -245,7 +262,7 @@ forEachEngine((t) => {
       }
       assert.deepEqual(deltas[0], deltas[1]);
       const lines = deltas[0]!.map(([k, d]) => `${k} ${d}`);
-      for (const expected of ['GetServiceBanner",code="ok"} 2', 'GetServiceBanner",code="FailedPrecondition"} 1', 'GetServiceBanner",code="Unauthenticated"} 1', 'GetManifest",code="Unimplemented"} 1']) {
+      for (const expected of ['GetServiceBanner",code="ok"} 2', 'GetServiceBanner",code="FailedPrecondition"} 1', 'GetServiceBanner",code="Unauthenticated"} 1', 'PushContextState",code="Unimplemented"} 1']) {
         assert.ok(lines.some((l) => l.endsWith(expected)), `${expected} in\n${lines.join("\n")}`);
       }
     });
@@ -360,7 +377,7 @@ describe("lean unary path and connect-node answer alike (the interop kit's clien
     ["a result", ["-H", `${BEHAVIOUR}: ok`, "call", `${AGENT}/GetServiceBanner`, "{}"], (o) => assert.match(o.text, /"message":"hello"/)],
     ["an error", ["-H", `${BEHAVIOUR}: error`, "call", `${AGENT}/GetServiceBanner`, "{}"], (o) => assert.match(o.text, /code=FailedPrecondition message="boom: ü%"/)],
     ["a deadline", ["-timeout", "200ms", "-H", `${BEHAVIOUR}: wait`, "call", `${AGENT}/GetServiceBanner`, "{}"], (o) => assert.match(o.text, /code=DeadlineExceeded/)],
-    ["an unimplemented method", ["call", `${AGENT}/GetManifest`, "{}"], (o) => assert.match(o.text, /code=Unimplemented/)],
+    ["an unimplemented method", ["call", `${AGENT}/PushContextState`, "{}"], (o) => assert.match(o.text, /code=Unimplemented/)],
   ];
   for (const direct of [false, true]) {
     for (const [name, args, check] of probeCases) {
@@ -393,13 +410,13 @@ describe("lean unary path and connect-node answer alike (the interop kit's clien
           assert.match(o.text, /coder\.agent\.v2\.ServiceBanner/);
         },
       ));
-    test(`buf curl --protocol ${protocol}: an unimplemented method`, () => bothAlike((srv) => curl(srv, "ok", "GetManifest"), (o) => assert.match(o.text, /"code": "unimplemented"/)));
+    test(`buf curl --protocol ${protocol}: an unimplemented method`, () => bothAlike((srv) => curl(srv, "ok", "PushContextState"), (o) => assert.match(o.text, /"code": "unimplemented"/)));
   }
 
   // pyprobe sends no metadata but the token: the default behaviour and an unimplemented method.
   for (const [name, method, expected] of [
     ["a result", "GetServiceBanner", /"message": ?"hello"/],
-    ["an unimplemented method", "GetManifest", /UNIMPLEMENTED/],
+    ["an unimplemented method", "PushContextState", /UNIMPLEMENTED/],
   ] as const) {
     test(`pyprobe: ${name}`, () =>
       bothAlike(
