@@ -10,6 +10,8 @@ export interface ServerConfig {
   accessUrl: URL;
   /** Wildcard host for workspace apps, e.g. `*.apps.example.com` (`--app-hostname`); "" for none. */
   appHostname: string;
+  /** Worker processes on the one port, each its own replica (`--workers`); 1 serves in this process. */
+  workers: number;
   /** PostgreSQL URL (`--database-url`); without it, embedded PGlite in `dataDir`. */
   databaseUrl?: string;
   /** PGlite data folder (`--data-dir`). */
@@ -53,7 +55,16 @@ export interface ServerConfig {
   logFormat?: "json" | "pretty";
   /** Bearer token of the control API (`--admin-token`); `serve` generates one when unset. */
   adminToken?: string;
+  /** How often this replica writes its tailnet heartbeat. No flag: Coder's 2 s; tests shorten it. */
+  tailnetHeartbeatIntervalMs: number;
+  /** A replica silent for this long is dead and its peers are lost. No flag: Coder's 6 s (3 heartbeats). */
+  tailnetReplicaTimeoutMs: number;
+  /** How often every peer's picture is re-read whatever the notifications said. No flag: Coder's 30 s. */
+  tailnetFullRefreshIntervalMs: number;
 }
+
+/** The tailnet intervals of every server: Coder's HA coordinator's. */
+export const TAILNET_INTERVALS = { tailnetHeartbeatIntervalMs: 2_000, tailnetReplicaTimeoutMs: 6_000, tailnetFullRefreshIntervalMs: 30_000 } as const;
 
 /**
  * The config of `serve` from its flags' sources (command line, environment, config file), over
@@ -69,10 +80,13 @@ export function serverConfig({ values: v, sources }: ResolvedFlags<typeof server
   const updateMs = v["agent-update-interval"];
   const inactiveMs = inactiveTimeoutMs(v);
   const databaseUrl = v["database-url"];
+  // PGlite lets one process open its folder: more than one worker needs a shared PostgreSQL.
+  if (v.workers > 1 && databaseUrl === undefined) throw new UsageError("--workers above 1 needs --database-url: the embedded database serves one process");
   return {
     listen: v.listen,
     accessUrl: v["access-url"] ?? new URL(`http://${hostForUrl(v.listen.host)}:${v.listen.port}`),
     appHostname: v["app-hostname"],
+    workers: v.workers,
     ...(databaseUrl === undefined ? {} : { databaseUrl }),
     dataDir: v["data-dir"],
     ...(databaseUrl === undefined || sources["data-dir"] !== "default" ? { stateDir: v["data-dir"] } : {}),
@@ -92,6 +106,7 @@ export function serverConfig({ values: v, sources }: ResolvedFlags<typeof server
     ...(v["log-format"] === undefined ? {} : { logFormat: v["log-format"] }),
     // An empty token would match an empty Authorization and prove nothing: it means none.
     ...(v["admin-token"] ? { adminToken: v["admin-token"] } : {}),
+    ...TAILNET_INTERVALS,
   };
 }
 

@@ -1,5 +1,6 @@
 import { DialRefusedError } from "../client/index.js";
-import { httpUrl, oneOf, text } from "../config/flag-kinds.js";
+import { httpUrl, text, tunnelProtocol } from "../config/flag-kinds.js";
+import { UsageError } from "../config/usage-error.js";
 import { flag } from "../config/flag.js";
 import { logFlags } from "../config/server-flags.js";
 import { createLogger } from "../log.js";
@@ -17,12 +18,14 @@ export const agentCommand = defineCommand({
   flags: {
     url: flag(httpUrl, { default: "http://127.0.0.1:3000", help: "the server's base URL" }),
     token: flag(text, { placeholder: "TOKEN", env: "AGENTGATE_AGENT_TOKEN", required: true, secret: true, help: "the agent token workspace create printed" }),
-    protocol: flag(oneOf(["connect", "grpc"], "PROTOCOL"), { default: "connect", help: "the RPC protocol inside the tunnel" }),
+    protocol: flag(tunnelProtocol, { default: "connect", help: "the RPC protocol inside the tunnel (the reference agent speaks connect and grpc)" }),
     ...logFlags,
   },
   async run({ values }) {
+    const protocol = values.protocol;
+    if (protocol === "drpc") throw new UsageError("--protocol drpc: the reference agent speaks connect or grpc");
     const logger = createLogger({ level: values["log-level"], ...(values["log-format"] ? { format: values["log-format"] } : {}) });
-    const agent = new ReferenceAgent({ url: values.url, token: values.token, protocol: values.protocol, logger });
+    const agent = new ReferenceAgent({ url: values.url, token: values.token, protocol, logger });
     const stopped = new Promise<void>((resolve) => {
       const stop = () => {
         process.removeListener("SIGINT", stop);

@@ -3,6 +3,7 @@
  * The `agentgate` command: one entry point, one module per command, wired by `program.ts`.
  */
 import { agentCommand } from "./agent.js";
+import { scaletestCommand } from "./scaletest.js";
 import { migrateCommand } from "./migrate.js";
 import { runProgram } from "./program.js";
 import { serveCommand } from "./serve.js";
@@ -15,4 +16,4 @@ process.stdout.on("error", (err: NodeJS.ErrnoException) => {
   throw err;
 });
 
-process.exitCode = await runProgram(process.argv.slice(2), [serveCommand, migrateCommand, workspaceCommand, statusCommand, agentCommand]);
+process.exitCode = await runProgram(process.argv.slice(2), [serveCommand, migrateCommand, workspaceCommand, statusCommand, agentCommand, scaletestCommand]);

@@ -36,6 +36,8 @@ export interface RedialInfo {
   attempt: number;
   /** The backoff before the next dial. */
   retryInMs: number;
+  /** Set when the server refused with 503 and Retry-After: its delay, which `retryInMs` honours. */
+  retryAfterMs?: number;
 }
 
 /**
@@ -172,10 +174,14 @@ class ReconnectingConnection extends EventEmitter implements AgentConnection {
     }
   }
 
-  /** Says why and when, then waits out the backoff before dial number `attempt` + 1. */
+  /**
+   * Says why and when, then waits before dial number `attempt` + 1: an overloaded server's
+   * Retry-After when it sent one, else the backoff.
+   */
   private async redial(err: Error, attempt: number): Promise<void> {
-    const retryInMs = backoffDelay(attempt - 1, this.options.backoff ?? DEFAULT_BACKOFF);
-    this.emit("disconnected", err, { attempt, retryInMs } satisfies RedialInfo);
+    const retryAfterMs = err instanceof DialRefusedError ? err.retryAfterMs : undefined;
+    const retryInMs = retryAfterMs === undefined ? backoffDelay(attempt - 1, this.options.backoff ?? DEFAULT_BACKOFF) : retryAfterDelay(retryAfterMs);
+    this.emit("disconnected", err, { attempt, retryInMs, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) } satisfies RedialInfo);
     await sleep(retryInMs, undefined, { signal: this.closing.signal }).catch(() => undefined);
   }
 
@@ -199,6 +205,14 @@ class ReconnectingConnection extends EventEmitter implements AgentConnection {
     };
     return transport as Transport;
   }
+}
+
+/**
+ * Retry-After with jitter: the delay asked for plus up to half of it again, so a fleet refused
+ * together comes back spread over that span instead of at one instant.
+ */
+export function retryAfterDelay(retryAfterMs: number, random: () => number = Math.random): number {
+  return Math.floor(retryAfterMs + random() * (retryAfterMs / 2));
 }
 
 /** What a call aborted before its tunnel was up answers. */

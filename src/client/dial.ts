@@ -4,12 +4,17 @@ import { TUNNEL_MAX_MESSAGE_BYTES, TUNNEL_MAX_STREAM_WINDOW } from "../tunnel/tu
 import { webSocketDuplex } from "../tunnel/websocket-duplex.js";
 import { Session } from "../yamux/index.js";
 
+/** The longest Retry-After honoured: a server asking for more is waited on this long. */
+export const MAX_RETRY_AFTER_MS = 5 * 60_000;
+
 /** A dial the server refused with an HTTP status; 401 and 403 are final, others may be retried. */
 export class DialRefusedError extends Error {
   override name = "DialRefusedError";
   constructor(
     readonly status: number,
     readonly body: { message?: string; detail?: string } | undefined,
+    /** The refusal's Retry-After (an overloaded server's 503), in milliseconds; undefined when it sent none. */
+    readonly retryAfterMs?: number,
   ) {
     super(`agent endpoint refused the connection: ${status}${body?.message ? ` ${body.message}` : ""}${body?.detail ? ` (${body.detail})` : ""}`);
   }
@@ -61,7 +66,7 @@ export function dialTunnel(options: DialOptions): Promise<Tunnel> {
         } catch {
           body = undefined;
         }
-        reject(new DialRefusedError(res.statusCode ?? 0, body));
+        reject(new DialRefusedError(res.statusCode ?? 0, body, parseRetryAfter(res.headers["retry-after"])));
         ws.terminate();
       });
     });
@@ -81,4 +86,13 @@ export function dialTunnel(options: DialOptions): Promise<Tunnel> {
       resolve({ ws, session });
     });
   });
+}
+
+/** Retry-After as delay-seconds or an HTTP-date, in milliseconds (capped); undefined when absent or unreadable. */
+export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
+  if (value === undefined) return undefined;
+  const text = value.trim();
+  const ms = /^\d+$/.test(text) ? Number(text) * 1000 : Date.parse(text) - now;
+  if (!Number.isFinite(ms)) return undefined;
+  return Math.min(Math.max(ms, 0), MAX_RETRY_AFTER_MS);
 }

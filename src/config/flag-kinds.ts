@@ -1,3 +1,4 @@
+import { availableParallelism } from "node:os";
 import { z } from "zod";
 import { parseDuration } from "../duration.js";
 import type { FlagKind } from "./flag.js";
@@ -105,3 +106,37 @@ export function listOf(element: z.ZodType<string, string>, placeholder: string):
     placeholder,
   };
 }
+
+/** A process count: a whole number of at least 1, or "auto" for every core this process may use. */
+export const processCount: FlagKind<number> = textual(
+  z.string({ error: WANT_TEXT }).transform((s, ctx) => {
+    if (s === "auto") return availableParallelism();
+    const n = /^\d+$/.test(s) ? Number(s) : NaN;
+    if (!Number.isSafeInteger(n) || n < 1) {
+      ctx.addIssue({ code: "custom", message: "want auto or a whole number of at least 1" });
+      return z.NEVER;
+    }
+    return n;
+  }),
+  { placeholder: "N" },
+);
+
+/**
+ * The RPC protocol inside an agent tunnel. One kind for every command that takes `--protocol`
+ * (a config file key has one meaning); a command that speaks fewer says so when run.
+ */
+export const tunnelProtocol = oneOf(["connect", "grpc", "drpc"], "PROTOCOL");
+
+/** A rate per second: "500/s" or "500". */
+export const perSecond: FlagKind<number> = textual(
+  z.string({ error: WANT_TEXT }).transform((s, ctx) => {
+    const m = /^(\d+(?:\.\d+)?)(?:\/s)?$/.exec(s.trim());
+    const n = m ? Number(m[1]) : NaN;
+    if (!(n > 0)) {
+      ctx.addIssue({ code: "custom", message: "want a rate above zero like 500/s" });
+      return z.NEVER;
+    }
+    return n;
+  }),
+  { placeholder: "RATE" },
+);

@@ -1,5 +1,5 @@
 import { DEFAULT_DATA_DIR } from "../db/database.js";
-import { duration, filePath, folderPath, httpUrl, listenAddress, oneOf, onOff, postgresUrl, text, wholeNumber } from "./flag-kinds.js";
+import { duration, filePath, folderPath, httpUrl, listenAddress, oneOf, onOff, postgresUrl, processCount, text, wholeNumber } from "./flag-kinds.js";
 import { flag } from "./flag.js";
 
 /** pino's levels, quietest last. */
@@ -34,6 +34,7 @@ export const serverFlags = {
   listen: flag(listenAddress, { default: "127.0.0.1:3000", help: "one port for agents, the control API, health and metrics (HTTP/1.1 and h2c)" }),
   "access-url": flag(httpUrl, { defaultNote: "http://<listen>", help: "the URL agents and users reach this server at" }),
   "app-hostname": flag(text, { placeholder: "HOST", default: "", defaultNote: "none", help: "wildcard host for workspace apps, e.g. *.apps.example.com" }),
+  workers: flag(processCount, { default: "1", help: "worker processes sharing the port, each its own replica (auto: one per core; above 1 needs --database-url)" }),
   ...databaseFlags,
   ...trackingFlags,
   "agent-stats-interval": flag(duration, { default: "30s", help: "the stats report interval agents are told" }),

@@ -21,6 +21,8 @@ export interface LeanUnaryOptions {
   core: RpcCore;
   /** The agent a tunnel's HTTP/2 session belongs to; undefined for a plain-port session. */
   tunnelIdentity(session: Http2Session): AgentIdentity | undefined;
+  /** True for a session whose calls the lean path leaves to connect-node (a client tunnel's). */
+  passOver?(session: Http2Session): boolean;
   /** Admits a plain-port caller from its request headers; rejects with a ConnectError. */
   admit(headers: IncomingHttpHeaders): Promise<AgentIdentity>;
   /** Told about calls refused before they reached the core (admission), as the core tells it the rest. */
@@ -77,8 +79,10 @@ export class LeanUnary {
     if (wire === undefined) return false;
     const method = this.core.method(headers[":path"] ?? "");
     if (method === undefined || method.desc.methodKind !== "unary") return false;
+    const { session } = stream;
+    if (session !== undefined && this.options.passOver?.(session) === true) return false;
     const call = new LeanUnaryCall(this, stream, headers, method, wire);
-    const identity = stream.session === undefined ? undefined : this.options.tunnelIdentity(stream.session);
+    const identity = session === undefined ? undefined : this.options.tunnelIdentity(session);
     if (identity !== undefined) {
       call.run(this.valuesOf(identity));
     } else {

@@ -3,7 +3,7 @@ import { readFile } from "node:fs/promises";
 import { test } from "node:test";
 import { helpOptionItems, runCli } from "../support/cli.js";
 
-const COMMANDS = ["serve", "migrate", "workspace create", "workspace build", "workspace show", "workspace list", "workspace delete", "status", "agent"];
+const COMMANDS = ["serve", "migrate", "workspace create", "workspace build", "workspace show", "workspace list", "workspace delete", "status", "agent", "scaletest"];
 
 /** `--flag <VALUE>`, its environment variable and its default as `--help` prints them. */
 function helpFlags(help: string): { flag: string; env: string; default: string }[] {

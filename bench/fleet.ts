@@ -1,0 +1,181 @@
+/**
+ * The fleet benchmark: `serve --workers 2` on a fresh PostgreSQL database of its own, N agents
+ * provisioned through the control API, driven by two `agentprobe fleet` processes of N/2 each
+ * (Coder's steady workload: UpdateStats every 30 s, BatchUpdateMetadata with 2 keys every 10 s,
+ * random phases). Prints agents, steady RPC p50/p99/max (the Go probe's own measurement), server
+ * CPU (primary and workers, as % of one core), peak RSS per agent, and PostgreSQL transactions/s
+ * in the steady window.
+ *
+ *   BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test N=2000 node --import tsx bench/fleet.ts
+ *
+ * Env: N agents (2000), DURATION of the probes' steady run (2m), RAMP tunnels/s per fleet process
+ * (500), WORKERS (2), AGENTGATE_INTEROP_KIT (the built kit, /work/kit). Needs `ulimit -n` above
+ * N/2 + a few hundred for each process (each agent is one socket in a worker and one in a probe).
+ */
+import { execFile, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import pg from "pg";
+import { createControlClient } from "../src/cli/control-client.js";
+import { provision } from "../src/cli/scaletest.js";
+import { parseDuration } from "../src/duration.js";
+import { pgDelta, readPg } from "./support/pg-activity.js";
+
+const ADMIN_URL = process.env.BENCH_DATABASE_URL;
+if (!ADMIN_URL) {
+  console.error("set BENCH_DATABASE_URL to a PostgreSQL URL (a fresh database is made beside it)");
+  process.exit(2);
+}
+const N = Number(process.env.N ?? 2000);
+const DURATION = process.env.DURATION ?? "2m";
+const RAMP = Number(process.env.RAMP ?? 500);
+const WORKERS = Number(process.env.WORKERS ?? 2);
+const KIT = process.env.AGENTGATE_INTEROP_KIT ?? "/work/kit";
+const FLEETS = 2;
+const ADMIN_TOKEN = randomBytes(16).toString("hex");
+const MAIN = new URL("../src/cli/main.ts", import.meta.url).pathname;
+/** Clock ticks per second of /proc/<pid>/stat. */
+const USER_HZ = 100;
+
+function run(file: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) =>
+    execFile(file, args, { maxBuffer: 1 << 24 }, (err, stdout, stderr) => (err ? reject(new Error(`${file} ${args.join(" ")}: ${err.message}\n${stderr}`)) : resolve(stdout))),
+  );
+}
+
+/** CPU seconds and RSS bytes of a process, from /proc. */
+async function procUsage(pid: number): Promise<{ cpu: number; rss: number }> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(") ") + 2).split(" ");
+    const status = await readFile(`/proc/${pid}/status`, "utf8");
+    const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+    return { cpu: (Number(f[11]) + Number(f[12])) / USER_HZ, rss: rssKb * 1024 };
+  } catch {
+    return { cpu: 0, rss: 0 };
+  }
+}
+
+/** key=value pairs of a probe's summary line. */
+function fields(line: string): Record<string, string> {
+  return Object.fromEntries([...line.matchAll(/(\w+)=(\S+)/g)].map((m) => [m[1]!, m[2]!]));
+}
+
+const dbName = `agentgate_fleet_${randomBytes(4).toString("hex")}`;
+const admin = new pg.Client({ connectionString: ADMIN_URL });
+await admin.connect();
+await admin.query(`CREATE DATABASE ${dbName}`);
+const dbUrl = new URL(ADMIN_URL);
+dbUrl.pathname = `/${dbName}`;
+const dir = await mkdtemp(join(tmpdir(), "agentgate-fleet-"));
+const desc = join(dir, "agent.binpb");
+await run("npx", ["--no-install", "buf", "build", "-o", desc]);
+
+// The server, with the open-files limit raised as far as this shell allows.
+const serve = spawn(
+  "sh",
+  ["-c", `ulimit -n "$(ulimit -Hn)"; exec "$0" "$@"`, process.execPath, "--import", "tsx", MAIN, "serve", "--workers", String(WORKERS), "--listen", "127.0.0.1:0", "--database-url", dbUrl.href, "--admin-token", ADMIN_TOKEN, "--log-format", "json", "--log-level", "info"],
+  { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, AGENTGATE_LOG_LEVEL: "" } },
+);
+const serverPids = new Set<number>([serve.pid!]);
+const listening = await new Promise<{ url: string }>((resolve, reject) => {
+  createInterface({ input: serve.stdout! }).on("line", (line) => {
+    let entry: { msg?: string; url?: string; worker_pid?: number };
+    try {
+      entry = JSON.parse(line);
+    } catch {
+      return;
+    }
+    if (entry.worker_pid !== undefined) serverPids.add(entry.worker_pid);
+    if (entry.msg === "agentgate listening") resolve(entry as { url: string });
+  });
+  serve.once("exit", (code) => reject(new Error(`serve exited with ${code}`)));
+});
+// Drain the log (one line per agent connecting) so the server never blocks on a full pipe.
+serve.stdout!.resume();
+for (const child of (await run("pgrep", ["-P", String(serve.pid)]).catch(() => "")).split("\n").filter(Boolean)) serverPids.add(Number(child));
+
+const serverUsage = async () => {
+  let cpu = 0;
+  let rss = 0;
+  for (const pid of serverPids) {
+    const u = await procUsage(pid);
+    cpu += u.cpu;
+    rss += u.rss;
+  }
+  return { cpu, rss };
+};
+
+try {
+  console.error(`provisioning ${N} agents on ${dbName} ...`);
+  const control = createControlClient({ url: listening.url, adminToken: ADMIN_TOKEN });
+  const tokens = await provision(control, "fleet", N, 2, 10_000, [], () => undefined);
+  const files: string[] = [];
+  for (let k = 0; k < FLEETS; k++) {
+    const file = join(dir, `tokens-${k}.txt`);
+    await writeFile(file, tokens.filter((_, i) => i % FLEETS === k).join("\n") + "\n");
+    files.push(file);
+  }
+  const idle = await serverUsage();
+
+  // The probes; the steady window starts once the ramps are surely over.
+  const rampMs = (N / FLEETS / RAMP) * 1000;
+  const steadyDelayMs = rampMs + 15_000;
+  const durationMs = parseDuration(DURATION);
+  console.error(`driving ${FLEETS} × ${N / FLEETS} agents: ramp ${Math.round(rampMs / 1000)} s, then ${DURATION} steady`);
+  const probes = files.map(
+    (file) =>
+      new Promise<{ code: number | null; out: string }>((resolve) => {
+        const p = spawn(`${KIT}/bin/agentprobe`, ["-url", listening.url, "-desc", desc, "fleet", "-tokens", file, "-t", DURATION, "-ramp", String(RAMP), "-report", "30s"], { stdio: ["ignore", "pipe", "pipe"] });
+        let out = "";
+        p.stdout.on("data", (c: Buffer) => (out += c));
+        p.stderr.on("data", (c: Buffer) => (out += c));
+        p.once("close", (code) => resolve({ code, out }));
+      }),
+  );
+  let peakRss = 0;
+  const sampler = setInterval(() => void serverUsage().then((u) => (peakRss = Math.max(peakRss, u.rss))), 1_000);
+  await new Promise((r) => setTimeout(r, steadyDelayMs));
+  const pgA = await readPg(admin, dbName);
+  const cpuA = await serverUsage();
+  // The steady window ends a few seconds before the probes stop.
+  await new Promise((r) => setTimeout(r, Math.max(5_000, durationMs - 20_000)));
+  const pgB = await readPg(admin, dbName);
+  const cpuB = await serverUsage();
+  const results = await Promise.all(probes);
+  clearInterval(sampler);
+
+  const window = pgDelta(pgA, pgB);
+  const steadyLines = results.map((r) => fields(r.out.split("\n").find((l) => l.startsWith("fleet-steady:")) ?? ""));
+  const summaries = results.map((r) => fields(r.out.split("\n").find((l) => l.startsWith("fleet:")) ?? ""));
+  for (const r of results) {
+    const tail = r.out.split("\n").filter((l) => l.startsWith("fleet")).slice(-3).join("\n");
+    console.error(`probe exit ${r.code}:\n${tail}`);
+  }
+  const rows = [
+    ["agents", "steady p50", "steady p99", "steady max", "connected at end", "server CPU", "RSS per agent", "PG tx/s"],
+    [
+      String(N),
+      steadyLines.map((s) => s.p50 ?? "?").join(" / "),
+      steadyLines.map((s) => s.p99 ?? "?").join(" / "),
+      steadyLines.map((s) => s.max ?? "?").join(" / "),
+      String(summaries.reduce((n, s) => n + Number(s.connected_at_end ?? 0), 0)),
+      `${Math.round(((cpuB.cpu - cpuA.cpu) / window.seconds) * 100)} % of a core`,
+      `${Math.round((peakRss - idle.rss) / N / 1024)} KB (peak ${Math.round(peakRss / 1024 / 1024)} MiB)`,
+      `${Math.round(window.statements / window.seconds)}`,
+    ],
+  ];
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  console.log(rows.map((r) => "| " + r.map((c, i) => c.padEnd(widths[i]!)).join(" | ") + " |").join("\n"));
+  console.log(`probe summaries: ${summaries.map((s) => JSON.stringify(s)).join(" ")}`);
+  console.log(`(fleet p50/p99/max per probe process; server CPU and PG tx/s over the ${Math.round(window.seconds)} s steady window; RSS: primary + workers at peak, minus before the agents)`);
+} finally {
+  serve.kill("SIGTERM");
+  await new Promise((r) => serve.once("exit", r));
+  await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch((err: Error) => console.error(`dropping ${dbName}: ${err.message}`));
+  await admin.end();
+  await rm(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,151 @@
+import cluster, { type Worker } from "node:cluster";
+import { backoffDelay, type BackoffOptions } from "../backoff.js";
+import type { Logger } from "../log.js";
+
+/** What a worker tells the primary once it serves. */
+export interface WorkerListening {
+  type: "listening";
+  replicaId: string;
+  address: string;
+  port: number;
+}
+
+/** What the primary tells a worker: drain and exit. */
+export interface WorkerShutdown {
+  type: "shutdown";
+}
+
+/** Restarts of a worker that keeps crashing back off from 0.5 s to 30 s, jittered. */
+const RESTART_BACKOFF: BackoffOptions = { initialMs: 500, maxMs: 30_000 };
+/** A worker that served this long before it died starts its slot's backoff afresh. */
+const HEALTHY_UPTIME_MS = 30_000;
+/** How long a worker may take from fork to listening before the start is given up. */
+const START_TIMEOUT_MS = 120_000;
+
+export interface WorkerPool {
+  /** The first worker's address: all of them share it. */
+  readonly address: { address: string; port: number };
+  /** The replica ids of the workers serving now. */
+  replicaIds(): string[];
+  /** Asks every worker to drain and waits for all to exit; true when all exited with 0. */
+  shutdown(): Promise<boolean>;
+  /** SIGKILLs every worker: the second signal's answer. */
+  kill(): void;
+}
+
+/**
+ * Forks `count` workers of this same command (node:cluster: they share the listening socket and
+ * the primary hands out connections round-robin) and keeps them running: a worker that exits
+ * while the pool is up is forked again after a jittered backoff that grows while it keeps dying.
+ * Resolves once every worker listens; rejects if one exits or times out before that.
+ */
+export async function startWorkerPool(count: number, env: NodeJS.ProcessEnv, logger: Logger): Promise<WorkerPool> {
+  interface Slot {
+    index: number;
+    worker: Worker;
+    replicaId?: string;
+    startedAt: number;
+    crashes: number;
+  }
+  const slots: Slot[] = [];
+  let stopping = false;
+  let started = false;
+  let first: WorkerListening | undefined;
+  const exits = new Set<Promise<void>>();
+  let cleanExits = true;
+
+  return new Promise<WorkerPool>((resolveStart, rejectStart) => {
+    const startTimer = setTimeout(() => failStart(new Error(`workers did not all listen within ${START_TIMEOUT_MS / 1000} s`)), START_TIMEOUT_MS);
+    const failStart = (err: Error) => {
+      clearTimeout(startTimer);
+      stopping = true;
+      for (const s of slots) s.worker.process.kill("SIGKILL");
+      rejectStart(err);
+    };
+    const maybeStarted = () => {
+      if (started || slots.length < count || slots.some((s) => s.replicaId === undefined)) return;
+      started = true;
+      clearTimeout(startTimer);
+      resolveStart(pool);
+    };
+
+    const fork = (index: number, crashes: number) => {
+      const worker = cluster.fork({ ...env, AGENTGATE_WORKER_INDEX: String(index) });
+      const slot: Slot = { index, worker, startedAt: Date.now(), crashes };
+      slots[index] = slot;
+      let exited!: () => void;
+      exits.add(new Promise<void>((resolve) => (exited = resolve)));
+      worker.on("message", (message: WorkerListening) => {
+        if (message?.type !== "listening") return;
+        slot.replicaId = message.replicaId;
+        first ??= message;
+        logger.info({ worker: index, worker_pid: worker.process.pid, replica_id: message.replicaId }, "worker listening");
+        maybeStarted();
+      });
+      worker.once("exit", (code, signal) => {
+        exited();
+        if (stopping) {
+          if (code !== 0) cleanExits = false;
+          return;
+        }
+        logger.error({ worker: index, worker_pid: worker.process.pid, code, signal }, "worker exited");
+        if (!started) return failStart(new Error(`worker ${index} exited before it listened (${signal ?? `code ${code}`})`));
+        const next = Date.now() - slot.startedAt >= HEALTHY_UPTIME_MS ? 0 : slot.crashes + 1;
+        const delayMs = backoffDelay(next, RESTART_BACKOFF);
+        logger.info({ worker: index, restart_in_ms: delayMs }, "restarting worker");
+        setTimeout(() => {
+          if (!stopping) fork(index, next);
+        }, delayMs).unref();
+      });
+    };
+
+    const pool: WorkerPool = {
+      get address() {
+        return { address: first!.address, port: first!.port };
+      },
+      replicaIds: () => slots.filter((s) => s.replicaId !== undefined && s.worker.isConnected()).map((s) => s.replicaId!),
+      async shutdown() {
+        stopping = true;
+        for (const s of slots) {
+          if (s.worker.isConnected()) s.worker.send({ type: "shutdown" } satisfies WorkerShutdown);
+        }
+        await Promise.all(exits);
+        return cleanExits;
+      },
+      kill() {
+        stopping = true;
+        for (const s of slots) s.worker.process.kill("SIGKILL");
+      },
+    };
+
+    for (let i = 0; i < count; i++) fork(i, 0);
+  });
+}
+
+/**
+ * In a worker: resolves when the primary asks for a drain, the primary goes away, or someone
+ * sends this worker SIGTERM. SIGINT is left to the primary, which forwards it (a terminal's
+ * Ctrl-C reaches the whole process group, and a second signal would mean "exit now").
+ */
+export function waitForPrimary(logger: Logger): Promise<void> {
+  process.on("SIGINT", () => undefined);
+  return new Promise((resolve) => {
+    let draining = false;
+    const done = (why: string) => {
+      if (draining) return;
+      draining = true;
+      logger.info({ why }, "worker draining");
+      resolve();
+    };
+    process.on("message", (message: WorkerShutdown) => {
+      if (message?.type === "shutdown") done("primary shutdown");
+    });
+    process.once("disconnect", () => done("primary gone"));
+    process.once("SIGTERM", () => done("SIGTERM"));
+  });
+}
+
+/** Tells the primary this worker serves. */
+export function reportListening(message: Omit<WorkerListening, "type">): void {
+  process.send?.({ type: "listening", ...message } satisfies WorkerListening);
+}

@@ -1,0 +1,82 @@
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { connectAgent, type AgentConnection } from "../../src/client/index.js";
+import { getAgentById } from "../../src/db/queries/agents.js";
+import { listReplicas } from "../../src/db/queries/replicas.js";
+import { makeWorkspace } from "../support/fixtures.js";
+import { eventually, useTestDatabase } from "../support/agent-server.js";
+import { runCli, spawnCli } from "../support/cli.js";
+
+describe("agentgate serve --workers", () => {
+  test("--workers 2 without --database-url is a usage error", async () => {
+    const result = await runCli(["serve", "--workers", "2", "--listen", "127.0.0.1:0", "--data-dir", "/nonexistent/agentgate-workers"]);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /--workers above 1 needs --database-url/);
+  });
+
+  test("--workers takes auto or a whole number", async () => {
+    const result = await runCli(["serve", "--workers", "0", "--database-url", "postgres://postgres@127.0.0.1:1/x"]);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /want auto or a whole number of at least 1/);
+  });
+});
+
+describe("agentgate serve --workers 2 on PostgreSQL", { skip: process.env.TEST_DATABASE_URL ? false : "needs TEST_DATABASE_URL" }, () => {
+  const t = useTestDatabase("pg");
+
+  test("serves agents on both workers, replaces a killed worker, and SIGTERM drains them all", async () => {
+    const ws = await makeWorkspace(t.db, { agents: ["a0", "a1", "a2", "a3", "a4", "a5"] });
+    const serve = spawnCli(["serve", "--workers", "2", "--listen", "127.0.0.1:0", ...t.testDb.cliArgs], { AGENTGATE_LOG_LEVEL: "info" });
+    const connections: AgentConnection[] = [];
+    try {
+      const listening = (await serve.waitForLine((l) => l.msg === "agentgate listening")) as { url: string; replica_ids: string[] };
+      assert.equal(listening.replica_ids.length, 2);
+      assert.notEqual(listening.replica_ids[0], listening.replica_ids[1]);
+
+      // The primary hands connections to the workers in turn: six agents land on both.
+      for (const a of ws.agents) {
+        const conn = connectAgent({ url: listening.url, token: a.authToken });
+        connections.push(conn);
+        await conn.agent.getServiceBanner({});
+      }
+      const replicasOf = async () => new Set((await Promise.all(ws.agents.map((a) => getAgentById(t.db, a.id)))).map((a) => a?.lastConnectedReplicaId));
+      const seen = await eventually(async () => {
+        const ids = await replicasOf();
+        return listening.replica_ids.every((id) => ids.has(id)) ? ids : undefined;
+      }, 10_000, "agents on both workers");
+      assert.equal(seen.size, 2);
+      const rows = await listReplicas(t.db, new Date(0));
+      for (const id of listening.replica_ids) assert.ok(rows.some((r) => r.id === id), `replica ${id} registered`);
+
+      // SIGKILL one worker: the primary forks a new one with a new replica id; agents on it redial.
+      const workerLines = serve.lines.filter((l) => l.msg === "worker listening");
+      const victim = workerLines[0] as { worker_pid: number; replica_id: string };
+      process.kill(victim.worker_pid, "SIGKILL");
+      const replacement = (await serve.waitForLine((l) => l.msg === "worker listening" && l.replica_id !== victim.replica_id && !listening.replica_ids.includes(l.replica_id as string))) as { replica_id: string };
+      assert.ok(serve.lines.some((l) => l.msg === "worker exited" && l.signal === "SIGKILL"));
+      for (const conn of connections) await conn.agent.getServiceBanner({});
+      const survivor = listening.replica_ids.find((id) => id !== victim.replica_id)!;
+      const served = new Set([replacement.replica_id, survivor]);
+      await eventually(async () => {
+        const ids = await replicasOf();
+        return [...ids].every((id) => served.has(id!)) ? ids : undefined;
+      }, 20_000, "every agent back on a living worker");
+
+      // SIGTERM: every worker drains, every disconnect is written, the primary exits 0.
+      const dropped = connections.map((c) => new Promise((resolve) => c.once("disconnected", resolve)));
+      serve.child.kill("SIGTERM");
+      assert.equal(await serve.exited, 0, serve.stderr());
+      await Promise.all(dropped);
+      for (const a of ws.agents) {
+        const row = await getAgentById(t.db, a.id);
+        assert.notEqual(row?.disconnectedAt, null, `${a.name}'s disconnect written`);
+        assert.ok(served.has(row!.lastConnectedReplicaId!));
+      }
+      const left = await listReplicas(t.db, new Date(0));
+      for (const id of served) assert.ok(!left.some((r) => r.id === id), `replica ${id} removed at drain`);
+    } finally {
+      await Promise.all(connections.map((c) => c.close()));
+      if (serve.child.exitCode === null) serve.child.kill("SIGKILL");
+    }
+  });
+});
