@@ -44,6 +44,11 @@ export interface ServerConfig {
   shutdownGraceMs: number;
   /** Most yamux streams one agent may have open (`--max-streams-per-agent`). */
   maxStreamsPerAgent: number;
+  /**
+   * Serve binary unary gRPC and Connect calls on the lean HTTP/2 path; false sends every call
+   * through connect-node's router (`--connect-unary`), for comparison.
+   */
+  leanUnary: boolean;
   /** pino level (`--log-level`). */
   logLevel: string;
   /** `--log-format`; undefined: pretty on a terminal, else JSON. */
@@ -96,6 +101,7 @@ export function serverConfig({ values: v, sources }: ResolvedFlags<typeof server
     bannersFile: v.banners,
     shutdownGraceMs: v["shutdown-grace"],
     maxStreamsPerAgent: v["max-streams-per-agent"],
+    leanUnary: !v["connect-unary"],
     logLevel: v["log-level"],
     ...(v["log-format"] === undefined ? {} : { logFormat: v["log-format"] }),
     // An empty token would match an empty Authorization and prove nothing: it means none.

@@ -46,6 +46,7 @@ export const serverFlags = {
   banners: flag(filePath, { defaultNote: "none", help: "service banner JSON" }),
   "shutdown-grace": flag(duration, { default: "10s", help: "how long open RPCs get at shutdown (a second signal exits at once)" }),
   "max-streams-per-agent": flag(wholeNumber(1), { default: "1024", help: "yamux streams one agent may hold open" }),
+  "connect-unary": flag(onOff, { help: "serve unary RPCs through connect-node's router too, not the lean HTTP/2 path (for comparison)" }),
   ...logFlags,
   "admin-token": flag(text, {
     placeholder: "TOKEN",

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from "node:http";
-import type { Http2ServerRequest, ServerHttp2Session } from "node:http2";
+import type { Http2ServerRequest, Http2Session, ServerHttp2Session } from "node:http2";
 import type { Duplex } from "node:stream";
 
 /** A server a connection can be handed to: it takes one through its 'connection' event. */
@@ -33,6 +33,11 @@ export class TunnelIdentities<I extends object> {
   /** For the HTTP/2 server's 'session' event: a session made for a stream being handed over is that tunnel's. */
   adoptSession(session: ServerHttp2Session): void {
     if (this.handingOver !== undefined) this.byConnection.set(session, this.handingOver);
+  }
+
+  /** The tunnel identity of an HTTP/2 session; undefined for a plain-port session. */
+  ofSession(session: Http2Session): I | undefined {
+    return this.byConnection.get(session);
   }
 
   /** The tunnel identity of a request; undefined for plain-port requests. */
