@@ -3,8 +3,9 @@
  * DRPC with one fresh yamux stream per RPC, as stock Coder agents call) against the same handler
  * on the plain h2c port, in one run, with the server in its own process:
  * RPCs/s, p50/p99 latency at concurrency 1 and 32, and server CPU µs per RPC. Then the Go
- * probe (hashicorp yamux + grpc-go) against the tunnel, the plain port and the kit's Go
- * refserver as a reference stack. Then RSS per idle connected agent with IDLE_AGENTS connected.
+ * probe (hashicorp yamux + grpc-go) against the tunnel and the plain port, on the lean unary path
+ * and on a second server with it off (--connect-unary), and the kit's Go refserver as a
+ * reference stack, with µs/RPC and the RPS ratio against the refserver. Then RSS per idle connected agent with IDLE_AGENTS connected.
  *
  *   node --import tsx bench/tunnel.ts                 # PGlite
  *   BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test node --import tsx bench/tunnel.ts
@@ -45,10 +46,10 @@ interface BenchServer {
 }
 
 /** Forks a server process with `agents` provisioned agents. */
-async function startServer(agents: number): Promise<BenchServer> {
+async function startServer(agents: number, env: Record<string, string> = {}): Promise<BenchServer> {
   const child = fork(new URL("./support/bench-server.ts", import.meta.url).pathname, [], {
     execArgv: ["--import", "tsx", "--expose-gc", "--trace-warnings"],
-    env: { ...process.env, AGENTS: String(agents) },
+    env: { ...process.env, AGENTS: String(agents), ...env },
   });
   const [{ url, tokens }] = (await once(child, "message")) as [{ url: string; tokens: string[] }];
   return {
@@ -143,21 +144,40 @@ if (rows.length > 0) console.log(`tunnel/plain rps at c=32: Connect ${(at32("tun
 if (KIT && !process.env.SKIP_LOAD) {
   const desc = `${process.env.TMPDIR ?? "/tmp"}/agentgate-bench-${process.pid}.binpb`;
   await run("npx", ["--no-install", "buf", "build", "-o", desc]);
-  const soak = async (args: string[], cpu: () => Promise<number>) => {
+  interface Soak {
+    line: string;
+    rps: number;
+    usPerRpc: number;
+  }
+  const soak = async (args: string[], cpu: () => Promise<number>): Promise<Soak> => {
     const before = await cpu();
     const { stdout, stderr } = await run(`${KIT}/bin/agentprobe`, args, { maxBuffer: 1 << 24 });
     const after = await cpu();
     const line = (stdout + stderr).split("\n").find((l) => l.startsWith("soak:")) ?? "";
     const calls = Number(/ok=(\d+)/.exec(line)?.[1] ?? 0);
-    return `${line.replace(/^soak: /, "")} server_us_per_rpc=${((after - before) / Math.max(calls, 1)).toFixed(1)}`;
+    const usPerRpc = (after - before) / Math.max(calls, 1);
+    return { line: `${line.replace(/^soak: /, "")} server_us_per_rpc=${usPerRpc.toFixed(1)}`, rps: Number(/rps=([\d.]+)/.exec(line)?.[1] ?? 0), usPerRpc };
   };
-  const ourCpu = async () => (await usage()).cpuMicros;
-  const common = ["-url", url, "-token", token, "-desc", desc];
-  console.log(`\nGo probe (hashicorp yamux + grpc-go), ${CALLS} calls`);
+  // The same server with every unary call through connect-node's router (--connect-unary).
+  const fallback = await startServer(1, { CONNECT_UNARY: "1" });
+  const targets = [
+    { name: "lean", url, token, cpu: async () => (await usage()).cpuMicros },
+    { name: "connect", url: fallback.url, token: fallback.tokens[0]!, cpu: async () => (await fallback.usage()).cpuMicros },
+  ];
+  const METHOD = "coder.agent.v2.Agent/GetAnnouncementBanners";
+  const results = new Map<string, Soak>();
+  console.log(`\nGo probe (hashicorp yamux + grpc-go), ${CALLS} calls of ${METHOD}; lean = the lean unary path, connect = --connect-unary`);
   for (const c of ["1", "32"]) {
-    console.log(`agentgate tunnel   c=${c.padEnd(3)} ${await soak([...common, "soak", "-n", String(CALLS), "-c", c, "coder.agent.v2.Agent/GetServiceBanner", "{}"], ourCpu)}`);
-    console.log(`agentgate plain    c=${c.padEnd(3)} ${await soak([...common, "-direct", url.slice(7), "soak", "-n", String(CALLS), "-c", c, "coder.agent.v2.Agent/GetServiceBanner", "{}"], ourCpu)}`);
+    for (const target of targets) {
+      const common = ["-url", target.url, "-token", target.token, "-desc", desc];
+      for (const [where, extra] of [["tunnel", []], ["plain", ["-direct", target.url.slice(7)]]] as const) {
+        const result = await soak([...common, ...extra, "soak", "-n", String(CALLS), "-c", c, METHOD, "{}"], target.cpu);
+        results.set(`${target.name} ${where} ${c}`, result);
+        console.log(`${`agentgate ${target.name} ${where}`.padEnd(26)} c=${c.padEnd(3)} ${result.line}`);
+      }
+    }
   }
+  await fallback.stop();
   const ref = spawn(`${KIT}/bin/refserver`, ["-addr", "127.0.0.1:18766", "-token", "s3cret"], { stdio: "ignore" });
   await new Promise((r) => setTimeout(r, 500));
   const refCpu = async () => {
@@ -166,7 +186,14 @@ if (KIT && !process.env.SKIP_LOAD) {
   };
   const refArgs = ["-url", "http://127.0.0.1:18766", "-token", "s3cret", "-desc", `${KIT}/echo.binpb`];
   for (const c of ["1", "32"]) {
-    console.log(`Go refserver       c=${c.padEnd(3)} ${await soak([...refArgs, "soak", "-n", String(CALLS), "-c", c, "interop.echo.v1.EchoService/Echo", '{"message":"x"}'], refCpu)}`);
+    const result = await soak([...refArgs, "soak", "-n", String(CALLS), "-c", c, "interop.echo.v1.EchoService/Echo", '{"message":"x"}'], refCpu);
+    results.set(`ref ${c}`, result);
+    console.log(`${"Go refserver tunnel".padEnd(26)} c=${c.padEnd(3)} ${result.line}`);
+  }
+  const ref32 = results.get("ref 32")!;
+  for (const name of ["lean", "connect"]) {
+    const r = results.get(`${name} tunnel 32`)!;
+    console.log(`${name} tunnel c=32: ${r.usPerRpc.toFixed(1)} µs/RPC (target <= 80), ${(r.rps / ref32.rps).toFixed(2)}x refserver rps (target >= 0.25x)`);
   }
   ref.kill();
 }

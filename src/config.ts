@@ -65,6 +65,11 @@ export interface ServerConfig {
   overloadLagMs: number;
   /** Agent dials being admitted at once; more get 503 (`--max-pending-dials`). */
   maxPendingDials: number;
+  /**
+   * Serve binary unary gRPC and Connect calls on the lean HTTP/2 path; false sends every call
+   * through connect-node's router (`--connect-unary`), for comparison.
+   */
+  leanUnary: boolean;
   /** pino level (`--log-level`). */
   logLevel: string;
   /** `--log-format`; undefined: pretty on a terminal, else JSON. */
@@ -127,6 +132,7 @@ export function serverConfig({ values: v, sources }: ResolvedFlags<typeof server
     connectionReserve: v["connection-reserve"],
     overloadLagMs: v["overload-lag"],
     maxPendingDials: v["max-pending-dials"],
+    leanUnary: !v["connect-unary"],
     logLevel: v["log-level"],
     ...(v["log-format"] === undefined ? {} : { logFormat: v["log-format"] }),
     // An empty token would match an empty Authorization and prove nothing: it means none.

@@ -56,6 +56,7 @@ export const serverFlags = {
   "connection-reserve": flag(wholeNumber(0), { default: "256", help: "of --max-connections, kept for agents' dials and the control API" }),
   "overload-lag": flag(duration, { default: "500ms", help: "event-loop lag past which new agent dials get 503 with Retry-After" }),
   "max-pending-dials": flag(wholeNumber(1), { default: "256", help: "agent dials admitted at once; more get 503 with Retry-After" }),
+  "connect-unary": flag(onOff, { help: "serve unary RPCs through connect-node's router too, not the lean HTTP/2 path (for comparison)" }),
   ...logFlags,
   "admin-token": flag(text, {
     placeholder: "TOKEN",

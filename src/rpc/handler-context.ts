@@ -22,6 +22,11 @@ export interface RpcCallInit {
   readonly timeoutMs?: number;
   /** Default "POST". */
   readonly requestMethod?: string;
+  /**
+   * Given the call's context before the implementation runs, for a binding that sends the
+   * response headers and trailers a handler sets (an HTTP/2 binding; DRPC has none).
+   */
+  receiveContext?(context: LazyHandlerContext): void;
 }
 
 /** Why a handler's signal aborts; preallocated, so aborting costs nothing per call. */
@@ -90,6 +95,16 @@ export class LazyHandlerContext implements HandlerContext {
 
   get responseTrailer(): Headers {
     return (this.responseTrailers ??= new Headers());
+  }
+
+  /** @internal The response headers a handler set; undefined when it never read them. */
+  get responseHeaderIfSet(): Headers | undefined {
+    return this.responseHeaders;
+  }
+
+  /** @internal The response trailers a handler set; undefined when it never read them. */
+  get responseTrailerIfSet(): Headers | undefined {
+    return this.responseTrailers;
   }
 
   /** @internal Aborts the signal (if anyone has it, or later gets it) with `reason`. */

@@ -25,6 +25,8 @@ export interface RpcCoreOptions {
   observer?: RpcObserver;
   /** Aborted at shutdown; handlers that read their signal see it abort. */
   shutdownSignal?: AbortSignal;
+  /** Turns a handler's failure into the error answered; default `ConnectError.from`. */
+  errorOf?: (err: unknown) => ConnectError;
   /** Largest request message accepted. Default 4 MiB. */
   readMaxBytes?: number;
   /** Largest response message sent. Default 4 MiB. */
@@ -70,6 +72,7 @@ export class RpcCore {
   private readonly shutdownSignal: AbortSignal | undefined;
   private readonly readMaxBytes: number;
   private readonly writeMaxBytes: number;
+  private readonly errorOf: (err: unknown) => ConnectError;
 
   constructor(registrations: readonly RpcRegistration[], options: RpcCoreOptions = {}) {
     for (const [service, implementation] of registrations) {
@@ -82,6 +85,7 @@ export class RpcCore {
     }
     this.observer = options.observer;
     this.shutdownSignal = options.shutdownSignal;
+    this.errorOf = options.errorOf ?? ((err) => ConnectError.from(err));
     this.readMaxBytes = options.readMaxBytes ?? MAX_MESSAGE_BYTES;
     this.writeMaxBytes = options.writeMaxBytes ?? MAX_MESSAGE_BYTES;
   }
@@ -117,12 +121,13 @@ export class RpcCore {
     arg: A,
   ): Promise<T> {
     const context = new LazyHandlerContext(method.desc, method.path, init, this.shutdownSignal);
+    init.receiveContext?.(context);
     const started = performance.now();
     let code: Code | undefined;
     try {
       return await this.withDeadline(call.call(this, method, arg, context), context, init.timeoutMs);
     } catch (err) {
-      const error = ConnectError.from(err);
+      const error = this.errorOf(err);
       code = error.code;
       throw error;
     } finally {

@@ -62,8 +62,21 @@ export async function admitPlainCaller(header: Headers, options: AdmissionOption
     [SESSION_TOKEN_HEADER]: header.get(SESSION_TOKEN_HEADER) ?? undefined,
     authorization: header.get("authorization") ?? undefined,
   };
+  return admitPlainHeaders(headers, header.get(API_VERSION_HEADER), options);
+}
+
+/**
+ * {@link admitPlainCaller} from an HTTP/2 stream's raw headers, as the lean unary path has them
+ * before it reads the request body.
+ */
+export function admitPlainStream(headers: IncomingHttpHeaders, options: AdmissionOptions): Promise<AgentIdentity> {
+  const version = headers[API_VERSION_HEADER];
+  return admitPlainHeaders(headers, Array.isArray(version) ? version[0] : version, options);
+}
+
+async function admitPlainHeaders(headers: IncomingHttpHeaders, apiVersion: string | null | undefined, options: AdmissionOptions): Promise<AgentIdentity> {
   try {
-    return await admitAgent({ headers, apiVersion: header.get(API_VERSION_HEADER) }, options);
+    return await admitAgent({ headers, apiVersion }, options);
   } catch (err) {
     if (err instanceof HttpError) throw new ConnectError(err.message, connectCodeOf(err.status));
     throw err;

@@ -16,19 +16,20 @@ import { CURRENT_API_MAJOR } from "../protocol/agent-rpc.js";
 import { RpcCore, type RpcCoreOptions, type RpcRegistration } from "../rpc/index.js";
 import { dispatchHttpConnection, type HttpServers } from "../tunnel/http-dispatch.js";
 import { TUNNEL_MAX_MESSAGE_BYTES } from "../tunnel/tunnel-limits.js";
-import { admitPlainCaller, type AdmissionOptions } from "./agent-admission.js";
+import { admitPlainCaller, admitPlainStream, type AdmissionOptions } from "./agent-admission.js";
 import type { ClientIdentity } from "../tailnet/peer-identity.js";
 import { agentEndpoint } from "./agent-endpoint.js";
 import type { AgentServerStore } from "./agent-store.js";
 import { AgentTunnels, SNIFF_TIMEOUT_MS } from "./agent-tunnels.js";
 import { admitClient, type ClientAdmissionOptions } from "./client-admission.js";
 import { ClientTunnels } from "./client-tunnels.js";
-import { createConnectHandler, MAX_RPC_MESSAGE_BYTES } from "./connect-handler.js";
+import { createConnectHandler, MAX_RPC_MESSAGE_BYTES, rpcErrorOf } from "./connect-handler.js";
 import { servedApiMinor } from "./api-version.js";
 import { ConnectionLimits } from "./connection-limits.js";
 import { DialOverload } from "./dial-overload.js";
 import { enforceHttp1HeaderTimeout, enforceHttp2FirstStreamTimeout } from "./header-timeout.js";
 import { requestListener, upgradeListener, type TunnelRoutes } from "./http-routes.js";
+import { LeanUnary } from "./lean-unary.js";
 import { ServerMetrics } from "./metrics.js";
 import type { IdentityWatch } from "./identity-watch.js";
 import { TunnelIdentities } from "./tunnel-identities.js";
@@ -101,6 +102,7 @@ export class AgentServer {
     const rpcOptions: RpcCoreOptions = {
       observer: (service, method, code, seconds) => this.metrics.observeRpc(service, method, code, seconds),
       shutdownSignal: this.shutdownController.signal,
+      errorOf: rpcErrorOf,
       readMaxBytes: MAX_RPC_MESSAGE_BYTES,
       writeMaxBytes: MAX_RPC_MESSAGE_BYTES,
     };
@@ -133,6 +135,16 @@ export class AgentServer {
     // Node's own headers timeout never runs on connections handed over by hand; enforceHttp1HeaderTimeout keeps it.
     const http1 = createHttp1Server({ requestTimeout: 0, headersTimeout: 0, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS });
     const http2 = createHttp2Server({ settings: { maxConcurrentStreams: MAX_CONCURRENT_RPCS_PER_CONNECTION } });
+    if (config.leanUnary) {
+      new LeanUnary({
+        core: rpcCore,
+        tunnelIdentity: (session) => identities.ofSession(session),
+        passOver: (session) => clientIdentities.ofSession(session) !== undefined,
+        admit: (headers) => admitPlainStream(headers, plainAdmission),
+        observer: (service, method, code, seconds) => this.metrics.observeRpc(service, method, code, seconds),
+        readMaxBytes: MAX_RPC_MESSAGE_BYTES,
+      }).install(http2);
+    }
     this.servers = { http1, http2 };
     const isShuttingDown = () => this.shuttingDown;
     this.tunnels = new AgentTunnels({

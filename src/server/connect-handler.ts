@@ -44,6 +44,15 @@ export interface ConnectHandlerOptions {
 }
 
 /**
+ * What a handler's failure is answered as, on every path: a database that can't be reached is
+ * Unavailable, and its driver's text (the database's address) never reaches the caller,
+ * whichever handler let it through; anything else as `ConnectError.from` makes it.
+ */
+export function rpcErrorOf(err: unknown): ConnectError {
+  return !(err instanceof ConnectError) && isDatabaseUnavailable(err) ? databaseUnavailable(err) : ConnectError.from(err);
+}
+
+/**
  * The Connect router for the Agent and Tailnet services, as one Node request handler for
  * HTTP/1.1 and HTTP/2, in tunnels and on the plain port alike. A tunnel's requests carry the
  * identity fixed at the upgrade; plain-port requests are authenticated per call by token, from
@@ -76,9 +85,7 @@ export function createConnectHandler(options: ConnectHandlerOptions): NodeHandle
       metrics.rpcs.inc({ service, method, code: "ok" });
       return res;
     } catch (err) {
-      // A database that can't be reached is Unavailable, and its driver's text (the database's
-      // address) never reaches the caller, whichever handler let it through.
-      const connectErr = !(err instanceof ConnectError) && isDatabaseUnavailable(err) ? databaseUnavailable(err) : ConnectError.from(err);
+      const connectErr = rpcErrorOf(err);
       metrics.rpcs.inc({ service, method, code: Code[connectErr.code] ?? "unknown" });
       throw connectErr;
     } finally {

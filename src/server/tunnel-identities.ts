@@ -1,5 +1,5 @@
 import type { IncomingMessage } from "node:http";
-import type { Http2ServerRequest, ServerHttp2Session } from "node:http2";
+import type { Http2ServerRequest, Http2Session, ServerHttp2Session } from "node:http2";
 import type { Duplex } from "node:stream";
 
 /** A server a connection can be handed to: it takes one through its 'connection' event. */
@@ -38,6 +38,11 @@ export class TunnelIdentities<I extends object> {
   /** True for a connection (a stream or an HTTP/2 session) that belongs to a tunnel. */
   isTunnel(connection: object): boolean {
     return this.byConnection.has(connection);
+  }
+
+  /** The tunnel identity of an HTTP/2 session; undefined for a plain-port session. */
+  ofSession(session: Http2Session): I | undefined {
+    return this.byConnection.get(session);
   }
 
   /** The tunnel identity of a request; undefined for plain-port requests. */
