@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { resolveFlags, type FlagInputs, type ResolvedFlags } from "./config/flag.js";
 import { serverFlags } from "./config/server-flags.js";
 import { UsageError } from "./config/usage-error.js";
@@ -44,6 +45,26 @@ export interface ServerConfig {
   shutdownGraceMs: number;
   /** Most yamux streams one agent may have open (`--max-streams-per-agent`). */
   maxStreamsPerAgent: number;
+  /** A request's headers must arrive within this (`--header-timeout`), plain port and tunnels alike. */
+  headerTimeoutMs: number;
+  /** A request body pausing longer than this is cut (`--body-idle-timeout`); calls that stream requests are exempt. */
+  bodyIdleTimeoutMs: number;
+  /** Request bytes in flight on one connection (`--max-request-bytes-per-connection`). */
+  maxRequestBytesPerConnection: number;
+  /** Request bytes in flight over one agent's tunnel, all streams together (`--max-request-bytes-per-agent`). */
+  maxRequestBytesPerAgent: number;
+  /** Request bytes in flight in the process (`--max-request-bytes`). */
+  maxRequestBytes: number;
+  /** TCP connections open at once (`--max-connections`); default the open-file limit less 512. */
+  maxConnections: number;
+  /** TCP connections open at once from one address (`--max-connections-per-address`); 0: no limit. */
+  maxConnectionsPerAddress: number;
+  /** Connections of `maxConnections` only agents' dials and the control API may take (`--connection-reserve`). */
+  connectionReserve: number;
+  /** Event-loop lag past which new agent dials get 503 (`--overload-lag`). */
+  overloadLagMs: number;
+  /** Agent dials being admitted at once; more get 503 (`--max-pending-dials`). */
+  maxPendingDials: number;
   /**
    * Serve binary unary gRPC and Connect calls on the lean HTTP/2 path; false sends every call
    * through connect-node's router (`--connect-unary`), for comparison.
@@ -101,6 +122,16 @@ export function serverConfig({ values: v, sources }: ResolvedFlags<typeof server
     bannersFile: v.banners,
     shutdownGraceMs: v["shutdown-grace"],
     maxStreamsPerAgent: v["max-streams-per-agent"],
+    headerTimeoutMs: v["header-timeout"],
+    bodyIdleTimeoutMs: v["body-idle-timeout"],
+    maxRequestBytesPerConnection: v["max-request-bytes-per-connection"],
+    maxRequestBytesPerAgent: v["max-request-bytes-per-agent"],
+    maxRequestBytes: v["max-request-bytes"],
+    maxConnections: v["max-connections"] ?? defaultMaxConnections(),
+    maxConnectionsPerAddress: v["max-connections-per-address"],
+    connectionReserve: v["connection-reserve"],
+    overloadLagMs: v["overload-lag"],
+    maxPendingDials: v["max-pending-dials"],
     leanUnary: !v["connect-unary"],
     logLevel: v["log-level"],
     ...(v["log-format"] === undefined ? {} : { logFormat: v["log-format"] }),
@@ -116,6 +147,25 @@ export function inactiveTimeoutMs(v: { "agent-update-interval": number; "agent-i
   const inactiveMs = v["agent-inactive-timeout"] ?? 2 * updateMs;
   if (inactiveMs < updateMs) throw new UsageError("--agent-inactive-timeout must be at least --agent-update-interval");
   return inactiveMs;
+}
+
+/** Descriptors kept free of connections: the database pool, log files, DNS. */
+const FILE_HEADROOM = 512;
+
+/** Connections the process can hold without running out of descriptors for everything else. */
+function defaultMaxConnections(): number {
+  return Math.max(openFileLimit() - FILE_HEADROOM, FILE_HEADROOM);
+}
+
+/** RLIMIT_NOFILE's soft limit (Node raises it to the hard one at start), from /proc; 4096 elsewhere. */
+function openFileLimit(): number {
+  try {
+    const line = readFileSync("/proc/self/limits", "utf8").split("\n").find((l) => l.startsWith("Max open files"));
+    const soft = Number(line?.split(/\s{2,}/)[1]);
+    return Number.isSafeInteger(soft) ? soft : 4096;
+  } catch {
+    return 4096;
+  }
 }
 
 /** A host as it goes into a URL: IPv6 in brackets. */

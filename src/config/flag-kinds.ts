@@ -54,6 +54,26 @@ export function wholeNumber(min: number, want = `want a whole number of at least
   );
 }
 
+/** Binary unit suffixes a byte size may carry. */
+const BYTE_UNITS: Record<string, number> = { "": 1, B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 };
+
+/** A size in bytes: "65536", "512KiB", "64MiB", "1GiB"; 0 is allowed where `min` is 0. */
+export function byteSize(min: number): FlagKind<number> {
+  const want = "want a size like 65536, 512KiB, 64MiB or 1GiB";
+  return textual(
+    z.string({ error: WANT_TEXT }).transform((s, ctx) => {
+      const m = /^(\d+)\s*(B|KiB|MiB|GiB)?$/.exec(s.trim());
+      const bytes = m === null ? NaN : Number(m[1]) * BYTE_UNITS[m[2] ?? ""]!;
+      if (!Number.isSafeInteger(bytes) || bytes < min) {
+        ctx.addIssue({ code: "custom", message: m === null ? want : `want at least ${min} bytes` });
+        return z.NEVER;
+      }
+      return bytes;
+    }),
+    { placeholder: "SIZE" },
+  );
+}
+
 /** One of a few words; help lists them. */
 export function oneOf<const T extends readonly [string, ...string[]]>(values: T, placeholder: string): FlagKind<T[number]> {
   return textual(z.enum(values, { error: `one of ${values.join(", ")}` }), { placeholder, complete: values });

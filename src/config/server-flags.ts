@@ -1,5 +1,5 @@
 import { DEFAULT_DATA_DIR } from "../db/database.js";
-import { duration, filePath, folderPath, httpUrl, listenAddress, oneOf, onOff, postgresUrl, processCount, text, wholeNumber } from "./flag-kinds.js";
+import { byteSize, duration, filePath, folderPath, httpUrl, listenAddress, oneOf, onOff, postgresUrl, processCount, text, wholeNumber } from "./flag-kinds.js";
 import { flag } from "./flag.js";
 
 /** pino's levels, quietest last. */
@@ -46,6 +46,16 @@ export const serverFlags = {
   banners: flag(filePath, { defaultNote: "none", help: "service banner JSON" }),
   "shutdown-grace": flag(duration, { default: "10s", help: "how long open RPCs get at shutdown (a second signal exits at once)" }),
   "max-streams-per-agent": flag(wholeNumber(1), { default: "1024", help: "yamux streams one agent may hold open" }),
+  "header-timeout": flag(duration, { default: "15s", help: "a request's headers must arrive within this, on the plain port and in tunnels" }),
+  "body-idle-timeout": flag(duration, { default: "30s", help: "a request body that pauses for longer is cut (calls that stream requests are exempt)" }),
+  "max-request-bytes-per-connection": flag(byteSize(1), { default: "16MiB", help: "request bytes in flight on one connection; past it the call is refused" }),
+  "max-request-bytes-per-agent": flag(byteSize(1), { default: "64MiB", help: "bytes in flight over one agent's tunnel, all streams together (yamux windows; request bodies)" }),
+  "max-request-bytes": flag(byteSize(1), { default: "256MiB", help: "request bytes in flight in the whole process" }),
+  "max-connections": flag(wholeNumber(1), { defaultNote: "the open-file limit − 512", help: "TCP connections open at once; new ones past it are closed" }),
+  "max-connections-per-address": flag(wholeNumber(0), { default: "0", defaultNote: "no limit", help: "TCP connections open at once from one remote address" }),
+  "connection-reserve": flag(wholeNumber(0), { default: "256", help: "of --max-connections, kept for agents' dials and the control API" }),
+  "overload-lag": flag(duration, { default: "500ms", help: "event-loop lag past which new agent dials get 503 with Retry-After" }),
+  "max-pending-dials": flag(wholeNumber(1), { default: "256", help: "agent dials admitted at once; more get 503 with Retry-After" }),
   "connect-unary": flag(onOff, { help: "serve unary RPCs through connect-node's router too, not the lean HTTP/2 path (for comparison)" }),
   ...logFlags,
   "admin-token": flag(text, {

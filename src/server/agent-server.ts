@@ -25,6 +25,9 @@ import { admitClient, type ClientAdmissionOptions } from "./client-admission.js"
 import { ClientTunnels } from "./client-tunnels.js";
 import { createConnectHandler, MAX_RPC_MESSAGE_BYTES, rpcErrorOf } from "./connect-handler.js";
 import { servedApiMinor } from "./api-version.js";
+import { ConnectionLimits } from "./connection-limits.js";
+import { DialOverload } from "./dial-overload.js";
+import { enforceHttp1HeaderTimeout, enforceHttp2FirstStreamTimeout } from "./header-timeout.js";
 import { requestListener, upgradeListener, type TunnelRoutes } from "./http-routes.js";
 import { LeanUnary } from "./lean-unary.js";
 import { ServerMetrics } from "./metrics.js";
@@ -33,8 +36,6 @@ import { TunnelIdentities } from "./tunnel-identities.js";
 
 /** HTTP/2 streams (in-flight RPCs) per connection: each costs about 90 KB, so a bound keeps memory in check. */
 export const MAX_CONCURRENT_RPCS_PER_CONNECTION = 100;
-/** How long the HTTP/1.1 server waits for a request's headers. */
-const HEADERS_TIMEOUT_MS = 30_000;
 /** How long an idle HTTP/1.1 keep-alive connection stays open. */
 const KEEP_ALIVE_TIMEOUT_MS = 60_000;
 
@@ -80,6 +81,8 @@ export class AgentServer {
   private readonly plainSockets = new Set<Socket>();
   private readonly http2Sessions = new Set<ServerHttp2Session>();
   private readonly heartbeats: Batcher<ConnectionRefresh>;
+  private readonly overload: DialOverload;
+  private readonly connectionLimits: ConnectionLimits;
   private readonly shutdownController = new AbortController();
   /** The newest API version offered to agents, e.g. "2.13" (see `servedApiMinor`). */
   readonly apiVersion: string;
@@ -127,8 +130,10 @@ export class AgentServer {
       clientIdentity: (req) => clientIdentities.of(req),
       resolveCaller: (header) => admitPlainCaller(header, plainAdmission),
       shutdownSignal: this.shutdownController.signal,
+      limits: { ...config, adminToken: config.adminToken },
     });
-    const http1 = createHttp1Server({ requestTimeout: 0, headersTimeout: HEADERS_TIMEOUT_MS, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS });
+    // Node's own headers timeout never runs on connections handed over by hand; enforceHttp1HeaderTimeout keeps it.
+    const http1 = createHttp1Server({ requestTimeout: 0, headersTimeout: 0, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS });
     const http2 = createHttp2Server({ settings: { maxConcurrentStreams: MAX_CONCURRENT_RPCS_PER_CONNECTION } });
     if (config.leanUnary) {
       new LeanUnary({
@@ -157,6 +162,12 @@ export class AgentServer {
     });
     // The tunnel speaks no subprotocol: whatever a client offers, the 101 names none, as coderd's does.
     this.wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: TUNNEL_MAX_MESSAGE_BYTES, handleProtocols: () => false });
+    this.overload = new DialOverload({ maxLagMs: config.overloadLagMs, maxPendingDials: config.maxPendingDials });
+    this.connectionLimits = new ConnectionLimits({
+      maxConnections: config.maxConnections,
+      maxConnectionsPerAddress: config.maxConnectionsPerAddress,
+      reserve: config.connectionReserve,
+    });
     this.clientTunnels = new ClientTunnels({
       config,
       logger,
@@ -169,6 +180,7 @@ export class AgentServer {
     const endpoints: TunnelRoutes = {
       agent: agentEndpoint({
         admission,
+        overload: this.overload,
         wss: this.wss,
         metrics: this.metrics,
         logger,
@@ -193,14 +205,25 @@ export class AgentServer {
     http2.on("request", onRequest);
     http1.on("upgrade", upgradeListener(endpoints));
     http1.on("clientError", (_err, socket) => socket.destroy());
+    const headerTimedOut = () => this.metrics.requestsRefused.inc({ reason: "header_timeout" });
+    enforceHttp1HeaderTimeout(http1, config.headerTimeoutMs, headerTimedOut);
     http2.on("sessionError", () => undefined);
     http2.on("session", (session: ServerHttp2Session) => {
       identities.adoptSession(session);
       clientIdentities.adoptSession(session);
+      // A tunnel's sessions belong to an admitted agent, bounded by its stream and byte limits.
+      if (!identities.isTunnel(session) && !clientIdentities.isTunnel(session)) enforceHttp2FirstStreamTimeout(session, config.headerTimeoutMs, headerTimedOut);
       this.http2Sessions.add(session);
       session.once("close", () => this.http2Sessions.delete(session));
     });
     this.net.on("connection", (socket) => {
+      const refused = this.connectionLimits.admit(socket);
+      if (refused !== undefined) {
+        this.metrics.connectionsRefused.inc({ reason: refused });
+        socket.on("error", () => undefined);
+        socket.destroy();
+        return;
+      }
       // Without it small RPC frames wait for delayed ACKs: ~44 ms median latency was measured.
       socket.setNoDelay(true);
       this.plainSockets.add(socket);
@@ -231,6 +254,11 @@ export class AgentServer {
 
   get address(): AddressInfo {
     return this.net.address() as AddressInfo;
+  }
+
+  /** TCP connections open right now. */
+  get connectionCount(): number {
+    return this.connectionLimits.count;
   }
 
   /** Agent tunnels open right now. */
@@ -266,6 +294,7 @@ export class AgentServer {
     this.servers.http1.close();
     this.servers.http2.close();
     this.wss.close();
+    this.overload.close();
     await this.heartbeats.close();
     for (const closeable of this.options.closeOnShutdown ?? []) await closeable.close();
     await listening;

@@ -7,6 +7,7 @@ import { agentIdentityKey, type AgentIdentity } from "../auth/agent-identity.js"
 import { clientIdentityKey, type ClientIdentity } from "../tailnet/peer-identity.js";
 import { isDatabaseUnavailable } from "../db/errors.js";
 import type { ServerMetrics } from "./metrics.js";
+import { RequestGate, type RequestGateLimits } from "./request-gate.js";
 
 /** The handler connect-node builds: it serves http.Server and http2 servers alike. */
 export type NodeHandler = ReturnType<typeof connectNodeAdapter>;
@@ -38,8 +39,9 @@ export interface ConnectHandlerOptions {
   resolveCaller: ResolveCallerIdentity;
   /** Aborted at shutdown so streaming handlers end. */
   shutdownSignal?: AbortSignal;
+  /** What requests pass before their bodies are read: credentials, bytes in flight, body idle time. */
+  limits: RequestGateLimits;
 }
-
 
 /**
  * What a handler's failure is answered as, on every path: a database that can't be reached is
@@ -53,12 +55,21 @@ export function rpcErrorOf(err: unknown): ConnectError {
 /**
  * The Connect router for the Agent and Tailnet services, as one Node request handler for
  * HTTP/1.1 and HTTP/2, in tunnels and on the plain port alike. A tunnel's requests carry the
- * identity fixed at the upgrade; plain-port requests are authenticated per call by token. A
+ * identity fixed at the upgrade; plain-port requests are authenticated per call by token, from
+ * the headers, before the body is read ({@link RequestGate}).
+ * A
  * client tunnel reaches the Tailnet service alone: anything else there is Unimplemented, as the
  * client route of coderd serves nothing else.
  */
 export function createConnectHandler(options: ConnectHandlerOptions): NodeHandler {
   const { metrics } = options;
+  const gate = new RequestGate({
+    limits: options.limits,
+    metrics,
+    tunnelIdentity: options.tunnelIdentity,
+    inClientTunnel: (req) => options.clientIdentity?.(req as NodeServerRequest) !== undefined,
+    resolveCaller: options.resolveCaller,
+  });
   const observe: Interceptor = (next) => async (req) => {
     const method = req.method.name;
     const service = req.service.typeName;
@@ -67,7 +78,8 @@ export function createConnectHandler(options: ConnectHandlerOptions): NodeHandle
       if (req.contextValues.get(clientIdentityKey) !== undefined) {
         if (service !== Tailnet.typeName) throw new ConnectError(`${service} is not served on a client connection`, Code.Unimplemented);
       } else if (AGENT_SERVICES.has(service) && req.contextValues.get(agentIdentityKey) === undefined) {
-        req.contextValues.set(agentIdentityKey, await options.resolveCaller(req.header));
+        // The gate authenticated every agent call before its body was read; none can get here without.
+        throw new ConnectError("agent token required", Code.Unauthenticated);
       }
       const res = await next(req);
       metrics.rpcs.inc({ service, method, code: "ok" });
@@ -80,15 +92,18 @@ export function createConnectHandler(options: ConnectHandlerOptions): NodeHandle
       stop();
     }
   };
-  return connectNodeAdapter({
-    routes: options.routes,
+  const handler = connectNodeAdapter({
+    routes(router) {
+      options.routes(router);
+      gate.noteHandlers(router.handlers);
+    },
     interceptors: [observe],
     readMaxBytes: MAX_RPC_MESSAGE_BYTES,
     writeMaxBytes: MAX_RPC_MESSAGE_BYTES,
     shutdownSignal: options.shutdownSignal,
     contextValues(req) {
       const values = createContextValues();
-      const identity = options.tunnelIdentity(req);
+      const identity = gate.identityOf(req);
       if (identity !== undefined) return values.set(agentIdentityKey, identity);
       const client = options.clientIdentity?.(req);
       if (client !== undefined) values.set(clientIdentityKey, client);
@@ -96,6 +111,8 @@ export function createConnectHandler(options: ConnectHandlerOptions): NodeHandle
     },
     fallback: answerUnknownRoute,
   });
+  const next = handler as unknown as (req: unknown, res: unknown) => void;
+  return (req, res) => gate.handle(req, res as unknown as Parameters<RequestGate["handle"]>[1], next);
 }
 
 /**

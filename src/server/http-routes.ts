@@ -4,7 +4,9 @@ import type { Duplex } from "node:stream";
 import type { DashboardHandler } from "../dashboard/serve-dashboard.js";
 import { isDatabaseUnavailable } from "../db/errors.js";
 import { writeError } from "../http/http-error.js";
+import { ControlService } from "../../gen/agentgate/control/v1/control_pb.js";
 import { AGENT_RPC_PATH } from "../protocol/agent-rpc.js";
+import { inReserve } from "./connection-limits.js";
 import type { ClientIdentity } from "../tailnet/peer-identity.js";
 import type { Admission } from "./agent-admission.js";
 import type { AgentServerStore } from "./agent-store.js";
@@ -40,7 +42,11 @@ export function requestListener(o: RoutesOptions): (req: IncomingMessage | Http2
   return (req, res) => {
     const path = pathOf(req.url);
     const tunnel = req.httpVersionMajor === 1 ? tunnelRoute(o.endpoints, path) : undefined;
-    if (req.method === "GET" && path === "/healthz") {
+    if (inReserve(req) && !reserveMayServe(path)) {
+      // HTTP/2 has no Connection header; an HTTP/1.1 connection in the reserve is closed.
+      if (req.httpVersionMajor === 1) res.setHeader("connection", "close");
+      writeError(res as ServerResponse, 503, { message: "Server is at its connection limit.", detail: "the remaining connections are reserved for agents and the control API" });
+    } else if (req.method === "GET" && path === "/healthz") {
       res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
     } else if (req.method === "GET" && path === "/readyz") {
       o.store.ready().then(
@@ -68,6 +74,13 @@ export function upgradeListener(endpoints: TunnelRoutes): (req: IncomingMessage,
     if (route !== undefined) void route.upgrade(req, socket, head);
     else socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
   };
+}
+
+const CONTROL_PREFIX = `/${ControlService.typeName}/`;
+
+/** What a connection admitted into the reserve may still reach: agents' dials, the control API, /healthz. */
+function reserveMayServe(path: string): boolean {
+  return path === AGENT_RPC_PATH || path === "/healthz" || path.startsWith(CONTROL_PREFIX);
 }
 
 /** A tunnel route's two handlers, its identity type bound. */

@@ -65,6 +65,24 @@ export class ServerMetrics {
     help: "Tunnels ended because the agent broke the yamux protocol.",
     registers: [this.registry],
   });
+  readonly requestsRefused = new Counter({
+    name: "agentgate_requests_refused_total",
+    help: "Requests refused before or while their body came in, by reason (unauthenticated, body_idle, connection_bytes, agent_bytes, process_bytes, header_timeout).",
+    labelNames: ["reason"],
+    registers: [this.registry],
+  });
+  readonly connectionsRefused = new Counter({
+    name: "agentgate_connections_refused_total",
+    help: "TCP connections closed on arrival, by reason (total, per_address, reserve).",
+    labelNames: ["reason"],
+    registers: [this.registry],
+  });
+  readonly overloadRefusals = new Counter({
+    name: "agentgate_overload_refusals_total",
+    help: "Agent dials answered 503 because the process was saturated, by reason (event_loop_lag, pending_dials).",
+    labelNames: ["reason"],
+    registers: [this.registry],
+  });
   private readonly batchers: ObservedBatcher[] = [];
   private coordinator: (() => CoordinatorCounters) | undefined;
 

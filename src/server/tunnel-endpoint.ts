@@ -61,8 +61,8 @@ export async function handleTunnelUpgrade<I>(req: IncomingMessage, socket: Duple
     if (req.method !== "GET") throw new HttpError(405, { message: `Method ${req.method ?? ""} not allowed.` });
     identity = await admitDial(req, url, endpoint);
   } catch (err) {
-    const { status, body } = refuse(req, err, endpoint);
-    writeSocketError(socket, status, body);
+    const { status, body, headers } = refuse(req, err, endpoint);
+    writeSocketError(socket, status, body, headers);
     return;
   }
   if (socket.destroyed) return;
@@ -81,9 +81,9 @@ export async function handleTunnelPlainRequest<I>(req: IncomingMessage, res: Ser
     await admitDial(req, requestUrl(req), endpoint);
     throw new HttpError(426, { message: "This endpoint requires a WebSocket upgrade.", detail: "send Connection: Upgrade and Upgrade: websocket" });
   } catch (err) {
-    const { status, body } = refuse(req, err, endpoint);
+    const { status, body, headers } = refuse(req, err, endpoint);
     if (status === 426) res.setHeader("upgrade", "websocket");
-    writeError(res, status, body);
+    writeError(res, status, body, headers);
   }
 }
 
@@ -92,11 +92,11 @@ function requestUrl(req: IncomingMessage): URL {
 }
 
 /** The answer to a refused dial, counted and logged: at info for the dialler's fault, at error for ours. */
-function refuse<I>(req: IncomingMessage, err: unknown, endpoint: TunnelEndpoint<I>): { status: number; body: ErrorBody } {
+function refuse<I>(req: IncomingMessage, err: unknown, endpoint: TunnelEndpoint<I>): { status: number; body: ErrorBody; headers: Readonly<Record<string, string>> } {
   const refusal =
     err instanceof HttpError
-      ? { status: err.status, body: err.body }
-      : { status: 500, body: { message: "Internal error." } };
+      ? { status: err.status, body: err.body, headers: err.headers }
+      : { status: 500, body: { message: "Internal error." }, headers: {} };
   const failed = refusal.status >= 500 && refusal.status !== 503;
   endpoint.upgrades.inc({ result: failed ? "failed" : "refused", status: String(refusal.status) });
   const fields = { status: refusal.status, message: refusal.body.message, detail: refusal.body.detail, remote_address: req.socket.remoteAddress };

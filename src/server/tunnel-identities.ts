@@ -35,6 +35,11 @@ export class TunnelIdentities<I extends object> {
     if (this.handingOver !== undefined) this.byConnection.set(session, this.handingOver);
   }
 
+  /** True for a connection (a stream or an HTTP/2 session) that belongs to a tunnel. */
+  isTunnel(connection: object): boolean {
+    return this.byConnection.has(connection);
+  }
+
   /** The tunnel identity of an HTTP/2 session; undefined for a plain-port session. */
   ofSession(session: Http2Session): I | undefined {
     return this.byConnection.get(session);

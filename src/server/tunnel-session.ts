@@ -53,6 +53,8 @@ export function startTunnelSession(ws: WebSocket, options: TunnelSessionOptions)
     role: "server",
     maxStreams: config.maxStreamsPerAgent,
     maxWindow: TUNNEL_MAX_STREAM_WINDOW,
+    // Bounds what one peer's streams can make us hold, however many it opens.
+    maxBufferedBytes: config.maxRequestBytesPerAgent,
     maxMessageBytes: TUNNEL_MAX_MESSAGE_BYTES,
     closeTimeoutMs: config.shutdownGraceMs,
   });

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import type { ConnectionGuard } from "../db/queries/agent-connections.js";
 import type { Logger } from "../log.js";
 
@@ -20,12 +21,17 @@ export interface ConnectionStore {
   disconnect(agentId: string, connection: ConnectionGuard, at: Date): Promise<boolean>;
 }
 
-/** The part of a WebSocket the tracker drives: pings out, pongs in, close with a code. */
+/** The part of a WebSocket the tracker drives: pings out with a payload, pongs in with theirs. */
 export interface PingableSocket {
-  ping(): void;
-  on(event: "pong", listener: () => void): unknown;
-  off(event: "pong", listener: () => void): unknown;
+  ping(data: Buffer): void;
+  on(event: "pong", listener: (data: Buffer) => void): unknown;
+  off(event: "pong", listener: (data: Buffer) => void): unknown;
 }
+
+/** Random bytes in each ping: a pong must echo them to count, so it can't be sent unasked. */
+const PING_PAYLOAD_BYTES = 8;
+/** Pings whose pong still counts: a slow link may answer one after the next went out. */
+const PINGS_REMEMBERED = 4;
 
 export interface ConnectionTrackerOptions {
   agentId: string;
@@ -63,8 +69,15 @@ export class ConnectionTracker {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private evicted = false;
-  private readonly onPong = () => {
-    this.lastPong = Date.now();
+  /** Payloads of the last pings sent, newest last. */
+  private readonly pingsOut: Buffer[] = [];
+  /**
+   * Only a pong echoing one of our pings proves the agent reads its socket: an agent that never
+   * reads but sends pongs of its own would otherwise stay connected forever, its unread data
+   * piling up here.
+   */
+  private readonly onPong = (data: Buffer) => {
+    if (this.pingsOut.some((p) => p.equals(data))) this.lastPong = Date.now();
   };
 
   constructor(private readonly options: ConnectionTrackerOptions) {}
@@ -101,7 +114,10 @@ export class ConnectionTracker {
       this.evictOnce("ping_timeout", "ping timeout");
       return;
     }
-    options.socket.ping();
+    const payload = randomBytes(PING_PAYLOAD_BYTES);
+    this.pingsOut.push(payload);
+    if (this.pingsOut.length > PINGS_REMEMBERED) this.pingsOut.shift();
+    options.socket.ping(payload);
     options.onPing?.();
     options.store.refresh(options.agentId, this.connection, new Date(now));
   }

@@ -13,6 +13,13 @@ export interface SessionOptions {
    * It bounds memory a stream can buffer: maxStreams × maxWindow per session. Default 1 MiB.
    */
   maxWindow?: number;
+  /**
+   * Bytes all streams together may have in flight toward us: granted receive windows plus data
+   * received and not yet read. A stream's window only grows, and its reader's credit only goes
+   * out, within it; a SYN that would need more than is left is refused with RST. Bounds the
+   * session's receive memory whatever the stream count. Default: no bound (maxStreams × maxWindow).
+   */
+  maxBufferedBytes?: number;
   /** Send a ping this often; 0 turns keepalive off. Default 0 (the server's tracker pings). */
   keepaliveIntervalMs?: number;
   /** Close the session when a keepalive ping is not answered in this time. Default 30 s. */
@@ -46,6 +53,8 @@ export interface SessionConfig {
   maxStreams: number;
   initialWindow: number;
   maxWindow: number;
+  /** Infinity: no bound. */
+  maxBufferedBytes: number;
   keepaliveIntervalMs: number;
   keepaliveTimeoutMs: number;
   closeTimeoutMs: number;
@@ -72,6 +81,7 @@ export function sessionConfig(options: SessionOptions): SessionConfig {
     maxStreams: options.maxStreams ?? DEFAULT_MAX_STREAMS,
     initialWindow,
     maxWindow: Math.min(Math.max(options.maxWindow ?? DEFAULT_MAX_WINDOW, initialWindow), MAX_UINT32),
+    maxBufferedBytes: Math.max(options.maxBufferedBytes ?? Infinity, initialWindow),
     keepaliveIntervalMs: options.keepaliveIntervalMs ?? 0,
     keepaliveTimeoutMs: options.keepaliveTimeoutMs ?? DEFAULT_KEEPALIVE_TIMEOUT_MS,
     closeTimeoutMs: options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS,

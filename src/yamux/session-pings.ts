@@ -1,3 +1,4 @@
+import { randomInt } from "node:crypto";
 import { MAX_UINT32 } from "./frame.js";
 
 interface PendingPing {
@@ -7,17 +8,18 @@ interface PendingPing {
 }
 
 /**
- * @internal The session's pings in flight: each gets an opaque id the peer echoes, and resolves
- * with the round trip when its ACK comes back. The map exists only while pings are out.
+ * @internal The session's pings in flight: each gets a random opaque id the peer echoes, and
+ * resolves with the round trip when its ACK comes back; an ACK the peer sends unasked can't
+ * guess one. The map exists only while pings are out.
  */
 export class PendingPings {
   private pending: Map<number, PendingPing> | undefined;
-  private nextId = 0;
 
   /** Registers a ping; returns its id (to send) and the promise of its round trip in milliseconds. */
   start(): { id: number; rtt: Promise<number> } {
-    const id = this.nextId;
-    this.nextId = (id + 1) % (MAX_UINT32 + 1);
+    let id: number;
+    do id = randomInt(0, MAX_UINT32 + 1);
+    while (this.pending?.has(id));
     const rtt = new Promise<number>((resolve, reject) => {
       (this.pending ??= new Map()).set(id, { started: performance.now(), resolve, reject });
     });

@@ -41,6 +41,10 @@ export class Session extends EventEmitter implements FrameHandler, StreamHost, W
   private payloadStream: Stream | undefined;
   private payloadLeft = 0;
   private payloadFlags = 0;
+  /** Credit granted plus data unread, all streams together, against `config.maxBufferedBytes`. */
+  private committed = 0;
+  /** Streams waiting for budget to grant their readers' credit; made when first needed. */
+  private starving: Set<Stream> | undefined;
   /** Made on the first ping: an idle session should cost little. */
   private pings: PendingPings | undefined;
   private keepaliveTimer: NodeJS.Timeout | undefined;
@@ -261,7 +265,7 @@ export class Session extends EventEmitter implements FrameHandler, StreamHost, W
       return false;
     }
     if (id > this.highestRemoteId) this.highestRemoteId = id;
-    if (this.closed || this.streams.size >= this.config.maxStreams) {
+    if (this.closed || this.streams.size >= this.config.maxStreams || this.uncommitted < this.config.initialWindow) {
       this.counters.streamsRefused++;
       this.reply(FrameType.WindowUpdate, Flag.RST, id, 0);
       return false;
@@ -327,6 +331,28 @@ export class Session extends EventEmitter implements FrameHandler, StreamHost, W
 
   // ---- lifecycle ----
 
+  /** @internal (StreamHost) */
+  get uncommitted(): number {
+    return this.config.maxBufferedBytes - this.committed;
+  }
+
+  /** @internal (StreamHost) */
+  commit(stream: Stream, delta: number): void {
+    this.committed += delta;
+    if (delta >= 0 || this.starving === undefined) return;
+    if (!this.streams.has(stream.id)) this.starving.delete(stream);
+    for (const waiting of this.starving) {
+      if (this.uncommitted <= 0) return;
+      this.starving.delete(waiting);
+      waiting.creditReader();
+    }
+  }
+
+  /** @internal (StreamHost) */
+  starved(stream: Stream): void {
+    (this.starving ??= new Set()).add(stream);
+  }
+
   private createStream(id: number, outbound: boolean): Stream {
     const stream = new Stream(this, id, {
       outbound,
@@ -335,6 +361,7 @@ export class Session extends EventEmitter implements FrameHandler, StreamHost, W
       maxFramePayload: this.config.maxFramePayload,
     });
     this.streams.set(id, stream);
+    this.committed += this.config.initialWindow;
     return stream;
   }
 
@@ -347,6 +374,7 @@ export class Session extends EventEmitter implements FrameHandler, StreamHost, W
   forget(stream: Stream): void {
     if (this.streams.get(stream.id) !== stream) return;
     this.streams.delete(stream.id);
+    this.starving?.delete(stream);
     if (this.streams.size === 0) this.drained?.();
   }
 

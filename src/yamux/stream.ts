@@ -10,6 +10,12 @@ export interface StreamHost {
   whenWritable(callback: () => void): void;
   /** The stream is done on the wire; drop it from the table. Idempotent. */
   forget(stream: Stream): void;
+  /** The stream's committed bytes (credit granted plus data unread) changed by `delta`. */
+  commit(stream: Stream, delta: number): void;
+  /** Bytes the session can still grant all its streams together. */
+  readonly uncommitted: number;
+  /** The stream owes its peer credit the budget had no room for: call its `creditReader` once there is. */
+  starved(stream: Stream): void;
 }
 
 /** @internal Per-stream settings handed down by the session. */
@@ -55,6 +61,10 @@ export class Stream extends Duplex {
   private remoteFin = false;
   /** No frames may be sent any more (peer reset it, or the session is gone). */
   private silenced = false;
+  /** Credit granted plus data unread, as last reported to the session's budget. */
+  private committed: number;
+  /** Runs while `setTimeout` asked for an idle timeout; refreshed by every byte in or out. */
+  private idleTimer: NodeJS.Timeout | undefined;
 
   /** @internal Created by the session only. */
   constructor(host: StreamHost, id: number, settings: StreamSettings) {
@@ -65,6 +75,7 @@ export class Stream extends Duplex {
     this.acknowledged = !settings.outbound;
     this.receiveWindow = settings.receiveWindow;
     this.receiveCredit = settings.receiveWindow;
+    this.committed = settings.receiveWindow;
     this.maxReceiveWindow = settings.maxReceiveWindow;
     this.maxFramePayload = settings.maxFramePayload;
   }
@@ -92,7 +103,9 @@ export class Stream extends Duplex {
   /** @internal A piece of admitted Data. */
   deliver(piece: Buffer): void {
     if (this.destroyed) return;
+    this.idleTimer?.refresh();
     this.push(piece);
+    this.recommit();
     this.creditReader(); // a flowing reader may have taken it already
   }
 
@@ -148,7 +161,10 @@ export class Stream extends Duplex {
    */
   override read(size?: number): any {
     const chunk: unknown = super.read(size);
-    if (chunk !== null) this.creditReader();
+    if (chunk !== null) {
+      this.recommit();
+      this.creditReader();
+    }
     return chunk;
   }
 
@@ -176,6 +192,10 @@ export class Stream extends Duplex {
     this.silenced = true;
     this.pendingChunk = undefined;
     this.pendingCallback = undefined;
+    clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+    this.host.commit(this, -this.committed);
+    this.committed = 0;
     this.host.forget(this);
     callback(error);
   }
@@ -190,6 +210,7 @@ export class Stream extends Duplex {
   private pump(): void {
     let chunk = this.pendingChunk;
     if (chunk === undefined || this.silenced) return;
+    this.idleTimer?.refresh();
     while (chunk.length > 0 && this.sendWindow > 0) {
       const n = Math.min(chunk.length, this.sendWindow, this.maxFramePayload);
       this.host.sendFrame(FrameType.Data, 0, this.id, n, n === chunk.length ? chunk : chunk.subarray(0, n));
@@ -210,19 +231,36 @@ export class Stream extends Duplex {
    * Gives the peer credit for what the reader consumed, once that is at least half the window
    * (as hashicorp/yamux does, so updates stay rare). A paused reader grants nothing.
    */
-  private creditReader(): void {
+  /** @internal Grants what the reader consumed, within the session's budget: the session calls it again when room frees. */
+  creditReader(): void {
     if (this.silenced || this.remoteFin) return;
     const buffered = this.readableLength;
     let window = this.receiveWindow;
     if (window - buffered - this.receiveCredit < window / 2) return;
+    const room = this.host.uncommitted;
     // The reader keeps up and the sender used half the window: the window limits throughput.
-    if (buffered === 0 && window < this.maxReceiveWindow) {
+    if (buffered === 0 && window < this.maxReceiveWindow && room >= window) {
       window = Math.min(window * 2, this.maxReceiveWindow);
       this.receiveWindow = window;
     }
-    const credit = window - buffered - this.receiveCredit;
+    const credit = Math.min(window - buffered - this.receiveCredit, room);
+    if (credit <= 0) {
+      this.host.starved(this);
+      return;
+    }
     this.receiveCredit += credit;
+    this.recommit();
     this.host.sendFrame(FrameType.WindowUpdate, 0, this.id, credit);
+  }
+
+  /** Reports a change of credit plus unread data to the session's budget. */
+  private recommit(): void {
+    if (this.silenced) return;
+    const now = this.receiveCredit + this.readableLength;
+    const delta = now - this.committed;
+    if (delta === 0) return;
+    this.committed = now;
+    this.host.commit(this, delta);
   }
 
   // Socket look-alikes: node:http and node:http2 call these on a connection.
@@ -237,8 +275,24 @@ export class Stream extends Duplex {
     return this;
   }
 
-  /** No-op (idle timeouts belong to the protocol served on the stream); returns this. */
-  setTimeout(_timeout: number, _callback?: () => void): this {
+  /**
+   * As `net.Socket#setTimeout`: after `timeout` ms without a byte read or written, 'timeout' is
+   * emitted (the stream stays open; the listener decides). 0 turns it off; `callback` is added as
+   * a one-time 'timeout' listener (removed again by a 0). node:http uses it for its keep-alive
+   * and idle timeouts, so HTTP/1.1 in a tunnel gets the same ones as on a TCP socket.
+   */
+  setTimeout(timeout: number, callback?: () => void): this {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+    if (timeout === 0) {
+      if (callback !== undefined) this.off("timeout", callback);
+      return this;
+    }
+    if (callback !== undefined) this.once("timeout", callback);
+    if (!this.destroyed) {
+      this.idleTimer = setTimeout(() => this.emit("timeout"), timeout);
+      this.idleTimer.unref();
+    }
     return this;
   }
 

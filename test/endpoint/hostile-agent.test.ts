@@ -1,6 +1,8 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { connect as http2Connect } from "node:http2";
 import { connect as tcpConnect } from "node:net";
+import { gzipSync } from "node:zlib";
 import { WebSocket } from "ws";
 import { makeWorkspace } from "../support/fixtures.js";
 import { startTestServer, useTestDatabase, type TestServer } from "../support/agent-server.js";
@@ -108,6 +110,59 @@ describe("hostile input never takes down the server or another agent", () => {
     socket.on("data", () => undefined);
     socket.write(Buffer.from([0xde, 0xad, 0xbe, 0xef, 0x0d, 0x0a, 0x0d, 0x0a]));
     await closed;
+    assert.equal((await fetch(`${srv.url}/healthz`)).status, 200);
+    await bystanderWorks();
+  });
+
+  /** Sends raw bytes on a fresh TCP connection and resolves with everything answered until it closes. */
+  const rawExchange = (bytes: string | Buffer) =>
+    new Promise<string>((resolve) => {
+      const socket = tcpConnect(srv.server.address.port, "127.0.0.1");
+      let text = "";
+      socket.on("error", () => undefined);
+      socket.on("data", (c: Buffer) => (text += c.toString("latin1")));
+      socket.once("close", () => resolve(text));
+      socket.write(bytes);
+    });
+
+  test("headers past the size limit get the connection closed; the server serves on", async () => {
+    const answer = await rawExchange(`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(64 * 1024)}\r\n\r\n`);
+    assert.doesNotMatch(answer, /^HTTP\/1\.1 200/);
+    assert.equal((await fetch(`${srv.url}/healthz`)).status, 200);
+    await bystanderWorks();
+  });
+
+  test("a 4 GiB Content-Length is refused before its body, with a token or without", async () => {
+    const head = (token?: string) =>
+      "POST /coder.agent.v2.Agent/GetManifest HTTP/1.1\r\nHost: x\r\nContent-Type: application/proto\r\n" +
+      `Content-Length: ${4 * 1024 ** 3}\r\n${token ? `Coder-Session-Token: ${token}\r\n` : ""}\r\n`;
+    // Without a token the declaration alone is past every budget: refused either way, body unread.
+    assert.match(await rawExchange(head()), /^HTTP\/1\.1 (401|429) /);
+    assert.match(await rawExchange(head(tokens[6]!)), /^HTTP\/1\.1 429 /);
+    await bystanderWorks();
+  });
+
+  test("a gzip bomb from an agent is refused ResourceExhausted, not inflated", async () => {
+    const bomb = gzipSync(Buffer.alloc(64 * 1024 * 1024));
+    const res = await fetch(`${srv.url}/coder.agent.v2.Agent/GetManifest`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "content-encoding": "gzip", "coder-session-token": tokens[6]! },
+      body: bomb,
+    });
+    assert.equal(((await res.json()) as { code: string }).code, "resource_exhausted");
+    await bystanderWorks();
+  });
+
+  test("HTTP/2 rapid reset: streams opened and cancelled at once by the thousand leave the server serving", async () => {
+    const session = http2Connect(srv.url);
+    session.on("error", () => undefined);
+    await new Promise<void>((resolve) => session.once("connect", () => resolve()));
+    for (let i = 0; i < 2_000 && !session.destroyed; i++) {
+      const stream = session.request({ ":method": "POST", ":path": "/coder.agent.v2.Agent/GetManifest", "content-type": "application/grpc" });
+      stream.on("error", () => undefined);
+      stream.close(0x8); // CANCEL
+    }
+    session.destroy();
     assert.equal((await fetch(`${srv.url}/healthz`)).status, 200);
     await bystanderWorks();
   });
