@@ -11,8 +11,9 @@
  *     LOG_AGENTS concurrent callers on a pool of the server's size (no tunnel, no RPC).
  * (b) the steady workload, compressed SPEEDUP times (5): stats every 30 s and two metadata items
  *     every 10 s per agent, for fleets of FLEETS agents ("250,500,1000") in turn, PHASE_S seconds
- *     (15) each; RPCs per second against statements per second. The agent re-read (one SELECT
- *     per RPC, as coderd does) grows with RPCs; the batched writes must grow with time only.
+ *     (15) each; RPCs per second against statements per second. The re-reads column counts
+ *     per-RPC reads of the agent row (none while identity events flow: a tunnel holds its
+ *     identity); the batched writes must grow with time only.
  *
  *   BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test node --import tsx bench/agentapi.ts
  *

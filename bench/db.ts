@@ -17,6 +17,7 @@ import { migrate } from "../src/db/migrate.js";
 import { connectAgent, refreshAgentConnections, type AgentConnection, type ConnectionRefresh } from "../src/db/queries/agent-connections.js";
 import { insertAgent } from "../src/db/queries/agents.js";
 import { insertNextBuild } from "../src/db/queries/builds.js";
+import { insertLogSources } from "../src/db/queries/log-sources.js";
 import { insertLogBatch } from "../src/db/queries/logs.js";
 import { insertResource } from "../src/db/queries/resources.js";
 import { insertUser } from "../src/db/queries/users.js";
@@ -56,6 +57,8 @@ try {
     for (let i = 0; i < Math.max(AGENTS, LOG_AGENTS); i++) {
       const a = await insertAgent(tx, { id: randomUUID(), resourceId: resource.id, name: `a${i}`, authToken: randomUUID(), architecture: "amd64", operatingSystem: "linux", now });
       ids.push(a.id);
+      // Log lines go only under an agent's own sources.
+      await insertLogSources(tx, { agentId: a.id, createdAt: now, sources: [{ id: NIL_UUID, displayName: "bench", icon: "" }] });
     }
   });
   const replicaId = randomUUID();

@@ -50,7 +50,16 @@ export interface ServerConfig {
   logFormat?: "json" | "pretty";
   /** Bearer token of the control API (`--admin-token`); `serve` generates one when unset. */
   adminToken?: string;
+  /** How often this replica writes its tailnet heartbeat. No flag: Coder's 2 s; tests shorten it. */
+  tailnetHeartbeatIntervalMs: number;
+  /** A replica silent for this long is dead and its peers are lost. No flag: Coder's 6 s (3 heartbeats). */
+  tailnetReplicaTimeoutMs: number;
+  /** How often every peer's picture is re-read whatever the notifications said. No flag: Coder's 30 s. */
+  tailnetFullRefreshIntervalMs: number;
 }
+
+/** The tailnet intervals of every server: Coder's HA coordinator's. */
+export const TAILNET_INTERVALS = { tailnetHeartbeatIntervalMs: 2_000, tailnetReplicaTimeoutMs: 6_000, tailnetFullRefreshIntervalMs: 30_000 } as const;
 
 /**
  * The config of `serve` from its flags' sources (command line, environment, config file), over
@@ -91,6 +100,7 @@ export function serverConfig({ values: v, sources }: ResolvedFlags<typeof server
     ...(v["log-format"] === undefined ? {} : { logFormat: v["log-format"] }),
     // An empty token would match an empty Authorization and prove nothing: it means none.
     ...(v["admin-token"] ? { adminToken: v["admin-token"] } : {}),
+    ...TAILNET_INTERVALS,
   };
 }
 

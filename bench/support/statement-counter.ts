@@ -3,7 +3,7 @@
  * its answer (pool wait + network + PostgreSQL). Benchmarks wrap the server's database in
  * {@link countedDatabase} and compare these figures with PostgreSQL's own counters.
  */
-import type { Database } from "../../src/db/database.js";
+import type { Database, Queryable } from "../../src/db/database.js";
 
 /** Statement kinds, recognised by their SQL; the first match wins. */
 export const STATEMENT_KINDS: [string, RegExp][] = [
@@ -57,18 +57,20 @@ export class StatementCounter {
 
 /** `db` with every `query` counted (transactions are not: the agent API doesn't use them on hot paths). */
 export function countedDatabase(db: Database, counter: StatementCounter): Database {
+  const counted = (target: Queryable) => async (sql: string, params?: unknown[]) => {
+    const done = counter.start(sql);
+    try {
+      return await target.query(sql, params);
+    } finally {
+      done();
+    }
+  };
+  // The background pool's statements (sweeps, heartbeat flushes) count too.
+  const background = { query: counted(db.background) } as Queryable;
   return new Proxy(db, {
     get(target, prop, receiver) {
-      if (prop === "query") {
-        return async (sql: string, params?: unknown[]) => {
-          const done = counter.start(sql);
-          try {
-            return await target.query(sql, params);
-          } finally {
-            done();
-          }
-        };
-      }
+      if (prop === "query") return counted(target);
+      if (prop === "background") return background;
       const v = Reflect.get(target, prop, receiver) as unknown;
       return typeof v === "function" ? v.bind(target) : v;
     },

@@ -4,6 +4,7 @@ import { createServer as createHttp2Server, type ServerHttp2Session } from "node
 import { createServer as createNetServer, type AddressInfo, type Socket } from "node:net";
 import type { ConnectRouter } from "@connectrpc/connect";
 import { WebSocketServer } from "ws";
+import { Tailnet } from "../../gen/coder/tailnet/v2/tailnet_pb.js";
 import type { AgentIdentity } from "../auth/agent-identity.js";
 import type { ServerConfig } from "../config.js";
 import { dashboardHandler } from "../dashboard/serve-dashboard.js";
@@ -12,16 +13,19 @@ import type { ConnectionRefresh } from "../db/queries/agent-connections.js";
 import type { Logger } from "../log.js";
 import { createHeartbeatBatcher } from "../tracker/heartbeat-batcher.js";
 import { CURRENT_API_MAJOR } from "../protocol/agent-rpc.js";
-import { RpcCore, type RpcRegistration } from "../rpc/index.js";
+import { RpcCore, type RpcCoreOptions, type RpcRegistration } from "../rpc/index.js";
 import { dispatchHttpConnection, type HttpServers } from "../tunnel/http-dispatch.js";
 import { TUNNEL_MAX_MESSAGE_BYTES } from "../tunnel/tunnel-limits.js";
 import { admitPlainCaller, type AdmissionOptions } from "./agent-admission.js";
-import type { AgentEndpointOptions } from "./agent-endpoint.js";
+import type { ClientIdentity } from "../tailnet/peer-identity.js";
+import { agentEndpoint } from "./agent-endpoint.js";
 import type { AgentServerStore } from "./agent-store.js";
 import { AgentTunnels, SNIFF_TIMEOUT_MS } from "./agent-tunnels.js";
+import { admitClient, type ClientAdmissionOptions } from "./client-admission.js";
+import { ClientTunnels } from "./client-tunnels.js";
 import { createConnectHandler, MAX_RPC_MESSAGE_BYTES } from "./connect-handler.js";
 import { servedApiMinor } from "./api-version.js";
-import { requestListener, upgradeListener } from "./http-routes.js";
+import { requestListener, upgradeListener, type TunnelRoutes } from "./http-routes.js";
 import { ServerMetrics } from "./metrics.js";
 import type { IdentityWatch } from "./identity-watch.js";
 import { TunnelIdentities } from "./tunnel-identities.js";
@@ -50,6 +54,8 @@ export interface AgentServerOptions {
   /** Publishes `agt_connection_update` for an agent; must not throw. */
   publishConnectionUpdate: (identity: AgentIdentity) => void;
   metrics?: ServerMetrics;
+  /** How clients of the coordination route are admitted; without it that route is not served. */
+  clientAdmission?: ClientAdmissionOptions;
   /**
    * Things to close at shutdown once every tunnel has drained (batchers' final flushes), in
    * order. The database itself is the caller's to close afterwards.
@@ -59,7 +65,8 @@ export interface AgentServerOptions {
 
 /**
  * The agentgate HTTP server: one port for HTTP/1.1 and h2c, serving the agent endpoint
- * (WebSocket → yamux → Connect), the same Connect services for plain-port callers, and
+ * (WebSocket → yamux → Connect), the client coordination endpoint (the same, Tailnet only), the
+ * same Connect services for plain-port callers, and
  * /healthz, /readyz, /metrics.
  */
 export class AgentServer {
@@ -68,6 +75,7 @@ export class AgentServer {
   private readonly servers: HttpServers;
   private readonly wss: WebSocketServer;
   private readonly tunnels: AgentTunnels;
+  private readonly clientTunnels: ClientTunnels;
   private readonly plainSockets = new Set<Socket>();
   private readonly http2Sessions = new Set<ServerHttp2Session>();
   private readonly heartbeats: Batcher<ConnectionRefresh>;
@@ -84,14 +92,21 @@ export class AgentServer {
     const { logger, store, config } = options;
     this.heartbeats = createHeartbeatBatcher((refreshes) => store.writeHeartbeats(refreshes), logger);
     this.metrics.watchBatcher(this.heartbeats);
-    const identities = new TunnelIdentities();
+    const identities = new TunnelIdentities<AgentIdentity>();
+    const clientIdentities = new TunnelIdentities<ClientIdentity>();
     // The RPC core serves DRPC: the same implementations, metrics and limits as Connect's router.
-    const rpcCore = new RpcCore(options.agentServices, {
+    const rpcOptions: RpcCoreOptions = {
       observer: (service, method, code, seconds) => this.metrics.observeRpc(service, method, code, seconds),
       shutdownSignal: this.shutdownController.signal,
       readMaxBytes: MAX_RPC_MESSAGE_BYTES,
       writeMaxBytes: MAX_RPC_MESSAGE_BYTES,
-    });
+    };
+    const rpcCore = new RpcCore(options.agentServices, rpcOptions);
+    // A client tunnel's DRPC reaches the Tailnet service alone, as its Connect requests do.
+    const clientRpcCore = new RpcCore(
+      options.agentServices.filter(([service]) => service.typeName === Tailnet.typeName),
+      rpcOptions,
+    );
     const admission: AdmissionOptions = {
       lookup: store.lookupAgentByToken,
       replicaId: options.replicaId,
@@ -107,6 +122,7 @@ export class AgentServer {
       },
       metrics: this.metrics,
       tunnelIdentity: (req) => identities.of(req),
+      clientIdentity: (req) => clientIdentities.of(req),
       resolveCaller: (header) => admitPlainCaller(header, plainAdmission),
       shutdownSignal: this.shutdownController.signal,
     });
@@ -129,22 +145,46 @@ export class AgentServer {
     });
     // The tunnel speaks no subprotocol: whatever a client offers, the 101 names none, as coderd's does.
     this.wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: TUNNEL_MAX_MESSAGE_BYTES, handleProtocols: () => false });
-    const endpoint: AgentEndpointOptions = {
-      admission,
-      wss: this.wss,
-      metrics: this.metrics,
+    this.clientTunnels = new ClientTunnels({
+      config,
       logger,
+      metrics: this.metrics,
+      servers: this.servers,
+      identities: clientIdentities,
+      rpcCore: clientRpcCore,
       isShuttingDown,
-      onTunnel: (ws, admitted, remoteAddress) => this.tunnels.run(ws, admitted, remoteAddress),
+    });
+    const endpoints: TunnelRoutes = {
+      agent: agentEndpoint({
+        admission,
+        wss: this.wss,
+        metrics: this.metrics,
+        logger,
+        isShuttingDown,
+        onTunnel: (ws, admitted, remoteAddress) => this.tunnels.run(ws, admitted, remoteAddress),
+      }),
     };
-    const onRequest = requestListener({ store, metrics: this.metrics, endpoint, dashboard: dashboardHandler(), connect });
+    const { clientAdmission } = options;
+    if (clientAdmission !== undefined) {
+      endpoints.client = (agentId) => ({
+        who: "client",
+        admit: (req, url) => admitClient({ headers: req.headers, url, agentId }, clientAdmission),
+        wss: this.wss,
+        upgrades: this.metrics.clientUpgrades,
+        logger,
+        isShuttingDown,
+        onTunnel: (ws, identity, remoteAddress) => this.clientTunnels.run(ws, identity, remoteAddress),
+      });
+    }
+    const onRequest = requestListener({ store, metrics: this.metrics, endpoints, dashboard: dashboardHandler(), connect });
     http1.on("request", onRequest);
     http2.on("request", onRequest);
-    http1.on("upgrade", upgradeListener(endpoint));
+    http1.on("upgrade", upgradeListener(endpoints));
     http1.on("clientError", (_err, socket) => socket.destroy());
     http2.on("sessionError", () => undefined);
     http2.on("session", (session: ServerHttp2Session) => {
       identities.adoptSession(session);
+      clientIdentities.adoptSession(session);
       this.http2Sessions.add(session);
       session.once("close", () => this.http2Sessions.delete(session));
     });
@@ -181,9 +221,14 @@ export class AgentServer {
     return this.net.address() as AddressInfo;
   }
 
-  /** Tunnels open right now. */
+  /** Agent tunnels open right now. */
   get tunnelCount(): number {
     return this.tunnels.count;
+  }
+
+  /** Client tunnels open right now. */
+  get clientTunnelCount(): number {
+    return this.clientTunnels.count;
   }
 
   /**
@@ -204,7 +249,7 @@ export class AgentServer {
     this.shutdownController.abort();
     for (const session of this.http2Sessions) session.close();
     this.servers.http1.closeIdleConnections();
-    await this.tunnels.closeAll();
+    await Promise.all([this.tunnels.closeAll(), this.clientTunnels.closeAll()]);
     for (const socket of this.plainSockets) socket.destroy();
     this.servers.http1.close();
     this.servers.http2.close();

@@ -4,6 +4,7 @@ import { Agent } from "../../gen/coder/agent/v2/agent_pb.js";
 import { Tailnet } from "../../gen/coder/tailnet/v2/tailnet_pb.js";
 import { databaseUnavailable } from "../agentapi/rpc-errors.js";
 import { agentIdentityKey, type AgentIdentity } from "../auth/agent-identity.js";
+import { clientIdentityKey, type ClientIdentity } from "../tailnet/peer-identity.js";
 import { isDatabaseUnavailable } from "../db/errors.js";
 import type { ServerMetrics } from "./metrics.js";
 
@@ -30,8 +31,10 @@ export type ResolveCallerIdentity = (header: Headers) => Promise<AgentIdentity>;
 export interface ConnectHandlerOptions {
   routes: (router: ConnectRouter) => void;
   metrics: ServerMetrics;
-  /** The identity a tunnel's request carries; undefined on the plain port. */
+  /** The identity an agent tunnel's request carries; undefined on the plain port. */
   tunnelIdentity: (req: NodeServerRequest) => AgentIdentity | undefined;
+  /** The identity a client tunnel's request carries; undefined elsewhere. */
+  clientIdentity?: (req: NodeServerRequest) => ClientIdentity | undefined;
   resolveCaller: ResolveCallerIdentity;
   /** Aborted at shutdown so streaming handlers end. */
   shutdownSignal?: AbortSignal;
@@ -41,7 +44,9 @@ export interface ConnectHandlerOptions {
 /**
  * The Connect router for the Agent and Tailnet services, as one Node request handler for
  * HTTP/1.1 and HTTP/2, in tunnels and on the plain port alike. A tunnel's requests carry the
- * identity fixed at the upgrade; plain-port requests are authenticated per call by token.
+ * identity fixed at the upgrade; plain-port requests are authenticated per call by token. A
+ * client tunnel reaches the Tailnet service alone: anything else there is Unimplemented, as the
+ * client route of coderd serves nothing else.
  */
 export function createConnectHandler(options: ConnectHandlerOptions): NodeHandler {
   const { metrics } = options;
@@ -50,7 +55,9 @@ export function createConnectHandler(options: ConnectHandlerOptions): NodeHandle
     const service = req.service.typeName;
     const stop = metrics.rpcSeconds.startTimer({ method });
     try {
-      if (AGENT_SERVICES.has(service) && req.contextValues.get(agentIdentityKey) === undefined) {
+      if (req.contextValues.get(clientIdentityKey) !== undefined) {
+        if (service !== Tailnet.typeName) throw new ConnectError(`${service} is not served on a client connection`, Code.Unimplemented);
+      } else if (AGENT_SERVICES.has(service) && req.contextValues.get(agentIdentityKey) === undefined) {
         req.contextValues.set(agentIdentityKey, await options.resolveCaller(req.header));
       }
       const res = await next(req);
@@ -75,7 +82,9 @@ export function createConnectHandler(options: ConnectHandlerOptions): NodeHandle
     contextValues(req) {
       const values = createContextValues();
       const identity = options.tunnelIdentity(req);
-      if (identity !== undefined) values.set(agentIdentityKey, identity);
+      if (identity !== undefined) return values.set(agentIdentityKey, identity);
+      const client = options.clientIdentity?.(req);
+      if (client !== undefined) values.set(clientIdentityKey, client);
       return values;
     },
     fallback: answerUnknownRoute,

@@ -2,6 +2,7 @@ import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import { DROP_REASONS, type ObservedBatcher } from "../db/batcher.js";
+import type { CoordinatorCounters } from "../tailnet/coordinator.js";
 
 /** RPC latency buckets: from a cached answer (sub-millisecond) to a slow database (seconds). */
 const RPC_SECONDS_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
@@ -17,6 +18,17 @@ export class ServerMetrics {
   readonly upgrades = new Counter({
     name: "agentgate_agent_upgrades_total",
     help: "Requests on the agent route, by result (upgraded, refused, failed) and the HTTP status answered.",
+    labelNames: ["result", "status"],
+    registers: [this.registry],
+  });
+  readonly connectedClients = new Gauge({
+    name: "agentgate_clients_connected",
+    help: "Clients with an open tunnel on the coordination route of this replica.",
+    registers: [this.registry],
+  });
+  readonly clientUpgrades = new Counter({
+    name: "agentgate_client_upgrades_total",
+    help: "Requests on the client coordination route, by result (upgraded, refused, failed) and the HTTP status answered.",
     labelNames: ["result", "status"],
     registers: [this.registry],
   });
@@ -54,6 +66,7 @@ export class ServerMetrics {
     registers: [this.registry],
   });
   private readonly batchers: ObservedBatcher[] = [];
+  private coordinator: (() => CoordinatorCounters) | undefined;
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
@@ -93,6 +106,54 @@ export class ServerMetrics {
       },
     });
     counterOf("agentgate_batcher_flush_errors_total", "Batcher flushes that failed (their items are retried with backoff, then dropped).", (b) => b.counters().flushErrors);
+    this.registerCoordinatorMetrics();
+  }
+
+  /** Exports the tailnet coordinator's counters: read at each scrape. */
+  watchCoordinator(counters: () => CoordinatorCounters): void {
+    this.coordinator = counters;
+  }
+
+  private registerCoordinatorMetrics(): void {
+    const read = () => this.coordinator?.();
+    const registers = [this.registry];
+    new Gauge({
+      name: "agentgate_tailnet_peers",
+      help: "Coordinate streams on this replica, by kind (agent, client).",
+      labelNames: ["kind"],
+      registers,
+      collect() {
+        const c = read();
+        this.set({ kind: "agent" }, c?.peers.agent ?? 0);
+        this.set({ kind: "client" }, c?.peers.client ?? 0);
+      },
+    });
+    const gauge = (name: string, help: string, value: (c: CoordinatorCounters) => number) =>
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          const c = read();
+          this.set(c === undefined ? 0 : value(c));
+        },
+      });
+    const counter = (name: string, help: string, value: (c: CoordinatorCounters) => number) =>
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          const c = read();
+          this.reset();
+          if (c !== undefined) this.inc(value(c));
+        },
+      });
+    gauge("agentgate_tailnet_tunnels", "Tunnels whose source is a peer on this replica.", (c) => c.tunnels);
+    gauge("agentgate_tailnet_replicas", "Coordinator replicas alive, this one included.", (c) => c.replicasSeen);
+    counter("agentgate_tailnet_node_updates_sent_total", "NODE updates queued to peers of this replica.", (c) => c.nodeUpdatesSent);
+    counter("agentgate_tailnet_peers_dropped_total", "Peers removed because their response queue was full.", (c) => c.peersDroppedFullQueue);
+    counter("agentgate_tailnet_heartbeat_failures_total", "Failed heartbeat writes of this replica.", (c) => c.heartbeatFailures);
   }
 
   /**

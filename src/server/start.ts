@@ -58,10 +58,19 @@ export async function startAgentgate(config: ServerConfig, db: Database, logger:
     sweepIntervalMs: config.agentUpdateIntervalMs,
     logger: logger.child({ component: "identity" }),
   });
-  const coordinator = await Coordinator.start({ db, pubsub, replicaId, logger: logger.child({ component: "tailnet" }) }).catch((err: unknown) => {
+  const coordinator = await Coordinator.start({
+    db,
+    pubsub,
+    replicaId,
+    logger: logger.child({ component: "tailnet" }),
+    heartbeatIntervalMs: config.tailnetHeartbeatIntervalMs,
+    replicaTimeoutMs: config.tailnetReplicaTimeoutMs,
+    fullRefreshIntervalMs: config.tailnetFullRefreshIntervalMs,
+  }).catch((err: unknown) => {
     watch.close();
     throw err;
   });
+  metrics.watchCoordinator(() => coordinator.counters());
   // A server that fails to listen must not leave the coordinator heartbeating.
   return AgentServer.start({
     config,
@@ -70,6 +79,7 @@ export async function startAgentgate(config: ServerConfig, db: Database, logger:
     metrics,
     watch,
     store: agentServerStore(db, replicaId),
+    clientAdmission: { db, adminToken: config.adminToken, resumeTokens },
     agentServices: [
       rpcRegistration(Agent, agentService({ db, pubsub, logger, clock, config, banners, derpMaps, batchers, identities: watch })),
       rpcRegistration(Tailnet, tailnetService({ derpMaps, derpMapPollMs: DERP_MAP_POLL_MS, coordination: { coordinator, resumeTokens, db } })),

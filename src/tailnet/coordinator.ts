@@ -18,7 +18,7 @@ import { CoordinateAuthError } from "./coordinatee-auth.js";
 import { CoordinatorWrites, type CoordinatorWrite } from "./coordinator-writes.js";
 import { LocalPeer, MAX_NODE_BYTES } from "./local-peer.js";
 import type { PeerIdentity } from "./peer-identity.js";
-import { bestPeerState, peerUpdates, tunnelPeersOf, update } from "./peer-view.js";
+import { bestPeerState, peerUpdates, tunnelPeersByPeer, update } from "./peer-view.js";
 import { HeartbeatLoop, ReplicaLiveness } from "./replica-heartbeats.js";
 
 /** The error a peer gets when its replica can't write heartbeats, and a new stream gets at once. */
@@ -416,10 +416,11 @@ export class Coordinator {
       if (!states.has(id)) states.set(id, bestPeerState(rowsById.get(id) ?? [], alive));
       return states.get(id);
     };
+    const tunnelPeers = tunnelPeersByPeer(bindings.tunnels);
     for (const id of ids) {
       const p = this.local.get(id);
       if (p === undefined) continue;
-      const { peers, dsts } = tunnelPeersOf(id, bindings.tunnels);
+      const { peers, dsts } = tunnelPeers.get(id) ?? { peers: new Set<string>(), dsts: new Set<string>() };
       p.tunnelPeers = peers;
       p.dsts = dsts;
       const updates = peerUpdates(peers, p.told, stateOf);

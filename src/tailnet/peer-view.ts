@@ -45,19 +45,31 @@ function newer(a: TailnetPeerRow, b: TailnetPeerRow): boolean {
   return d > 0 || (d === 0 && a.coordinatorId > b.coordinatorId);
 }
 
-/** The peers sharing a tunnel with `self` (either direction), and the destinations of its own tunnels. */
-export function tunnelPeersOf(self: string, tunnels: readonly TailnetTunnel[]): { peers: Set<string>; dsts: Set<string> } {
-  const peers = new Set<string>();
-  const dsts = new Set<string>();
+/** Whom a peer shares tunnels with: either direction, and the destinations of its own. */
+export interface TunnelPeers {
+  peers: Set<string>;
+  dsts: Set<string>;
+}
+
+/**
+ * The tunnel peers of every peer the tunnels name, in one pass: a refresh of thousands of peers
+ * must not scan every tunnel once per peer.
+ */
+export function tunnelPeersByPeer(tunnels: readonly TailnetTunnel[]): Map<string, TunnelPeers> {
+  const byPeer = new Map<string, TunnelPeers>();
+  const of = (id: string) => {
+    let entry = byPeer.get(id);
+    if (entry === undefined) byPeer.set(id, (entry = { peers: new Set(), dsts: new Set() }));
+    return entry;
+  };
   for (const t of tunnels) {
-    if (t.src === self && t.dst !== self) {
-      peers.add(t.dst);
-      dsts.add(t.dst);
-    } else if (t.dst === self && t.src !== self) {
-      peers.add(t.src);
-    }
+    if (t.src === t.dst) continue;
+    const src = of(t.src);
+    src.peers.add(t.dst);
+    src.dsts.add(t.dst);
+    of(t.dst).peers.add(t.src);
   }
-  return { peers, dsts };
+  return byPeer;
 }
 
 /**

@@ -83,7 +83,14 @@ export class ConnectionTracker {
     }
     this.options.publishConnectionUpdate();
     if (this.stopped) return;
-    this.timer = setInterval(() => this.tick(), this.options.updateIntervalMs);
+    // The first tick at a random phase: agents that connected together (a server restart) must
+    // not all ping and queue refreshes in the same instant for the rest of their lives.
+    const interval = this.options.updateIntervalMs;
+    this.timer = setTimeout(() => {
+      if (this.stopped) return;
+      this.tick();
+      this.timer = setInterval(() => this.tick(), interval);
+    }, Math.floor(Math.random() * interval));
   }
 
   private tick(): void {
@@ -112,6 +119,7 @@ export class ConnectionTracker {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    // Either the first tick's timeout or the interval: Node clears both with either call.
     clearInterval(this.timer);
     const { options } = this;
     options.socket.off("pong", this.onPong);

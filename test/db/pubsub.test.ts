@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { it } from "node:test";
+import { describe, it } from "node:test";
+import { createServer, type AddressInfo } from "node:net";
+import { openDatabase } from "../../src/db/database.js";
 import { LISTENER_APPLICATION_NAME } from "../../src/db/engine-pg.js";
 import {
   DEFAULT_SUBSCRIBER_QUEUE,
@@ -9,7 +11,7 @@ import {
   PubsubListenerLostError,
   PubsubPayloadError,
 } from "../../src/db/pubsub.js";
-import { forEachEngine } from "../support/database.js";
+import { availableEngines, createTestDatabase, forEachEngine } from "../support/database.js";
 import { Collector } from "../support/events.js";
 
 /** A channel no other test in the file uses. */
@@ -137,4 +139,35 @@ forEachEngine((t) => {
       assert.deepEqual((await c.waitFor(2))[1], { event: "after reconnect" });
     });
   }
+});
+
+describe("the pg listener connection", { skip: !availableEngines().includes("pg") }, () => {
+  it("sends overlapping LISTEN and UNLISTEN one after another: no DeprecationWarning from pg", async () => {
+    const tdb = await createTestDatabase("pg");
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on("warning", onWarning);
+    try {
+      const db = await tdb.open();
+      const stops = await Promise.all(Array.from({ length: 20 }, (_, i) => db.pubsub.subscribe(`overlap_${i}`, () => undefined, () => undefined)));
+      for (const stop of stops) stop();
+      // The UNLISTENs were sent after their LISTENs; one more round trip on the listener settles them.
+      await db.pubsub.subscribe("overlap_last", () => undefined, () => undefined);
+      assert.deepEqual(warnings.filter((w) => w.name === "DeprecationWarning").map((w) => w.message), []);
+    } finally {
+      process.off("warning", onWarning);
+      await tdb.destroy();
+    }
+  });
+
+  it("gives up opening a connection after connectTimeoutMs when the server never answers", async () => {
+    const silent = createServer(() => undefined);
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    const { port } = silent.address() as AddressInfo;
+    try {
+      await assert.rejects(openDatabase({ databaseUrl: `postgres://nobody@127.0.0.1:${port}/none`, connectTimeoutMs: 200 }), /timeout/i);
+    } finally {
+      silent.close();
+    }
+  });
 });

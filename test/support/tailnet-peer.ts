@@ -68,6 +68,9 @@ export class RequestQueue implements AsyncIterable<CoordinateRequest> {
   }
 }
 
+/** Opens a Coordinate stream elsewhere (an RPC client): the requests go out, the responses come back. */
+export type OpenCoordinate = (requests: AsyncIterable<CoordinateRequest>, signal: AbortSignal) => AsyncIterable<CoordinateResponse>;
+
 export class TestPeer {
   /** What this peer was told about each other peer, latest first-hand. */
   readonly heard = new Map<string, Heard>();
@@ -83,10 +86,14 @@ export class TestPeer {
   private isClosed = false;
 
   constructor(
-    readonly coordinator: Coordinator,
+    readonly coordinator: Coordinator | OpenCoordinate,
     readonly identity: PeerIdentity,
     opts: { reading?: boolean } = {},
   ) {
+    if (typeof coordinator === "function") {
+      this.closed = this.consume(coordinator(this.requests, this.abort.signal));
+      return;
+    }
     const stream = coordinator.coordinate(identity, this.requests, this.abort.signal);
     if (opts.reading === false) {
       // Started (as a server starts a handler) but never read past the first response.
@@ -212,7 +219,16 @@ export class TestPeer {
     return this.until("end of responses", () => this.isClosed);
   }
 
-  private async consume(stream: AsyncGenerator<CoordinateResponse>): Promise<Error | undefined> {
+  /**
+   * A peer whose Coordinate stream is an RPC (through a tunnel, on another process): `id` is the
+   * id the server gave it (an agent's id; a client's, from its resume token), `kind` picks the
+   * addresses {@link updateDERP} claims. The server does the authorization.
+   */
+  static remote(open: OpenCoordinate, id: string, kind: PeerIdentity["kind"]): TestPeer {
+    return new TestPeer(open, { id, name: `${kind}-${id.slice(0, 8)}`, kind, auth: () => undefined });
+  }
+
+  private async consume(stream: AsyncIterable<CoordinateResponse>): Promise<Error | undefined> {
     try {
       for await (const res of stream) this.record(res);
       return undefined;
