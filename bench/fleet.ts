@@ -81,6 +81,8 @@ const serve = spawn(
   { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, AGENTGATE_LOG_LEVEL: "" } },
 );
 const serverPids = new Set<number>([serve.pid!]);
+/** Server log lines at warn and above, and workers that died: what explains a bad run. */
+const serverTrouble = { warnings: 0, workerExits: 0, lastWarning: "" };
 const listening = await new Promise<{ url: string }>((resolve, reject) => {
   createInterface({ input: serve.stdout! }).on("line", (line) => {
     let entry: { msg?: string; url?: string; worker_pid?: number };
@@ -90,6 +92,12 @@ const listening = await new Promise<{ url: string }>((resolve, reject) => {
       return;
     }
     if (entry.worker_pid !== undefined) serverPids.add(entry.worker_pid);
+    const level = (entry as { level?: string }).level;
+    if (level === "warn" || level === "error" || level === "fatal") {
+      serverTrouble.warnings++;
+      serverTrouble.lastWarning = line.slice(0, 300);
+    }
+    if (entry.msg === "worker exited") serverTrouble.workerExits++;
     if (entry.msg === "agentgate listening") resolve(entry as { url: string });
   });
   serve.once("exit", (code) => reject(new Error(`serve exited with ${code}`)));
@@ -171,6 +179,8 @@ try {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   console.log(rows.map((r) => "| " + r.map((c, i) => c.padEnd(widths[i]!)).join(" | ") + " |").join("\n"));
   console.log(`probe summaries: ${summaries.map((s) => JSON.stringify(s)).join(" ")}`);
+  console.log(`server: ${serverTrouble.workerExits} worker exits, ${serverTrouble.warnings} warnings${serverTrouble.warnings > 0 ? `, the last: ${serverTrouble.lastWarning}` : ""}`);
+  if (results.some((r) => r.code !== 0)) process.exitCode = 1;
   console.log(`(fleet p50/p99/max per probe process; server CPU and PG tx/s over the ${Math.round(window.seconds)} s steady window; RSS: primary + workers at peak, minus before the agents)`);
 } finally {
   serve.kill("SIGTERM");

@@ -59,7 +59,7 @@ describe("agentgate scaletest against a small fleet", () => {
   });
   after(() => srv.close());
 
-  for (const protocol of ["connect"] as const) {
+  for (const protocol of ["connect", "drpc"] as const) {
     test(`50 agents over 2 processes (${protocol}): every agent connected, no drops or errors, the report in JSON, the workspaces deleted`, { timeout: 200_000 }, async () => {
       const result = await runScaletest([
         "scaletest", "--url", srv.url, "--admin-token", ADMIN_TOKEN, "--agents", "50", "--duration", "2s",
