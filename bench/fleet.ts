@@ -34,6 +34,8 @@ const DURATION = process.env.DURATION ?? "2m";
 const RAMP = Number(process.env.RAMP ?? 500);
 const WORKERS = Number(process.env.WORKERS ?? 2);
 const KIT = process.env.AGENTGATE_INTEROP_KIT ?? "/work/kit";
+/** More `serve` flags, split on spaces: e.g. SERVE_ARGS="--overload-lag 1h" to compare limits off and on. */
+const SERVE_ARGS = (process.env.SERVE_ARGS ?? "").split(" ").filter(Boolean);
 const FLEETS = 2;
 const ADMIN_TOKEN = randomBytes(16).toString("hex");
 const MAIN = new URL("../src/cli/main.ts", import.meta.url).pathname;
@@ -77,7 +79,7 @@ await run("npx", ["--no-install", "buf", "build", "-o", desc]);
 // The server, with the open-files limit raised as far as this shell allows.
 const serve = spawn(
   "sh",
-  ["-c", `ulimit -n "$(ulimit -Hn)"; exec "$0" "$@"`, process.execPath, "--import", "tsx", MAIN, "serve", "--workers", String(WORKERS), "--listen", "127.0.0.1:0", "--database-url", dbUrl.href, "--admin-token", ADMIN_TOKEN, "--log-format", "json", "--log-level", "info"],
+  ["-c", `ulimit -n "$(ulimit -Hn)"; exec "$0" "$@"`, process.execPath, "--import", "tsx", MAIN, "serve", "--workers", String(WORKERS), "--listen", "127.0.0.1:0", "--database-url", dbUrl.href, "--admin-token", ADMIN_TOKEN, "--log-format", "json", "--log-level", "info", ...SERVE_ARGS],
   { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, AGENTGATE_LOG_LEVEL: "" } },
 );
 const serverPids = new Set<number>([serve.pid!]);
