@@ -22,13 +22,13 @@
  * The URL names an admin database on 127.0.0.1: a scratch database is created next to it and
  * dropped after.
  */
-import { fork, type ChildProcess } from "node:child_process";
-import { once } from "node:events";
 import { availableParallelism } from "node:os";
+import { once } from "node:events";
 import pg from "pg";
 import { openDatabase } from "../src/db/database.js";
 import { insertLogBatch } from "../src/db/queries/logs.js";
 import { agentLogsChannel } from "../src/db/events.js";
+import { child } from "./support/child-process.js";
 import { pgDelta, readPg, type PgReading } from "./support/pg-activity.js";
 import type { StatementCounts } from "./support/statement-counter.js";
 
@@ -75,17 +75,6 @@ interface ServerUsage {
   statements: { counts: StatementCounts; maxInFlight: number };
 }
 
-/** A forked child answering one request at a time over IPC. */
-function child(script: string, env: Record<string, string>): { proc: ChildProcess; ask<T>(msg: unknown): Promise<T> } {
-  const proc = fork(new URL(script, import.meta.url).pathname, [], { execArgv: ["--import", "tsx"], env: { ...process.env, ...env } });
-  return {
-    proc,
-    async ask<T>(msg: unknown): Promise<T> {
-      proc.send(msg as string);
-      return ((await once(proc, "message")) as [T])[0];
-    },
-  };
-}
 
 const name = `agentgate_bench_api_${process.pid}`;
 const admin = new pg.Client({ connectionString: adminUrl });
@@ -102,7 +91,7 @@ try {
   // the 1 MiB cap per agent, so they can't share), the first FLEET for the steady workload.
   const total = Math.max(process.env.SKIP_LOGS ? 0 : 2 * LOG_AGENTS, ...FLEETS, 1);
   const t0 = performance.now();
-  const server = child("./support/bench-server.ts", {
+  const server = child("./bench-server.ts", {
     BENCH_DATABASE_URL: url.toString(),
     AGENTS: String(total),
     AGENT_SPEC: "agentapi",
@@ -171,7 +160,7 @@ async function logIngestion(serverUrl: string, server: ReturnType<typeof child>,
   const baseRate = (rpcs * LOG_BATCH_LINES) / bSeconds;
 
   // Through the tunnels.
-  const fleet = child("./support/agent-fleet.ts", {});
+  const fleet = child("./agent-fleet.ts", {});
   await fleet.ask({ connect: { url: serverUrl, agents: agents.slice(LOG_AGENTS, 2 * LOG_AGENTS) } });
   const u0 = await usage(server);
   const p0 = await readPg(admin, name);
@@ -217,7 +206,7 @@ async function countLines(agentIds: string[]): Promise<number> {
 }
 
 async function steadyWorkload(serverUrl: string, server: ReturnType<typeof child>, agents: BenchAgent[]): Promise<void> {
-  const fleet = child("./support/agent-fleet.ts", {});
+  const fleet = child("./agent-fleet.ts", {});
   await fleet.ask({ connect: { url: serverUrl, agents } });
   await fleet.ask({ steady: { statsEveryMs: STATS_EVERY_MS, metadataEveryMs: METADATA_EVERY_MS } });
   // Let every agent's timers start, and a flush or two pass, before measuring.

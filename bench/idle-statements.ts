@@ -13,9 +13,9 @@
  * Env: FLEETS, PHASE_S (30), UPDATE_MS (5000: the ping, refresh and sweep period; 3 ticks of a
  * 15 s default would say little in one phase). About 1.5 minutes with the defaults.
  */
-import { fork, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import pg from "pg";
+import { child } from "./support/child-process.js";
 import { pgDelta, readPg } from "./support/pg-activity.js";
 
 const adminUrl = process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL;
@@ -29,16 +29,6 @@ const UPDATE_MS = Number(process.env.UPDATE_MS ?? 5_000);
 /** PostgreSQL 15 publishes an idle backend's pending counters after at most 10 s (PGSTAT_IDLE_INTERVAL). */
 const PG_IDLE_FLUSH_MS = 10_500;
 
-function child(script: string, env: Record<string, string>): { proc: ChildProcess; ask<T>(msg: unknown): Promise<T> } {
-  const proc = fork(new URL(script, import.meta.url).pathname, [], { execArgv: ["--import", "tsx"], env: { ...process.env, ...env } });
-  return {
-    proc,
-    async ask<T>(msg: unknown): Promise<T> {
-      proc.send(msg as string);
-      return ((await once(proc, "message")) as [T])[0];
-    },
-  };
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const name = `agentgate_bench_idle_${process.pid}`;
@@ -49,7 +39,7 @@ const url = new URL(adminUrl);
 url.pathname = `/${name}`;
 const rows: { agents: number; perSecond: number }[] = [];
 try {
-  const server = child("./support/bench-server.ts", {
+  const server = child("./bench-server.ts", {
     BENCH_DATABASE_URL: url.toString(),
     AGENTS: String(Math.max(...FLEETS)),
     AGENTS_PER_WORKSPACE: "1",
@@ -58,7 +48,7 @@ try {
   const [{ url: serverUrl, tokens }] = (await once(server.proc, "message")) as [{ url: string; tokens: string[] }];
   try {
     for (const n of FLEETS) {
-      const fleet = child("./support/agent-fleet.ts", {});
+      const fleet = child("./agent-fleet.ts", {});
       await fleet.ask({ connect: { url: serverUrl, agents: tokens.slice(0, n).map((token) => ({ token })) } });
       // Let the connect writes and the first ticks pass, and their counters be published.
       await sleep(PG_IDLE_FLUSH_MS);
