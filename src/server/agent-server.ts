@@ -30,7 +30,6 @@ import { DialOverload } from "./dial-overload.js";
 import { enforceHttp1HeaderTimeout, enforceHttp2FirstStreamTimeout } from "./header-timeout.js";
 import { requestListener, upgradeListener, type TunnelRoutes } from "./http-routes.js";
 import { LeanUnary } from "./lean-unary.js";
-import { RequestBudgets } from "./request-budgets.js";
 import { ServerMetrics } from "./metrics.js";
 import type { IdentityWatch } from "./identity-watch.js";
 import { TunnelIdentities } from "./tunnel-identities.js";
@@ -121,7 +120,6 @@ export class AgentServer {
     // A dial reads its token afresh (once per tunnel); a plain-port call goes through the cache.
     const plainAdmission: AdmissionOptions = { ...admission, lookup: options.watch.lookup };
     this.apiVersion = `${CURRENT_API_MAJOR}.${admission.apiMinor}`;
-    const budgets = new RequestBudgets(config);
     const connect = createConnectHandler({
       routes(router) {
         for (const [service, implementation] of options.agentServices) router.service(service, implementation);
@@ -133,7 +131,6 @@ export class AgentServer {
       resolveCaller: (header) => admitPlainCaller(header, plainAdmission),
       shutdownSignal: this.shutdownController.signal,
       limits: { ...config, adminToken: config.adminToken },
-      budgets,
     });
     // Node's own headers timeout never runs on connections handed over by hand; enforceHttp1HeaderTimeout keeps it.
     const http1 = createHttp1Server({ requestTimeout: 0, headersTimeout: 0, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS });
@@ -146,8 +143,6 @@ export class AgentServer {
         admit: (headers) => admitPlainStream(headers, plainAdmission),
         observer: (service, method, code, seconds) => this.metrics.observeRpc(service, method, code, seconds),
         readMaxBytes: MAX_RPC_MESSAGE_BYTES,
-        budgets,
-        onBudgetRefusal: (reason) => this.metrics.requestsRefused.inc({ reason }),
       }).install(http2);
     }
     this.servers = { http1, http2 };

@@ -7,7 +7,6 @@ import { agentIdentityKey, type AgentIdentity } from "../auth/agent-identity.js"
 import { clientIdentityKey, type ClientIdentity } from "../tailnet/peer-identity.js";
 import { isDatabaseUnavailable } from "../db/errors.js";
 import type { ServerMetrics } from "./metrics.js";
-import type { RequestBudgets } from "./request-budgets.js";
 import { RequestGate, type RequestGateLimits } from "./request-gate.js";
 
 /** The handler connect-node builds: it serves http.Server and http2 servers alike. */
@@ -42,8 +41,6 @@ export interface ConnectHandlerOptions {
   shutdownSignal?: AbortSignal;
   /** What requests pass before their bodies are read: credentials, bytes in flight, body idle time. */
   limits: RequestGateLimits;
-  /** The byte budgets request bodies are charged to (shared with the lean unary path). */
-  budgets: RequestBudgets;
 }
 
 /**
@@ -68,7 +65,6 @@ export function createConnectHandler(options: ConnectHandlerOptions): NodeHandle
   const { metrics } = options;
   const gate = new RequestGate({
     limits: options.limits,
-    budgets: options.budgets,
     metrics,
     tunnelIdentity: options.tunnelIdentity,
     inClientTunnel: (req) => options.clientIdentity?.(req as NodeServerRequest) !== undefined,

@@ -6,8 +6,6 @@ import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { agentIdentityKey, type AgentIdentity } from "../auth/agent-identity.js";
 import type { HeadersInit, LazyHandlerContext, RpcCallInit } from "../rpc/handler-context.js";
 import { MAX_MESSAGE_BYTES, type RpcCore, type RpcMethod, type RpcObserver } from "../rpc/rpc-core.js";
-import type { ByteBudget } from "./byte-budget.js";
-import { budgetRefusalText, charge, type BudgetLevel, type RequestBudgets } from "./request-budgets.js";
 
 /** Which unary wire format a stream speaks. */
 const enum Wire {
@@ -31,10 +29,6 @@ export interface LeanUnaryOptions {
   observer?: RpcObserver;
   /** Largest request message. Default 4 MiB. */
   readMaxBytes?: number;
-  /** The byte budgets request bodies are charged to, shared with the connect-node path. */
-  budgets?: RequestBudgets;
-  /** Told about a call refused because a budget had no room for its body. */
-  onBudgetRefusal?(level: BudgetLevel): void;
 }
 
 /** The gRPC message envelope: a flags byte and a 32-bit big-endian length. */
@@ -87,9 +81,8 @@ export class LeanUnary {
     if (method === undefined || method.desc.methodKind !== "unary") return false;
     const { session } = stream;
     if (session !== undefined && this.options.passOver?.(session) === true) return false;
+    const call = new LeanUnaryCall(this, stream, headers, method, wire);
     const identity = session === undefined ? undefined : this.options.tunnelIdentity(session);
-    const budget = this.options.budgets?.forConnection(session ?? stream, identity);
-    const call = new LeanUnaryCall(this, stream, headers, method, wire, budget);
     if (identity !== undefined) {
       call.run(this.valuesOf(identity));
     } else {
@@ -115,11 +108,6 @@ export class LeanUnary {
   /** @internal */
   get maxRequestBytes(): number {
     return this.readMaxBytes;
-  }
-
-  /** @internal */
-  budgetRefused(level: BudgetLevel): void {
-    this.options.onBudgetRefusal?.(level);
   }
 
   private valuesOf(identity: AgentIdentity): ContextValues {
@@ -165,8 +153,6 @@ class LeanUnaryCall implements RpcCallInit {
   private context: LazyHandlerContext | undefined;
   private chunks: Buffer[] = [];
   private received = 0;
-  /** Bytes of this body charged to the budget, given back when the stream closes. */
-  private charged = 0;
   private done = false;
   private cancelController: AbortController | undefined;
 
@@ -176,7 +162,6 @@ class LeanUnaryCall implements RpcCallInit {
     private readonly headers: IncomingHttpHeaders,
     private readonly method: RpcMethod,
     private readonly wire: Wire,
-    private readonly budget: ByteBudget<BudgetLevel> | undefined,
   ) {
     this.protocolName = wire === Wire.Grpc ? "grpc" : "connect";
     // Without an 'error' listener a stream reset by a broken session would throw.
@@ -238,7 +223,6 @@ class LeanUnaryCall implements RpcCallInit {
   }
 
   private readonly onData = (chunk: Buffer): void => {
-    if (this.budget !== undefined && !this.chargeBody(this.budget, chunk.length)) return;
     this.chunks.push(chunk);
     this.received += chunk.length;
     const tooBig = this.wire === Wire.Grpc ? this.checkEnvelope() : this.checkConnectBody();
@@ -258,19 +242,6 @@ class LeanUnaryCall implements RpcCallInit {
     }
     this.lean.rpcCore.unary(this.method, request, this).then(this.respondOk, this.respondFailure);
   };
-
-  /** Charges `bytes` of body; when the budget has no room, the call fails with ResourceExhausted. */
-  private chargeBody(budget: ByteBudget<BudgetLevel>, bytes: number): boolean {
-    const refusal = charge(budget, bytes);
-    if (refusal !== undefined) {
-      this.lean.budgetRefused(refusal);
-      this.fail(new ConnectError(`request refused: ${budgetRefusalText(refusal)}`, Code.ResourceExhausted));
-      return false;
-    }
-    if (this.charged === 0) this.stream.once("close", () => budget.release(this.charged));
-    this.charged += bytes;
-    return true;
-  }
 
   /** A gRPC body's first envelope, checked as soon as its five bytes are in. */
   private checkEnvelope(): ConnectError | undefined {

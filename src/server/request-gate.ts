@@ -9,8 +9,7 @@ import { ControlService } from "../../gen/agentgate/control/v1/control_pb.js";
 import type { AgentIdentity } from "../auth/agent-identity.js";
 import { requireAdminToken } from "../control/admin-auth.js";
 import { API_VERSION_HEADER, SESSION_TOKEN_HEADER } from "../protocol/agent-rpc.js";
-import type { ByteBudget } from "./byte-budget.js";
-import { budgetRefusalText, charge, type BudgetLevel, type RequestBudgets } from "./request-budgets.js";
+import { ByteBudget } from "./byte-budget.js";
 import type { ServerMetrics } from "./metrics.js";
 
 type GateRequest = IncomingMessage | Http2ServerRequest;
@@ -29,8 +28,6 @@ export interface RequestGateLimits {
 
 export interface RequestGateOptions {
   limits: RequestGateLimits;
-  /** The byte budgets of connections, agents and the process, shared with the lean unary path. */
-  budgets: RequestBudgets;
   metrics: ServerMetrics;
   /** The identity a tunnel's request carries; undefined on the plain port. */
   tunnelIdentity: (req: GateRequest) => AgentIdentity | undefined;
@@ -43,6 +40,7 @@ export interface RequestGateOptions {
 /** Why a request was refused before or while its body came in, for `agentgate_requests_refused_total`. */
 export type RequestRefusal = "unauthenticated" | "body_idle" | "connection_bytes" | "agent_bytes" | "process_bytes";
 
+type BudgetLevel = "connection_bytes" | "agent_bytes" | "process_bytes";
 
 const AGENT_SERVICE_PREFIXES = [Agent.typeName, Tailnet.typeName].map((name) => `/${name}/`);
 const CONTROL_SERVICE_PREFIX = `/${ControlService.typeName}/`;
@@ -59,11 +57,21 @@ const CONTROL_SERVICE_PREFIX = `/${ControlService.typeName}/`;
  * - A body that pauses for longer than the body idle timeout is cut.
  */
 export class RequestGate {
+  private readonly process: ByteBudget<BudgetLevel>;
+  private readonly byAgent = new WeakMap<AgentIdentity, ByteBudget<BudgetLevel>>();
+  private readonly byConnection = new WeakMap<object, ByteBudget<BudgetLevel>>();
   private readonly authenticated = new WeakMap<GateRequest, AgentIdentity>();
   /** Request paths of client- and bidi-streaming calls, whose bodies may rightly pause for long. */
   private readonly streamingRequestPaths = new Set<string>();
 
-  constructor(private readonly options: RequestGateOptions) {}
+  constructor(private readonly options: RequestGateOptions) {
+    this.process = new ByteBudget(options.limits.maxRequestBytes, "process_bytes");
+  }
+
+  /** Bytes of request bodies the process holds right now. */
+  get bytesInFlight(): number {
+    return this.process.inUse;
+  }
 
   /** Learns which calls stream their requests, from the router's handlers. */
   noteHandlers(handlers: readonly UniversalHandler[]): void {
@@ -119,7 +127,7 @@ export class RequestGate {
     if (Number.isSafeInteger(declared) && declared > 0) {
       const refusal = charge(budget, declared);
       if (refusal !== undefined) {
-        this.refuse(req, res, refusal, new ConnectError(`request of ${declared} bytes refused: ${budgetRefusalText(refusal)}`, Code.ResourceExhausted));
+        this.refuse(req, res, refusal, new ConnectError(`request of ${declared} bytes refused: ${refusalText(refusal)}`, Code.ResourceExhausted));
         return undefined;
       }
       held = reserved = declared;
@@ -171,8 +179,20 @@ export class RequestGate {
   }
 
   private connectionBudget(req: GateRequest, tunnel: AgentIdentity | undefined): ByteBudget<BudgetLevel> {
+    const { limits } = this.options;
     const key: object = req.httpVersionMajor === 2 ? (req as Http2ServerRequest).stream.session ?? req : req.socket;
-    return this.options.budgets.forConnection(key, tunnel);
+    let budget = this.byConnection.get(key);
+    if (budget === undefined) {
+      let parent = this.process;
+      if (tunnel !== undefined) {
+        let agent = this.byAgent.get(tunnel);
+        if (agent === undefined) this.byAgent.set(tunnel, (agent = new ByteBudget<BudgetLevel>(limits.maxRequestBytesPerAgent, "agent_bytes", this.process)));
+        parent = agent;
+      }
+      budget = new ByteBudget<BudgetLevel>(limits.maxRequestBytesPerConnection, "connection_bytes", parent);
+      this.byConnection.set(key, budget);
+    }
+    return budget;
   }
 
   /** Answers a request whose body was not read with `err`, and closes its connection (HTTP/1.1) or stream (HTTP/2). */
@@ -189,6 +209,22 @@ export class RequestGate {
   }
 }
 
+/** Charges `bytes`, naming the first level without room when it fails. */
+function charge(budget: ByteBudget<BudgetLevel>, bytes: number): RequestRefusal | undefined {
+  if (budget.tryCharge(bytes)) return undefined;
+  return budget.refusingLevel(bytes) ?? "process_bytes";
+}
+
+function refusalText(refusal: RequestRefusal): string {
+  switch (refusal) {
+    case "connection_bytes":
+      return "too many request bytes in flight on this connection";
+    case "agent_bytes":
+      return "too many request bytes in flight for this agent";
+    default:
+      return "the server has too many request bytes in flight";
+  }
+}
 
 /** True once nothing can be answered: the response ended, or the caller closed the connection or reset the stream. */
 function isGone(req: GateRequest, res: GateResponse): boolean {
