@@ -143,6 +143,7 @@ export class AgentServer {
         admit: (headers) => admitPlainStream(headers, plainAdmission),
         observer: (service, method, code, seconds) => this.metrics.observeRpc(service, method, code, seconds),
         readMaxBytes: MAX_RPC_MESSAGE_BYTES,
+        onUnauthenticated: () => this.metrics.requestsRefused.inc({ reason: "unauthenticated" }),
       }).install(http2);
     }
     this.servers = { http1, http2 };

@@ -27,6 +27,11 @@ export interface LeanUnaryOptions {
   admit(headers: IncomingHttpHeaders): Promise<AgentIdentity>;
   /** Told about calls refused before they reached the core (admission), as the core tells it the rest. */
   observer?: RpcObserver;
+  /**
+   * Told about a plain-port call refused for its credentials, which (as on the connect-node
+   * path's request gate) counts as a refused request, not as an RPC.
+   */
+  onUnauthenticated?(): void;
   /** Largest request message. Default 4 MiB. */
   readMaxBytes?: number;
 }
@@ -92,7 +97,8 @@ export class LeanUnary {
         (caller) => call.run(this.valuesFor(caller)),
         (err: unknown) => {
           const error = ConnectError.from(err);
-          this.options.observer?.(method.desc.parent, method.desc, error.code, (performance.now() - started) / 1000);
+          if (error.code === Code.Unauthenticated || error.code === Code.PermissionDenied) this.options.onUnauthenticated?.();
+          else this.options.observer?.(method.desc.parent, method.desc, error.code, (performance.now() - started) / 1000);
           call.fail(error);
         },
       );

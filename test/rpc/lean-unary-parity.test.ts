@@ -240,12 +240,12 @@ forEachEngine((t) => {
       }
     });
 
-    test("both paths count the same calls in agentgate_rpcs_total", async () => {
+    test("both paths count the same calls in agentgate_rpcs_total, and a caller without a token as a refused request", async () => {
       const counts = async (srv: ParityServer) =>
         new Map(
           (await (await fetch(`${srv.url}/metrics`)).text())
             .split("\n")
-            .filter((l) => l.startsWith("agentgate_rpcs_total{"))
+            .filter((l) => l.startsWith("agentgate_rpcs_total{") || l.startsWith('agentgate_requests_refused_total{reason="unauthenticated"}'))
             .map((l) => [l.slice(0, l.lastIndexOf(" ")), Number(l.slice(l.lastIndexOf(" ") + 1))] as const),
         );
       const deltas = [];
@@ -262,7 +262,8 @@ forEachEngine((t) => {
       }
       assert.deepEqual(deltas[0], deltas[1]);
       const lines = deltas[0]!.map(([k, d]) => `${k} ${d}`);
-      for (const expected of ['GetServiceBanner",code="ok"} 2', 'GetServiceBanner",code="FailedPrecondition"} 1', 'GetServiceBanner",code="Unauthenticated"} 1', 'PushContextState",code="Unimplemented"} 1']) {
+      assert.ok(!lines.some((l) => l.includes('code="Unauthenticated"')), "refused before the RPC: not an RPC");
+      for (const expected of ['GetServiceBanner",code="ok"} 2', 'GetServiceBanner",code="FailedPrecondition"} 1', 'PushContextState",code="Unimplemented"} 1', 'agentgate_requests_refused_total{reason="unauthenticated"} 1']) {
         assert.ok(lines.some((l) => l.endsWith(expected)), `${expected} in\n${lines.join("\n")}`);
       }
     });

@@ -21,7 +21,7 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, opts: { cwd?
     execFile(
       process.execPath,
       ["--import", TSX, MAIN, ...args],
-      { env: { ...process.env, ...CLEARED, ...env }, timeout: 60_000, ...opts },
+      { env: { ...process.env, ...CLEARED, ...env }, timeout: 120_000, ...opts },
       (err, stdout, stderr) => {
         if (err && typeof err.code !== "number") return reject(err);
         resolve({ code: err ? (err.code as number) : 0, stdout, stderr });
