@@ -14,6 +14,7 @@
  */
 import { execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { createWriteStream } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -36,6 +37,10 @@ const WORKERS = Number(process.env.WORKERS ?? 2);
 const KIT = process.env.AGENTGATE_INTEROP_KIT ?? "/work/kit";
 /** More `serve` flags, split on spaces: e.g. SERVE_ARGS="--overload-lag 1h" to compare limits off and on. */
 const SERVE_ARGS = (process.env.SERVE_ARGS ?? "").split(" ").filter(Boolean);
+/** Cores each Go probe may run on (its GOMAXPROCS): 1 keeps two probes' schedulers from spinning on a 2-core machine. */
+const PROBE_GOMAXPROCS = process.env.PROBE_GOMAXPROCS ?? "1";
+/** Node flags for the server's processes (workers inherit them), e.g. NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof". */
+const NODE_ARGS = (process.env.NODE_ARGS ?? "").split(" ").filter(Boolean);
 const FLEETS = 2;
 const ADMIN_TOKEN = randomBytes(16).toString("hex");
 const MAIN = new URL("../src/cli/main.ts", import.meta.url).pathname;
@@ -66,52 +71,97 @@ function fields(line: string): Record<string, string> {
   return Object.fromEntries([...line.matchAll(/(\w+)=(\S+)/g)].map((m) => [m[1]!, m[2]!]));
 }
 
-const dbName = `agentgate_fleet_${randomBytes(4).toString("hex")}`;
+/** KEEP_DB=name keeps the provisioned database (and its tokens) for the next run with the same name and N. */
+const KEEP_DB = process.env.KEEP_DB;
+const dbName = KEEP_DB ?? `agentgate_fleet_${randomBytes(4).toString("hex")}`;
 const admin = new pg.Client({ connectionString: ADMIN_URL });
 await admin.connect();
-await admin.query(`CREATE DATABASE ${dbName}`);
 const dbUrl = new URL(ADMIN_URL);
 dbUrl.pathname = `/${dbName}`;
 const dir = await mkdtemp(join(tmpdir(), "agentgate-fleet-"));
 const desc = join(dir, "agent.binpb");
 await run("npx", ["--no-install", "buf", "build", "-o", desc]);
+const keptTokens = join(tmpdir(), `${dbName}-${N}.tokens`);
 
-// The server, with the open-files limit raised as far as this shell allows.
-const serve = spawn(
-  "sh",
-  ["-c", `ulimit -n "$(ulimit -Hn)"; exec "$0" "$@"`, process.execPath, "--import", "tsx", MAIN, "serve", "--workers", String(WORKERS), "--listen", "127.0.0.1:0", "--database-url", dbUrl.href, "--admin-token", ADMIN_TOKEN, "--log-format", "json", "--log-level", "info", ...SERVE_ARGS],
-  { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, AGENTGATE_LOG_LEVEL: "" } },
-);
-const serverPids = new Set<number>([serve.pid!]);
-/** Server log lines at warn and above, and workers that died: what explains a bad run. */
-const serverTrouble = { warnings: 0, workerExits: 0, lastWarning: "" };
-const listening = await new Promise<{ url: string }>((resolve, reject) => {
-  createInterface({ input: serve.stdout! }).on("line", (line) => {
-    let entry: { msg?: string; url?: string; worker_pid?: number };
-    try {
-      entry = JSON.parse(line);
-    } catch {
-      return;
-    }
-    if (entry.worker_pid !== undefined) serverPids.add(entry.worker_pid);
-    const level = (entry as { level?: string }).level;
-    if (level === "warn" || level === "error" || level === "fatal") {
-      serverTrouble.warnings++;
-      serverTrouble.lastWarning = line.slice(0, 300);
-    }
-    if (entry.msg === "worker exited") serverTrouble.workerExits++;
-    if (entry.msg === "agentgate listening") resolve(entry as { url: string });
+interface Server {
+  url: string;
+  pids: Set<number>;
+  /** Log lines at warn and above, and workers that died: what explains a bad run. */
+  trouble: { warnings: number; workerExits: number; lastWarning: string };
+  stop(): Promise<void>;
+}
+
+/** `serve --workers N` on the database, with the open-files limit raised as far as this shell allows. */
+async function startServer(nodeArgs: string[], serveArgs: string[]): Promise<Server> {
+  const serve = spawn(
+    "sh",
+    ["-c", `ulimit -n "$(ulimit -Hn)"; exec "$0" "$@"`, process.execPath, ...nodeArgs, "--import", "tsx", MAIN, "serve", "--workers", String(WORKERS), "--listen", "127.0.0.1:0", "--database-url", dbUrl.href, "--admin-token", ADMIN_TOKEN, "--log-format", "json", "--log-level", "info", ...serveArgs],
+    { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, AGENTGATE_LOG_LEVEL: "" } },
+  );
+  const pids = new Set<number>([serve.pid!]);
+  const trouble = { warnings: 0, workerExits: 0, lastWarning: "" };
+  const exited = new Promise((r) => serve.once("exit", r));
+  const listening = await new Promise<{ url: string }>((resolve, reject) => {
+    createInterface({ input: serve.stdout! }).on("line", (line) => {
+      let entry: { msg?: string; url?: string; worker_pid?: number; level?: string };
+      try {
+        entry = JSON.parse(line);
+      } catch {
+        return;
+      }
+      if (entry.worker_pid !== undefined) pids.add(entry.worker_pid);
+      if (entry.level === "warn" || entry.level === "error" || entry.level === "fatal") {
+        trouble.warnings++;
+        trouble.lastWarning = line.slice(0, 300);
+      }
+      if (entry.msg === "worker exited") trouble.workerExits++;
+      if (entry.msg === "agentgate listening") resolve(entry as { url: string });
+    });
+    serve.once("exit", (code) => reject(new Error(`serve exited with ${code}`)));
   });
-  serve.once("exit", (code) => reject(new Error(`serve exited with ${code}`)));
-});
-// Drain the log (one line per agent connecting) so the server never blocks on a full pipe.
-serve.stdout!.resume();
-for (const child of (await run("pgrep", ["-P", String(serve.pid)]).catch(() => "")).split("\n").filter(Boolean)) serverPids.add(Number(child));
+  // Drain the log (one line per agent connecting) so the server never blocks on a full pipe;
+  // SERVER_LOG=file keeps it.
+  if (process.env.SERVER_LOG) serve.stdout!.pipe(createWriteStream(process.env.SERVER_LOG));
+  else serve.stdout!.resume();
+  for (const child of (await run("pgrep", ["-P", String(serve.pid)]).catch(() => "")).split("\n").filter(Boolean)) pids.add(Number(child));
+  return {
+    url: listening.url,
+    pids,
+    trouble,
+    async stop() {
+      serve.kill("SIGTERM");
+      await exited;
+    },
+  };
+}
 
+/** The agents' tokens: provisioned through the control API of a server started for that alone, or kept from a run before. */
+async function agentTokens(): Promise<string[]> {
+  if (KEEP_DB !== undefined) {
+    const kept = await readFile(keptTokens, "utf8").catch(() => undefined);
+    if (kept !== undefined) return kept.trim().split("\n");
+    await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+  }
+  await admin.query(`CREATE DATABASE ${dbName}`);
+  console.error(`provisioning ${N} agents on ${dbName} ...`);
+  const server = await startServer([], []);
+  try {
+    const control = createControlClient({ url: server.url, adminToken: ADMIN_TOKEN });
+    const tokens = await provision(control, "fleet", N, 2, 10_000, [], () => undefined);
+    if (KEEP_DB !== undefined) await writeFile(keptTokens, tokens.join("\n") + "\n");
+    return tokens;
+  } finally {
+    await server.stop();
+  }
+}
+
+const tokens = await agentTokens();
+// The measured server starts on the provisioned database, as after a restart.
+const server = await startServer(NODE_ARGS, SERVE_ARGS);
 const serverUsage = async () => {
   let cpu = 0;
   let rss = 0;
-  for (const pid of serverPids) {
+  for (const pid of server.pids) {
     const u = await procUsage(pid);
     cpu += u.cpu;
     rss += u.rss;
@@ -120,9 +170,6 @@ const serverUsage = async () => {
 };
 
 try {
-  console.error(`provisioning ${N} agents on ${dbName} ...`);
-  const control = createControlClient({ url: listening.url, adminToken: ADMIN_TOKEN });
-  const tokens = await provision(control, "fleet", N, 2, 10_000, [], () => undefined);
   const files: string[] = [];
   for (let k = 0; k < FLEETS; k++) {
     const file = join(dir, `tokens-${k}.txt`);
@@ -136,18 +183,28 @@ try {
   const steadyDelayMs = rampMs + 15_000;
   const durationMs = parseDuration(DURATION);
   console.error(`driving ${FLEETS} × ${N / FLEETS} agents: ramp ${Math.round(rampMs / 1000)} s, then ${DURATION} steady`);
+  const runStart = { server: await serverUsage(), pg: await readPg(admin, dbName) };
+  /** The probes' CPU seconds, as last sampled (their /proc entries go when they exit). */
+  const probeCpu = new Map<number, number>();
   const probes = files.map(
     (file) =>
       new Promise<{ code: number | null; out: string }>((resolve) => {
-        const p = spawn(`${KIT}/bin/agentprobe`, ["-url", listening.url, "-desc", desc, "fleet", "-tokens", file, "-t", DURATION, "-ramp", String(RAMP), "-report", "30s"], { stdio: ["ignore", "pipe", "pipe"] });
+        const p = spawn(`${KIT}/bin/agentprobe`, ["-url", server.url, "-desc", desc, "fleet", "-tokens", file, "-t", DURATION, "-ramp", String(RAMP), "-report", "30s"], {
+          stdio: ["ignore", "pipe", "pipe"],
+          env: { ...process.env, GOMAXPROCS: PROBE_GOMAXPROCS },
+        });
         let out = "";
+        probeCpu.set(p.pid!, 0);
         p.stdout.on("data", (c: Buffer) => (out += c));
         p.stderr.on("data", (c: Buffer) => (out += c));
         p.once("close", (code) => resolve({ code, out }));
       }),
   );
   let peakRss = 0;
-  const sampler = setInterval(() => void serverUsage().then((u) => (peakRss = Math.max(peakRss, u.rss))), 1_000);
+  const sampler = setInterval(() => {
+    void serverUsage().then((u) => (peakRss = Math.max(peakRss, u.rss)));
+    for (const pid of probeCpu.keys()) void procUsage(pid).then((u) => u.cpu > 0 && probeCpu.set(pid, u.cpu));
+  }, 1_000);
   await new Promise((r) => setTimeout(r, steadyDelayMs));
   const pgA = await readPg(admin, dbName);
   const cpuA = await serverUsage();
@@ -157,12 +214,14 @@ try {
   const cpuB = await serverUsage();
   const results = await Promise.all(probes);
   clearInterval(sampler);
+  const runEnd = { server: await serverUsage(), pg: await readPg(admin, dbName) };
+  const whole = pgDelta(runStart.pg, runEnd.pg);
 
   const window = pgDelta(pgA, pgB);
   const steadyLines = results.map((r) => fields(r.out.split("\n").find((l) => l.startsWith("fleet-steady:")) ?? ""));
   const summaries = results.map((r) => fields(r.out.split("\n").find((l) => l.startsWith("fleet:")) ?? ""));
   for (const r of results) {
-    const tail = r.out.split("\n").filter((l) => l.startsWith("fleet")).slice(-3).join("\n");
+    const tail = r.out.split("\n").filter((l) => l.startsWith("fleet") || l.startsWith("  first ")).slice(-6).join("\n");
     console.error(`probe exit ${r.code}:\n${tail}`);
   }
   const rows = [
@@ -181,13 +240,17 @@ try {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   console.log(rows.map((r) => "| " + r.map((c, i) => c.padEnd(widths[i]!)).join(" | ") + " |").join("\n"));
   console.log(`probe summaries: ${summaries.map((s) => JSON.stringify(s)).join(" ")}`);
-  console.log(`server: ${serverTrouble.workerExits} worker exits, ${serverTrouble.warnings} warnings${serverTrouble.warnings > 0 ? `, the last: ${serverTrouble.lastWarning}` : ""}`);
+  const cores = (cpu: number) => `${(cpu / whole.seconds).toFixed(2)} cores`;
+  console.log(
+    `CPU over the whole ${Math.round(whole.seconds)} s run: server ${cores(runEnd.server.cpu - runStart.server.cpu)}, PostgreSQL ${whole.cpuCores.toFixed(2)} cores, ` +
+      `probes ${cores([...probeCpu.values()].reduce((a, b) => a + b, 0))}; PG statements ${whole.statements} (${Math.round(whole.statements / whole.seconds)}/s)`,
+  );
+  console.log(`server: ${server.trouble.workerExits} worker exits, ${server.trouble.warnings} warnings${server.trouble.warnings > 0 ? `, the last: ${server.trouble.lastWarning}` : ""}`);
   if (results.some((r) => r.code !== 0)) process.exitCode = 1;
   console.log(`(fleet p50/p99/max per probe process; server CPU and PG tx/s over the ${Math.round(window.seconds)} s steady window; RSS: primary + workers at peak, minus before the agents)`);
 } finally {
-  serve.kill("SIGTERM");
-  await new Promise((r) => serve.once("exit", r));
-  await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch((err: Error) => console.error(`dropping ${dbName}: ${err.message}`));
+  await server.stop();
+  if (KEEP_DB === undefined) await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch((err: Error) => console.error(`dropping ${dbName}: ${err.message}`));
   await admin.end();
   await rm(dir, { recursive: true, force: true });
 }

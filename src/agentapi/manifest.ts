@@ -15,7 +15,8 @@ import {
 import { DERPMapSchema, type DERPMap } from "../../gen/coder/tailnet/v2/tailnet_pb.js";
 import { APP_HEALTHS, APP_SHARING_LEVELS } from "../db/enums.js";
 import type { WorkspaceApp as AppRow } from "../db/queries/apps.js";
-import { getManifestRows, type JsonRow } from "../db/queries/manifest.js";
+import { groupedStatement } from "../db/grouped-statement.js";
+import { getManifestRowsOf, type JsonRow, type ManifestRows } from "../db/queries/manifest.js";
 import { enumMapping } from "../protocol/enum-mapping.js";
 import type { AgentApiConfig, AgentApiContext } from "./context.js";
 import { agentNotFound } from "./caller.js";
@@ -32,12 +33,25 @@ const HEALTHS = enumMapping(WorkspaceApp_HealthSchema, APP_HEALTHS);
  * GetManifest: everything an agent needs to start, in one statement (a fleet reconnecting at once
  * costs one round trip per agent); no writes, no events.
  */
+/** Manifests one statement reads at most; with two in flight, a reconnect storm leaves the pool to other RPCs. */
+const MANIFESTS_PER_STATEMENT = 200;
+const MANIFEST_STATEMENTS_IN_FLIGHT = 2;
+/** Under load, manifest statements go at most every this long. */
+const MANIFEST_STATEMENT_INTERVAL_MS = 10;
+
 export function manifestApi(api: AgentApiContext) {
   const { db } = api;
+  // Every agent asks for its manifest as it connects: grouped, a fleet's restart is a few statements a round trip.
+  const manifestRows = groupedStatement<string, ManifestRows | undefined>({
+    maxKeys: MANIFESTS_PER_STATEMENT,
+    maxInFlight: MANIFEST_STATEMENTS_IN_FLIGHT,
+    minIntervalMs: MANIFEST_STATEMENT_INTERVAL_MS,
+    run: (agentIds) => getManifestRowsOf(db, agentIds),
+  });
   return {
     async getManifest(_req: unknown, ctx: HandlerContext): Promise<Manifest> {
       const { identity } = await api.loadCaller(ctx);
-      const [rows, derpMap] = await Promise.all([getManifestRows(db, identity.agentId), api.derpMaps.current()]).catch((err: unknown) => {
+      const [rows, derpMap] = await Promise.all([manifestRows(identity.agentId), api.derpMaps.current()]).catch((err: unknown) => {
         throw internal("fetching workspace agent data", err);
       });
       if (rows === undefined) throw agentNotFound(identity.agentId);

@@ -54,8 +54,8 @@ export const serverFlags = {
   "max-connections": flag(wholeNumber(1), { defaultNote: "the open-file limit − 512", help: "TCP connections open at once; new ones past it are closed" }),
   "max-connections-per-address": flag(wholeNumber(0), { default: "0", defaultNote: "no limit", help: "TCP connections open at once from one remote address" }),
   "connection-reserve": flag(wholeNumber(0), { default: "256", help: "of --max-connections, kept for agents' dials and the control API" }),
-  "overload-lag": flag(duration, { default: "500ms", help: "event-loop lag past which new agent dials get 503 with Retry-After" }),
-  "max-pending-dials": flag(wholeNumber(1), { default: "256", help: "agent dials admitted at once; more get 503 with Retry-After" }),
+  "overload-lag": flag(duration, { default: "500ms", help: "median event-loop lag (over a second) past which new agent dials get 503 with Retry-After" }),
+  "max-pending-dials": flag(wholeNumber(1), { default: "4096", help: "agent dials waiting for their turn or being admitted; more get 503 with Retry-After" }),
   "connect-unary": flag(onOff, { help: "serve unary RPCs through connect-node's router too, not the lean HTTP/2 path (for comparison)" }),
   ...logFlags,
   "admin-token": flag(text, {

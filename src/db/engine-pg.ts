@@ -2,7 +2,7 @@ import pg from "pg";
 import { backoffDelay, DEFAULT_BACKOFF } from "../backoff.js";
 import type { Logger } from "../log.js";
 import type { Database, OpenDatabaseOptions, Transaction } from "./database.js";
-import { NotifyPubsub, PubsubListenerLostError, quoteChannel, type NotifyTransport } from "./pubsub.js";
+import { NOTIFY_ALL_SQL, notifyAllParams, NotifyPubsub, PubsubListenerLostError, quoteChannel, type NotifyTransport } from "./pubsub.js";
 import { pgTypeOverrides } from "./type-parsers.js";
 
 /** The listener connection's application_name, so operators (and tests) can find it in pg_stat_activity. */
@@ -36,8 +36,8 @@ export async function openPgDatabase(
     {
       listen: (ch) => listener.run(`LISTEN ${quoteChannel(ch)}`),
       unlisten: (ch) => listener.run(`UNLISTEN ${quoteChannel(ch)}`),
-      notify: async (ch, payload) => {
-        await pool.query("SELECT pg_notify($1, $2)", [ch, payload]);
+      notifyAll: async (notifications) => {
+        await pool.query(NOTIFY_ALL_SQL, notifyAllParams(notifications));
       },
       isListening: () => listener.listening,
     } satisfies NotifyTransport,

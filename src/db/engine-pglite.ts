@@ -3,7 +3,7 @@ import { join, resolve } from "node:path";
 import { PGlite, type Transaction as PgliteTransaction } from "@electric-sql/pglite";
 import type { Logger } from "../log.js";
 import type { Database, OpenDatabaseOptions, Transaction } from "./database.js";
-import { NotifyPubsub, quoteChannel } from "./pubsub.js";
+import { NOTIFY_ALL_SQL, notifyAllParams, NotifyPubsub, quoteChannel } from "./pubsub.js";
 import { sharedTypeParsers } from "./type-parsers.js";
 import { isProcessAlive } from "../process-alive.js";
 
@@ -29,7 +29,7 @@ export async function openPgliteDatabase(
     {
       listen: async (ch) => void (await pglite.exec(`LISTEN ${quoteChannel(ch)}`)),
       unlisten: async (ch) => void (await pglite.exec(`UNLISTEN ${quoteChannel(ch)}`)),
-      notify: async (ch, payload) => void (await pglite.query("SELECT pg_notify($1, $2)", [ch, payload])),
+      notifyAll: async (notifications) => void (await pglite.query(NOTIFY_ALL_SQL, notifyAllParams(notifications))),
     },
     opts.logger,
     opts.subscriberQueue,

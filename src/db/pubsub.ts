@@ -1,4 +1,5 @@
 import type { Logger } from "../log.js";
+import { groupedStatement } from "./grouped-statement.js";
 
 /**
  * Publish/subscribe over Postgres LISTEN/NOTIFY, the same on both engines.
@@ -60,10 +61,58 @@ export class PubsubListenerLostError extends Error {
  * @internal What an engine provides to {@link NotifyPubsub}: LISTEN/UNLISTEN on its listener
  * connection and NOTIFY on any connection.
  */
+/** One NOTIFY. */
+export interface Notification {
+  channel: string;
+  payload: string;
+}
+
+/** The statement that sends many notifications at once, in order: channels in $1, payloads in $2. */
+export const NOTIFY_ALL_SQL = "SELECT pg_notify(n.channel, n.payload) FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS n(channel, payload, i) ORDER BY n.i";
+
+/** {@link NOTIFY_ALL_SQL}'s parameters. */
+export function notifyAllParams(notifications: readonly Notification[]): [string[], string[]] {
+  return [notifications.map((n) => n.channel), notifications.map((n) => n.payload)];
+}
+
+/** Notifications one statement sends at most (each payload is at most 8000 bytes). */
+const MAX_NOTIFICATIONS_PER_STATEMENT = 200;
+/**
+ * Under load, publishes go out at most every this long (≤ 40 statements/s), so a fleet's stats
+ * reports and connection changes cost the database a bounded rate, not one statement each.
+ */
+const NOTIFY_INTERVAL_MS = 25;
+
+/**
+ * Splits notifications into runs with no repeat inside, in order: each run is one statement, so
+ * PostgreSQL folds none of them and listeners see every one, in the order published.
+ */
+function runsWithoutRepeats(notifications: readonly Notification[]): Notification[][] {
+  const runs: Notification[][] = [];
+  let run: Notification[] = [];
+  let seen = new Set<string>();
+  for (const n of notifications) {
+    const key = `${n.channel}\u0000${n.payload}`;
+    if (seen.has(key)) {
+      runs.push(run);
+      run = [];
+      seen = new Set();
+    }
+    seen.add(key);
+    run.push(n);
+  }
+  if (run.length > 0) runs.push(run);
+  return runs;
+}
+
 export interface NotifyTransport {
   listen(channel: string): Promise<void>;
   unlisten(channel: string): Promise<void>;
-  notify(channel: string, payload: string): Promise<void>;
+  /**
+   * Sends the notifications in one statement, in order. Identical ones in one statement would be
+   * delivered once (PostgreSQL folds them within a transaction): the caller never passes those.
+   */
+  notifyAll(notifications: readonly Notification[]): Promise<void>;
   /** See {@link Pubsub.isListening}; an engine whose listener cannot be lost leaves it out. */
   isListening?(): boolean;
 }
@@ -135,6 +184,20 @@ class Subscriber {
  */
 export class NotifyPubsub implements Pubsub {
   private readonly channels = new Map<string, { subs: Set<Subscriber>; listening: Promise<void> }>();
+  /**
+   * Publishes go out grouped: one statement at a time (so they reach listeners in the order
+   * published), with whatever was published while the last one ran. Each connect, disconnect and
+   * stats report publishes; one statement each would be most of the database's work in a fleet.
+   */
+  private readonly notify = groupedStatement<Notification, undefined>({
+    maxKeys: MAX_NOTIFICATIONS_PER_STATEMENT,
+    maxInFlight: 1,
+    minIntervalMs: NOTIFY_INTERVAL_MS,
+    run: async (notifications) => {
+      for (const run of runsWithoutRepeats(notifications)) await this.transport.notifyAll(run);
+      return notifications.map(() => undefined);
+    },
+  });
 
   constructor(
     private readonly transport: NotifyTransport,
@@ -149,7 +212,7 @@ export class NotifyPubsub implements Pubsub {
     if (bytes > MAX_PAYLOAD_BYTES) {
       throw new PubsubPayloadError(`pubsub: payload of ${bytes} bytes exceeds the ${MAX_PAYLOAD_BYTES}-byte NOTIFY limit`);
     }
-    await this.transport.notify(channel, text);
+    await this.notify({ channel, payload: text });
   }
 
   async subscribe(

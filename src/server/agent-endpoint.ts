@@ -1,8 +1,7 @@
 import type { WebSocket, WebSocketServer } from "ws";
-import { HttpError } from "../http/http-error.js";
 import type { Logger } from "../log.js";
 import { admit, type Admission, type AdmissionOptions } from "./agent-admission.js";
-import { OVERLOAD_RETRY_AFTER_SECONDS, type DialOverload } from "./dial-overload.js";
+import type { DialOverload } from "./dial-overload.js";
 import type { ServerMetrics } from "./metrics.js";
 import type { TunnelEndpoint } from "./tunnel-endpoint.js";
 
@@ -22,22 +21,17 @@ export interface AgentEndpointOptions {
 }
 
 /**
- * The agent route: unless the process is saturated (503 with Retry-After), the one admission
- * (token, latest build, API version) gives the agent's identity.
+ * The agent route: when its turn comes (or 503 with Retry-After, see {@link DialOverload}), the
+ * one admission (token, latest build, API version) gives the agent's identity.
  */
 export function agentEndpoint(options: AgentEndpointOptions): TunnelEndpoint<Admission> {
   return {
     who: "agent",
-    admit: (req, url) => {
-      const overloaded = options.overload.refusal();
-      if (overloaded !== undefined) {
-        options.metrics.overloadRefusals.inc({ reason: overloaded });
-        const detail = overloaded === "pending_dials" ? "too many agents are dialing at once" : "the server is saturated";
-        const headers = { "retry-after": String(OVERLOAD_RETRY_AFTER_SECONDS) };
-        return Promise.reject(new HttpError(503, { message: "Server is overloaded; retry later.", detail }, { headers }));
-      }
-      return options.overload.track(() => admit({ headers: req.headers, url, apiVersion: url.searchParams.get("version") }, options.admission));
-    },
+    admit: (req, url) =>
+      options.overload.admit(
+        () => admit({ headers: req.headers, url, apiVersion: url.searchParams.get("version") }, options.admission),
+        () => req.socket.destroyed,
+      ),
     wss: options.wss,
     upgrades: options.metrics.upgrades,
     logger: options.logger,

@@ -163,7 +163,11 @@ export class AgentServer {
     });
     // The tunnel speaks no subprotocol: whatever a client offers, the 101 names none, as coderd's does.
     this.wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: TUNNEL_MAX_MESSAGE_BYTES, handleProtocols: () => false });
-    this.overload = new DialOverload({ maxLagMs: config.overloadLagMs, maxPendingDials: config.maxPendingDials });
+    this.overload = new DialOverload({
+      maxLagMs: config.overloadLagMs,
+      maxPendingDials: config.maxPendingDials,
+      onRefusal: (reason) => this.metrics.overloadRefusals.inc({ reason }),
+    });
     this.connectionLimits = new ConnectionLimits({
       maxConnections: config.maxConnections,
       maxConnectionsPerAddress: config.maxConnectionsPerAddress,

@@ -79,7 +79,7 @@ export class ServerMetrics {
   });
   readonly overloadRefusals = new Counter({
     name: "agentgate_overload_refusals_total",
-    help: "Agent dials answered 503 because the process was saturated, by reason (event_loop_lag, pending_dials).",
+    help: "Agent dials answered 503 because the process was saturated, by reason (event_loop_lag, pending_dials, queue_timeout).",
     labelNames: ["reason"],
     registers: [this.registry],
   });

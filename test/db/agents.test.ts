@@ -117,6 +117,21 @@ forEachEngine((t) => {
     assert.equal((await getAgentById(t.db, id))?.disconnectedAt, null);
   });
 
+  it("the store groups many agents' lookups and connection writes, and gives connects of one agent at once each its own generation", async () => {
+    const fs = await Promise.all(Array.from({ length: 5 }, () => makeWorkspace(t.db)));
+    const store = agentServerStore(t.db, randomUUID());
+    const found = await Promise.all([...fs.map((f) => store.lookupAgentByToken(f.agents[0]!.authToken)), store.lookupAgentByToken(randomUUID())]);
+    assert.deepEqual(found.map((r) => r?.agentId), [...fs.map((f) => f.agents[0]!.id), undefined]);
+    const id = fs[0]!.agents[0]!.id;
+    const at = new Date();
+    const connections = await Promise.all([store.connect(id, at), store.connect(id, at), store.connect(fs[1]!.agents[0]!.id, at)]);
+    assert.deepEqual(connections.map((c) => c.connectionGeneration).sort(), [1, 1, 2]);
+    const newest = connections.slice(0, 2).find((c) => c.connectionGeneration === 2)!;
+    const older = connections.slice(0, 2).find((c) => c.connectionGeneration === 1)!;
+    assert.deepEqual(await Promise.all([store.disconnect(id, older, at), store.disconnect(id, newest, at), store.disconnect(fs[1]!.agents[0]!.id, connections[2]!, at)]), [false, true, true]);
+    await assert.rejects(store.connect(randomUUID(), at), /agent was deleted/);
+  });
+
   it("updateAgentConnection writes the columns and respects the generation guard", async () => {
     const f = await makeWorkspace(t.db);
     const id = f.agents[0]!.id;

@@ -27,6 +27,17 @@ forEachEngine((t) => {
     unsubscribe();
   });
 
+  it("delivers publishes made at once (grouped into few statements) every one and in order, repeats included", async () => {
+    const [ch, other] = [channel(), channel()];
+    const [c, o] = [new Collector(), new Collector()];
+    await t.db.pubsub.subscribe(ch, c.onEvent, c.onError);
+    await t.db.pubsub.subscribe(other, o.onEvent, o.onError);
+    const sent = Array.from({ length: 450 }, (_, i) => (i % 3 === 0 ? "same" : `p${i}`));
+    await Promise.all([...sent.map((p) => t.db.pubsub.publish(ch, p)), t.db.pubsub.publish(other, "same")]);
+    assert.deepEqual((await c.waitFor(sent.length)).map((e) => (e as { event: string }).event), sent);
+    assert.deepEqual(await o.waitFor(1), [{ event: "same" }]);
+  });
+
   it("delivers to every subscriber of a channel, and not to other channels", async () => {
     const ch = channel();
     const [a, b, other] = [new Collector(), new Collector(), new Collector()];

@@ -313,7 +313,7 @@ describe("admission under overload", () => {
   let srv: TestServer;
   let tokens: string[];
   before(async () => {
-    srv = await startTestServer(t.db, { overloadLagMs: 50 });
+    srv = await startTestServer(t.db, { overloadLagMs: 20 });
     tokens = [];
     for (let i = 0; i < 2; i++) tokens.push((await makeWorkspace(t.db, { agents: ["main"] })).agents[0]!.authToken);
   });
@@ -322,9 +322,18 @@ describe("admission under overload", () => {
   test("while the event loop lags, new dials get 503 with Retry-After; a connected agent keeps working", async () => {
     const connected = await dialRawTunnel(srv.url, tokens[0]!);
     try {
-      // Saturate the process for a moment, as a burst of work would.
-      const until = Date.now() + 300;
-      while (Date.now() < until);
+      // Saturate the process for over a second, as a flood of work would: every turn of its event
+      // loop takes 45 ms, so the median delay passes the bound (a single long pause would not).
+      const until = Date.now() + 1_500;
+      await new Promise<void>((resolve) => {
+        const busyTurn = () => {
+          const end = Date.now() + 45;
+          while (Date.now() < end);
+          if (Date.now() < until) setImmediate(busyTurn);
+          else resolve();
+        };
+        busyTurn();
+      });
       const refused = await rawGet(`${srv.url}/api/v2/workspaceagents/me/rpc`, { "Coder-Session-Token": tokens[1]! });
       assert.equal(refused.status, 503);
       assert.equal(refused.headers["retry-after"], "2");
@@ -359,5 +368,23 @@ describe("admission with too many dials pending", () => {
     assert.ok(statuses.every((s) => s === 101 || s === 503), `statuses: ${statuses.join(",")}`);
     assert.ok(statuses.includes(503), "some dial was turned away");
     for (const a of answers.filter((x) => x.status === 503)) assert.equal(a.headers["retry-after"], "2");
+  });
+});
+
+describe("admission of a herd within the bound", () => {
+  const t = useTestDatabase();
+  let srv: TestServer;
+  let token: string;
+  before(async () => {
+    srv = await startTestServer(t.db);
+    token = (await makeWorkspace(t.db, { agents: ["main"] })).agents[0]!.authToken;
+  });
+  after(() => srv.close());
+
+  test("150 dials at once wait their turn in the queue: every one is upgraded, none refused", async () => {
+    const answers = await Promise.all(Array.from({ length: 150 }, () => rawGet(`${srv.url}/api/v2/workspaceagents/me/rpc`, { "Coder-Session-Token": token })));
+    assert.deepEqual(answers.filter((a) => !a.upgraded).map((a) => a.status), []);
+    const metric = await srv.server.metrics.overloadRefusals.get();
+    assert.deepEqual(metric.values.filter((v) => v.value > 0), []);
   });
 });

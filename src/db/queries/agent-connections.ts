@@ -23,19 +23,34 @@ export async function connectAgent(
   q: Queryable,
   p: { id: string; replicaId: string; now: Date },
 ): Promise<AgentConnection | undefined> {
-  const { rows } = await q.query<AgentConnection>(
-    `UPDATE workspace_agents SET
-       first_connected_at = coalesce(first_connected_at, $3),
-       last_connected_at = $3,
-       last_connected_replica_id = $2,
-       connection_generation = connection_generation + 1,
-       updated_at = $3
-     WHERE id = $1 AND NOT deleted
-     RETURNING connection_generation AS "connectionGeneration", first_connected_at AS "firstConnectedAt",
-               last_connected_at AS "lastConnectedAt", disconnected_at AS "disconnectedAt"`,
-    [p.id, p.replicaId, p.now],
+  return (await connectAgents(q, p.replicaId, [{ id: p.id, now: p.now }]))[0];
+}
+
+/**
+ * {@link connectAgent} for many agents in one statement, each with its own time; answers each, in
+ * order. The agents must differ: an UPDATE … FROM touches a row once however many items name it.
+ */
+export async function connectAgents(
+  q: Queryable,
+  replicaId: string,
+  items: ReadonlyArray<{ id: string; now: Date }>,
+): Promise<Array<AgentConnection | undefined>> {
+  const { rows } = await q.query<AgentConnection & { id: string }>(
+    `UPDATE workspace_agents a SET
+       first_connected_at = coalesce(a.first_connected_at, u.now),
+       last_connected_at = u.now,
+       last_connected_replica_id = $3,
+       connection_generation = a.connection_generation + 1,
+       updated_at = u.now
+     FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, now)
+     WHERE a.id = u.id AND NOT a.deleted
+     RETURNING a.id, a.connection_generation AS "connectionGeneration", a.first_connected_at AS "firstConnectedAt",
+               a.last_connected_at AS "lastConnectedAt", a.disconnected_at AS "disconnectedAt"`,
+    [items.map((i) => i.id), items.map((i) => isoOrNull(i.now)), replicaId],
   );
-  return rows[0];
+  const byId = new Map<string, AgentConnection>();
+  for (const { id, ...connection } of rows) byId.set(id, connection);
+  return items.map((i) => byId.get(i.id));
 }
 
 /** What later writes of a connection are guarded by: its generation and the disconnect it found. */
@@ -90,10 +105,28 @@ export async function disconnectAgent(
   q: Queryable,
   p: { id: string; replicaId: string; generation: number; disconnectedAt: Date },
 ): Promise<boolean> {
-  const { rowCount } = await q.query(
-    `UPDATE workspace_agents SET disconnected_at = $4, updated_at = $4
-     WHERE id = $1 AND last_connected_replica_id = $2 AND connection_generation = $3`,
-    [p.id, p.replicaId, p.generation, p.disconnectedAt],
+  return (await disconnectAgents(q, p.replicaId, [{ id: p.id, generation: p.generation, disconnectedAt: p.disconnectedAt }]))[0]!;
+}
+
+/** One connection's final write, for {@link disconnectAgents}. */
+export interface ConnectionEnd {
+  id: string;
+  generation: number;
+  disconnectedAt: Date;
+}
+
+/**
+ * {@link disconnectAgent} for many connections of this replica in one statement; answers whether
+ * each was written, in order. The agents must differ (see {@link connectAgents}).
+ */
+export async function disconnectAgents(q: Queryable, replicaId: string, ends: readonly ConnectionEnd[]): Promise<boolean[]> {
+  const { rows } = await q.query<{ id: string }>(
+    `UPDATE workspace_agents a SET disconnected_at = u.at, updated_at = u.at
+     FROM unnest($1::uuid[], $2::bigint[], $3::timestamptz[]) AS u(id, generation, at)
+     WHERE a.id = u.id AND a.last_connected_replica_id = $4 AND a.connection_generation = u.generation
+     RETURNING a.id`,
+    [ends.map((e) => e.id), ends.map((e) => e.generation), ends.map((e) => isoOrNull(e.disconnectedAt)), replicaId],
   );
-  return rowCount > 0;
+  const written = new Set(rows.map((r) => r.id));
+  return ends.map((e) => written.has(e.id));
 }

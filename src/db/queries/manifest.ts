@@ -29,14 +29,14 @@ export interface ManifestRows {
 }
 
 /**
- * What GetManifest needs in one statement: the agent, its workspace and owner, and its apps,
- * scripts, metadata and devcontainers aggregated as JSON. One round trip per manifest keeps a
- * reconnect storm of a whole fleet to one statement per agent. Undefined when the agent or its
- * workspace is deleted.
+ * What GetManifest needs, for many agents in one statement: each agent, its workspace and owner,
+ * and its apps, scripts, metadata and devcontainers aggregated as JSON; answered in the order
+ * asked. One statement for many manifests keeps a reconnect storm of a whole fleet to a few
+ * statements per round trip. Undefined for an agent or workspace that is deleted.
  */
-export async function getManifestRows(q: Queryable, agentId: string): Promise<ManifestRows | undefined> {
-  const { rows } = await q.query<ManifestRows>(
-    `SELECT a.name AS "agentName", a.environment_variables AS "environmentVariables", a.directory, a.motd_file AS "motdFile",
+export async function getManifestRowsOf(q: Queryable, agentIds: readonly string[]): Promise<Array<ManifestRows | undefined>> {
+  const { rows } = await q.query<ManifestRows & { agentId: string }>(
+    `SELECT a.id AS "agentId", a.name AS "agentName", a.environment_variables AS "environmentVariables", a.directory, a.motd_file AS "motdFile",
             a.parent_id AS "parentId", w.id AS "workspaceId", w.name AS "workspaceName", u.username AS "ownerUsername",
             (SELECT coalesce(json_agg(x ORDER BY x."displayOrder", x.slug), '[]')
                FROM (SELECT ${selectList("p", APP_COLUMNS)} FROM workspace_apps p WHERE p.agent_id = a.id) x) AS apps,
@@ -58,8 +58,10 @@ export async function getManifestRows(q: Queryable, agentId: string): Promise<Ma
      JOIN workspace_builds b ON b.job_id = r.job_id
      JOIN workspaces w ON w.id = b.workspace_id
      JOIN users u ON u.id = w.owner_id
-     WHERE a.id = $1 AND NOT a.deleted AND NOT w.deleted`,
-    [agentId],
+     WHERE a.id = ANY($1::uuid[]) AND NOT a.deleted AND NOT w.deleted`,
+    [agentIds],
   );
-  return rows[0];
+  const byId = new Map<string, ManifestRows>();
+  for (const { agentId, ...row } of rows) byId.set(agentId, row);
+  return agentIds.map((id) => byId.get(id));
 }
