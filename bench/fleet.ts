@@ -1,16 +1,20 @@
 /**
- * The fleet benchmark: `serve --workers 2` on a fresh PostgreSQL database of its own, N agents
- * provisioned through the control API, driven by two `agentprobe fleet` processes of N/2 each
- * (Coder's steady workload: UpdateStats every 30 s, BatchUpdateMetadata with 2 keys every 10 s,
- * random phases). Prints agents, steady RPC p50/p99/max (the Go probe's own measurement), server
- * CPU (primary and workers, as % of one core), peak RSS per agent, and PostgreSQL transactions/s
- * in the steady window.
+ * The fleet benchmark: N agents provisioned through the control API of a server started for that
+ * alone, then `serve --workers 2` started afresh on that PostgreSQL database (as after a restart)
+ * and driven by two `agentprobe fleet` processes of N/2 each (Coder's steady workload: UpdateStats
+ * every 30 s, BatchUpdateMetadata with 2 keys every 10 s, random phases). Prints agents, steady
+ * RPC p50/p99/max (the Go probe's own measurement), server CPU (primary and workers, as % of one
+ * core), peak RSS per agent, PostgreSQL transactions/s in the steady window, and the CPU of the
+ * server, PostgreSQL and the probes over the whole run.
  *
  *   BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test N=2000 node --import tsx bench/fleet.ts
  *
  * Env: N agents (2000), DURATION of the probes' steady run (2m), RAMP tunnels/s per fleet process
- * (500), WORKERS (2), AGENTGATE_INTEROP_KIT (the built kit, /work/kit). Needs `ulimit -n` above
- * N/2 + a few hundred for each process (each agent is one socket in a worker and one in a probe).
+ * (500), WORKERS (2), AGENTGATE_INTEROP_KIT (the built kit, /work/kit), SERVE_ARGS (more serve
+ * flags), NODE_ARGS (node flags of the server's processes, e.g. --cpu-prof), PROBE_GOMAXPROCS (1),
+ * KEEP_DB=name (keep the provisioned database and its tokens for the next run with that name and
+ * N), SERVER_LOG=file (keep the server's log). Needs `ulimit -n` above N/2 + a few hundred for
+ * each process (each agent is one socket in a worker and one in a probe).
  */
 import { execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";

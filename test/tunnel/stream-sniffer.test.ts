@@ -60,7 +60,10 @@ describe("sniffStream", () => {
     sniffStream(idle, classifyTunnelStream, {}, () => assert.fail("nothing was sent"));
     const [timed] = duplexPair();
     sniffStream(timed, classifyTunnelStream, { timeoutMs: 10 }, () => assert.fail("nothing was sent"));
+    // The sniffer's timer is unref'd (it must not hold a server's exit): hold the loop here.
+    const hold = setTimeout(() => undefined, 10_000);
     await once(timed, "close");
+    clearTimeout(hold);
     assert.equal(idle.destroyed, false);
     idle.destroy();
   });
