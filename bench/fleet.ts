@@ -18,16 +18,15 @@
  */
 import { execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { createWriteStream } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import pg from "pg";
 import { createControlClient } from "../src/cli/control-client.js";
 import { provision } from "../src/cli/scaletest.js";
 import { parseDuration } from "../src/duration.js";
 import { pgDelta, readPg } from "./support/pg-activity.js";
+import { procUsage, startServe } from "./support/serve-process.js";
 
 const ADMIN_URL = process.env.BENCH_DATABASE_URL;
 if (!ADMIN_URL) {
@@ -47,27 +46,11 @@ const PROBE_GOMAXPROCS = process.env.PROBE_GOMAXPROCS ?? "1";
 const NODE_ARGS = (process.env.NODE_ARGS ?? "").split(" ").filter(Boolean);
 const FLEETS = 2;
 const ADMIN_TOKEN = randomBytes(16).toString("hex");
-const MAIN = new URL("../src/cli/main.ts", import.meta.url).pathname;
-/** Clock ticks per second of /proc/<pid>/stat. */
-const USER_HZ = 100;
 
 function run(file: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) =>
     execFile(file, args, { maxBuffer: 1 << 24 }, (err, stdout, stderr) => (err ? reject(new Error(`${file} ${args.join(" ")}: ${err.message}\n${stderr}`)) : resolve(stdout))),
   );
-}
-
-/** CPU seconds and RSS bytes of a process, from /proc. */
-async function procUsage(pid: number): Promise<{ cpu: number; rss: number }> {
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, "utf8");
-    const f = stat.slice(stat.lastIndexOf(") ") + 2).split(" ");
-    const status = await readFile(`/proc/${pid}/status`, "utf8");
-    const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-    return { cpu: (Number(f[11]) + Number(f[12])) / USER_HZ, rss: rssKb * 1024 };
-  } catch {
-    return { cpu: 0, rss: 0 };
-  }
 }
 
 /** key=value pairs of a probe's summary line. */
@@ -87,58 +70,6 @@ const desc = join(dir, "agent.binpb");
 await run("npx", ["--no-install", "buf", "build", "-o", desc]);
 const keptTokens = join(tmpdir(), `${dbName}-${N}.tokens`);
 
-interface Server {
-  url: string;
-  pids: Set<number>;
-  /** Log lines at warn and above, and workers that died: what explains a bad run. */
-  trouble: { warnings: number; workerExits: number; lastWarning: string };
-  stop(): Promise<void>;
-}
-
-/** `serve --workers N` on the database, with the open-files limit raised as far as this shell allows. */
-async function startServer(nodeArgs: string[], serveArgs: string[]): Promise<Server> {
-  const serve = spawn(
-    "sh",
-    ["-c", `ulimit -n "$(ulimit -Hn)"; exec "$0" "$@"`, process.execPath, ...nodeArgs, "--import", "tsx", MAIN, "serve", "--workers", String(WORKERS), "--listen", "127.0.0.1:0", "--database-url", dbUrl.href, "--admin-token", ADMIN_TOKEN, "--log-format", "json", "--log-level", "info", ...serveArgs],
-    { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, AGENTGATE_LOG_LEVEL: "" } },
-  );
-  const pids = new Set<number>([serve.pid!]);
-  const trouble = { warnings: 0, workerExits: 0, lastWarning: "" };
-  const exited = new Promise((r) => serve.once("exit", r));
-  const listening = await new Promise<{ url: string }>((resolve, reject) => {
-    createInterface({ input: serve.stdout! }).on("line", (line) => {
-      let entry: { msg?: string; url?: string; worker_pid?: number; level?: string };
-      try {
-        entry = JSON.parse(line);
-      } catch {
-        return;
-      }
-      if (entry.worker_pid !== undefined) pids.add(entry.worker_pid);
-      if (entry.level === "warn" || entry.level === "error" || entry.level === "fatal") {
-        trouble.warnings++;
-        trouble.lastWarning = line.slice(0, 300);
-      }
-      if (entry.msg === "worker exited") trouble.workerExits++;
-      if (entry.msg === "agentgate listening") resolve(entry as { url: string });
-    });
-    serve.once("exit", (code) => reject(new Error(`serve exited with ${code}`)));
-  });
-  // Drain the log (one line per agent connecting) so the server never blocks on a full pipe;
-  // SERVER_LOG=file keeps it.
-  if (process.env.SERVER_LOG) serve.stdout!.pipe(createWriteStream(process.env.SERVER_LOG));
-  else serve.stdout!.resume();
-  for (const child of (await run("pgrep", ["-P", String(serve.pid)]).catch(() => "")).split("\n").filter(Boolean)) pids.add(Number(child));
-  return {
-    url: listening.url,
-    pids,
-    trouble,
-    async stop() {
-      serve.kill("SIGTERM");
-      await exited;
-    },
-  };
-}
-
 /** The agents' tokens: provisioned through the control API of a server started for that alone, or kept from a run before. */
 async function agentTokens(): Promise<string[]> {
   if (KEEP_DB !== undefined) {
@@ -148,7 +79,7 @@ async function agentTokens(): Promise<string[]> {
   }
   await admin.query(`CREATE DATABASE ${dbName}`);
   console.error(`provisioning ${N} agents on ${dbName} ...`);
-  const server = await startServer([], []);
+  const server = await startServe({ workers: WORKERS, databaseUrl: dbUrl.href, adminToken: ADMIN_TOKEN });
   try {
     const control = createControlClient({ url: server.url, adminToken: ADMIN_TOKEN });
     const tokens = await provision(control, "fleet", N, 2, 10_000, [], () => undefined);
@@ -161,17 +92,8 @@ async function agentTokens(): Promise<string[]> {
 
 const tokens = await agentTokens();
 // The measured server starts on the provisioned database, as after a restart.
-const server = await startServer(NODE_ARGS, SERVE_ARGS);
-const serverUsage = async () => {
-  let cpu = 0;
-  let rss = 0;
-  for (const pid of server.pids) {
-    const u = await procUsage(pid);
-    cpu += u.cpu;
-    rss += u.rss;
-  }
-  return { cpu, rss };
-};
+const server = await startServe({ workers: WORKERS, databaseUrl: dbUrl.href, adminToken: ADMIN_TOKEN, nodeArgs: NODE_ARGS, serveArgs: SERVE_ARGS });
+const serverUsage = () => server.usage();
 
 try {
   const files: string[] = [];
