@@ -8,7 +8,9 @@ import { createWriteStream } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { createInterface } from "node:readline";
 
-const MAIN = new URL("../../src/cli/main.ts", import.meta.url).pathname;
+const SOURCE_MAIN = new URL("../../src/cli/main.ts", import.meta.url).pathname;
+/** The build `npm run build` makes: what a deployment runs, and quicker to start than the sources through tsx. */
+const BUILT_MAIN = new URL("../../dist/src/cli/main.js", import.meta.url).pathname;
 /** Clock ticks per second of /proc/<pid>/stat. */
 const USER_HZ = 100;
 
@@ -28,10 +30,20 @@ export interface ServeProcess {
 
 /** `serve --workers N` on the database; SERVER_LOG=file keeps its log. */
 
-export async function startServe(o: { workers: number; databaseUrl: string; adminToken: string; listen?: string; nodeArgs?: string[]; serveArgs?: string[] }): Promise<ServeProcess> {
+export async function startServe(o: {
+  workers: number;
+  databaseUrl: string;
+  adminToken: string;
+  listen?: string;
+  nodeArgs?: string[];
+  serveArgs?: string[];
+  /** Run dist/ (build it first) rather than the sources through tsx. */
+  built?: boolean;
+}): Promise<ServeProcess> {
+  const entry = o.built ? [BUILT_MAIN] : ["--import", "tsx", SOURCE_MAIN];
   const serve = spawn(
     "sh",
-    ["-c", `ulimit -n "$(ulimit -Hn)"; exec "$0" "$@"`, process.execPath, ...(o.nodeArgs ?? []), "--import", "tsx", MAIN, "serve", "--workers", String(o.workers), "--listen", o.listen ?? "127.0.0.1:0", "--database-url", o.databaseUrl, "--admin-token", o.adminToken, "--log-format", "json", "--log-level", "info", ...(o.serveArgs ?? [])],
+    ["-c", `ulimit -n "$(ulimit -Hn)"; exec "$0" "$@"`, process.execPath, ...(o.nodeArgs ?? []), ...entry, "serve", "--workers", String(o.workers), "--listen", o.listen ?? "127.0.0.1:0", "--database-url", o.databaseUrl, "--admin-token", o.adminToken, "--log-format", "json", "--log-level", "info", ...(o.serveArgs ?? [])],
     { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, AGENTGATE_LOG_LEVEL: "" } },
   );
   const pids = new Set<number>([serve.pid!]);

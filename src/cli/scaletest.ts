@@ -24,7 +24,7 @@ const STOP_TIMEOUT_MS = 60_000;
 
 const workloadModule = new URL(`../scaletest/workload-process${import.meta.url.endsWith(".ts") ? ".ts" : ".js"}`, import.meta.url);
 
-const REPORT_JSON = `--json prints one object: {"agents", "processes", "protocol", "ramp_ms" (until every agent first connected), "duration_ms", "connected_at_end", "dial_failures", "drops", "retry_after_refusals", "rpcs", "errors" (by code), "latency_ms" {"p50", "p95", "p99", "max"} (steady: after every agent connected), "latency_all_ms", "server" {"cpu_seconds", "rss_bytes", "rpcs_by_code"} or null (from the /metrics of the replica that answered), "generator" {"cpu_seconds", "cpu_ms_per_agent_minute", "rss_bytes", "rss_bytes_per_agent"}, "reconnect_storm" {"dropped", "back_in_ms"} (with --reconnect-storm), "passed"}.
+const REPORT_JSON = `--json prints one object: {"agents", "processes", "protocol", "ramp_ms" (until every agent first connected), "duration_ms", "connected_at_end", "dial_failures", "drops", "retry_after_refusals", "rpcs_lost_with_tunnel" (RPCs that failed because their tunnel went away: counted with the drop, not as errors), "rpcs", "errors" (by code), "latency_ms" {"p50", "p95", "p99", "max"} (steady: after every agent connected), "latency_all_ms", "server" {"cpu_seconds", "rss_bytes", "rpcs_by_code"} or null (from the /metrics of the replica that answered), "generator" {"cpu_seconds", "cpu_ms_per_agent_minute", "rss_bytes", "rss_bytes_per_agent"}, "reconnect_storm" {"dropped", "back_in_ms"} (with --reconnect-storm), "passed"}.
 
 Exit 1 when an agent dropped (without --reconnect-storm), an RPC failed, or an agent was not connected at the end.`;
 
@@ -159,6 +159,8 @@ export interface ScaletestReport {
   dial_failures: number;
   drops: number;
   retry_after_refusals: number;
+  /** RPCs that failed because their tunnel went away meanwhile (a drop's casualties, not RPC errors). */
+  rpcs_lost_with_tunnel: number;
   rpcs: number;
   errors: Record<string, number>;
   latency_ms: Quantiles;
@@ -181,7 +183,7 @@ function quantiles(h: LatencyHistogram): Quantiles {
   return { p50: r(h.quantile(0.5)), p95: r(h.quantile(0.95)), p99: r(h.quantile(0.99)), max: r(h.max) };
 }
 
-function sum(rows: WorkloadProgress[], key: "connected" | "everConnected" | "dialFailures" | "drops" | "retryAfters" | "rpcs" | "cpuMicros" | "rssBytes"): number {
+function sum(rows: WorkloadProgress[], key: "connected" | "everConnected" | "dialFailures" | "drops" | "retryAfters" | "lostWithTunnel" | "rpcs" | "cpuMicros" | "rssBytes"): number {
   return rows.reduce((n, r) => n + r[key], 0);
 }
 
@@ -197,7 +199,7 @@ async function drive(url: string, tokens: string[], o: DriveOptions): Promise<Sc
     const share = tokens.filter((_, i) => i % o.processes === k);
     const child = fork(workloadModule, { stdio: ["ignore", "inherit", "inherit", "ipc"], serialization: "advanced" });
     children.push(child);
-    latest[k] = { type: "progress", connected: 0, everConnected: 0, dialFailures: 0, drops: 0, retryAfters: 0, rpcs: 0, errors: {}, interval: { counts: {}, max: 0 }, cpuMicros: 0, rssBytes: 0 };
+    latest[k] = { type: "progress", connected: 0, everConnected: 0, dialFailures: 0, drops: 0, retryAfters: 0, lostWithTunnel: 0, rpcs: 0, errors: {}, interval: { counts: {}, max: 0 }, cpuMicros: 0, rssBytes: 0 };
     finals.push(
       new Promise((resolve, reject) => {
         child.on("message", (m: WorkloadProgress) => {
@@ -293,6 +295,7 @@ async function drive(url: string, tokens: string[], o: DriveOptions): Promise<Sc
     dial_failures: sum(rows, "dialFailures"),
     drops,
     retry_after_refusals: sum(rows, "retryAfters"),
+    rpcs_lost_with_tunnel: sum(rows, "lostWithTunnel"),
     rpcs: sum(rows, "rpcs"),
     errors,
     latency_ms: quantiles(steady),
@@ -325,6 +328,7 @@ function formatReport(r: ScaletestReport): string {
     ["steady run", `${r.duration_ms} ms`],
     ["connected at end", `${r.connected_at_end}`],
     ["dial failures", `${r.dial_failures} (${r.retry_after_refusals} of them 503 + Retry-After)`],
+    ["RPCs lost with their tunnel", String(r.rpcs_lost_with_tunnel)],
     ["drops", `${r.drops}`],
     ["RPCs", `${r.rpcs}`],
     ["errors", Object.keys(r.errors).length === 0 ? "none" : Object.entries(r.errors).map(([c, n]) => `${c} ${n}`).join(", ")],

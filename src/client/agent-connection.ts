@@ -1,10 +1,10 @@
 import { EventEmitter } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Code, ConnectError, createClient, type Client, type Transport } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { Agent } from "../../gen/coder/agent/v2/agent_pb.js";
 import { Tailnet } from "../../gen/coder/tailnet/v2/tailnet_pb.js";
 import { CURRENT_API_VERSION } from "../protocol/agent-rpc.js";
+import { tunnelTransport } from "./tunnel-transport.js";
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from "../backoff.js";
 import { dialTunnel, DialRefusedError, type Tunnel } from "./dial.js";
 
@@ -13,7 +13,6 @@ export const SDK_API_VERSION = CURRENT_API_VERSION;
 /** hashicorp/yamux's default keepalive period. */
 const DEFAULT_KEEPALIVE_MS = 30_000;
 /** Placeholder authority for HTTP/2 inside the tunnel: the tunnel itself says where it goes. */
-const TUNNEL_BASE_URL = "http://agentgate.tunnel";
 
 export interface ConnectAgentOptions {
   /** The server's base URL, e.g. http://127.0.0.1:3000. */
@@ -187,10 +186,7 @@ class ReconnectingConnection extends EventEmitter implements AgentConnection {
 
   /** Connect or gRPC over HTTP/2 whose connections are yamux streams of this tunnel. */
   private tunnelTransport(tunnel: Tunnel): Transport {
-    const nodeOptions = { createConnection: () => tunnel.session.open() };
-    return this.options.protocol === "grpc"
-      ? createGrpcTransport({ baseUrl: TUNNEL_BASE_URL, nodeOptions })
-      : createConnectTransport({ baseUrl: TUNNEL_BASE_URL, httpVersion: "2", nodeOptions });
+    return tunnelTransport(tunnel, this.options.protocol ?? "connect");
   }
 
   /** A transport that waits for a tunnel, then hands the call to that tunnel's transport. */

@@ -7,11 +7,11 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { Agent } from "../../gen/coder/agent/v2/agent_pb.js";
 import { backoffDelay, DEFAULT_BACKOFF } from "../backoff.js";
 import { retryAfterDelay, SDK_API_VERSION } from "../client/agent-connection.js";
 import { dialTunnel, DialRefusedError, type Tunnel } from "../client/dial.js";
+import { tunnelTransport } from "../client/tunnel-transport.js";
 import { createDrpcClient } from "../rpc/drpc-client.js";
 import { LatencyHistogram, type HistogramCounts } from "./histogram.js";
 
@@ -41,6 +41,8 @@ export interface WorkloadProgress {
   drops: number;
   /** Dials refused with 503 and Retry-After. */
   retryAfters: number;
+  /** RPCs that failed because their tunnel went away (GoAway or closed) meanwhile: part of a drop, not errors. */
+  lostWithTunnel: number;
   rpcs: number;
   errors: Record<string, number>;
   /** Latencies of RPCs that ended in the last interval. */
@@ -70,6 +72,7 @@ class LoadState {
   dialFailures = 0;
   drops = 0;
   retryAfters = 0;
+  lostWithTunnel = 0;
   rpcs = 0;
   errors: Record<string, number> = {};
   readonly interval = new LatencyHistogram();
@@ -92,11 +95,7 @@ function callsFor(tunnel: Tunnel, start: WorkloadStart): AgentCalls {
       batchUpdateMetadata: () => client.batchUpdateMetadata(metadata(), opts()),
     };
   }
-  const nodeOptions = { createConnection: () => tunnel.session.open() };
-  const transport =
-    start.protocol === "grpc"
-      ? createGrpcTransport({ baseUrl: "http://agentgate.tunnel", nodeOptions })
-      : createConnectTransport({ baseUrl: "http://agentgate.tunnel", httpVersion: "2", nodeOptions });
+  const transport = tunnelTransport(tunnel, start.protocol);
   const client = createClient(Agent, transport);
   const opts = { timeoutMs: RPC_TIMEOUT_MS };
   return {
@@ -185,12 +184,19 @@ class SimulatedAgent {
 
   private async timed(call: () => Promise<unknown>): Promise<void> {
     const { state } = this;
+    const tunnel = this.tunnel;
     const began = performance.now();
     let code = "ok";
     try {
       await call();
     } catch (err) {
       if (this.closing.signal.aborted) return;
+      // A call its tunnel took down with it (the server drained or the link broke) is part of
+      // that drop, counted apart: the drop itself is what fails a run, or what a storm expects.
+      if (tunnel !== undefined && tunnel.session.goneAway) {
+        state.lostWithTunnel++;
+        return;
+      }
       code = Code[ConnectError.from(err).code] ?? "unknown";
     }
     const ms = performance.now() - began;
@@ -211,6 +217,7 @@ function progress(state: LoadState, type: "progress" | "final", started: NodeJS.
     dialFailures: state.dialFailures,
     drops: state.drops,
     retryAfters: state.retryAfters,
+    lostWithTunnel: state.lostWithTunnel,
     rpcs: state.rpcs,
     errors: { ...state.errors },
     interval: state.interval.snapshot(true),

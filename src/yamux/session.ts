@@ -84,6 +84,11 @@ export class Session extends EventEmitter implements FrameHandler, StreamHost, W
     return this.terminated || this.closing !== undefined;
   }
 
+  /** True once the peer sent GoAway (it is draining: it takes no new streams) or the session closed. */
+  get goneAway(): boolean {
+    return this.remoteGoAway || this.closed;
+  }
+
   /** Why the session failed, if it did. */
   get error(): YamuxError | undefined {
     return this.failure;
