@@ -48,8 +48,9 @@ export function statsApi(api: AgentApiContext) {
       });
       if (stats.connectionCount <= 0n) return response;
       api.batchers.usage.add(identity.workspaceId);
-      // Workspace-wide: Coder sends this kind without an agent id.
-      await api.publishWorkspaceEvent(identity.ownerId, { kind: "stats_update", workspace_id: identity.workspaceId });
+      // Workspace-wide: Coder sends this kind without an agent id. Not awaited: the report is
+      // answered without waiting for the grouped NOTIFY (publishing never throws; it logs).
+      void api.publishWorkspaceEvent(identity.ownerId, { kind: "stats_update", workspace_id: identity.workspaceId });
       return response;
     },
   };
