@@ -265,11 +265,12 @@ async function drive(url: string, tokens: string[], o: DriveOptions): Promise<Sc
   await new Promise((resolve) => setTimeout(resolve, o.durationMs));
   const durationMs = performance.now() - steadyStarted;
   const connectedAtEnd = sum(latest, "connected");
-  const after = await scrapeMetrics(url);
   for (const child of children) child.send({ type: "stop" });
   const stopTimer = setTimeout(() => children.forEach((c) => c.kill("SIGKILL")), STOP_TIMEOUT_MS);
   const rows = await Promise.all(finals);
   clearTimeout(stopTimer);
+  // Once the load has stopped: an RPC the fleet counted is then surely counted by the server too.
+  const after = await scrapeMetrics(url);
 
   const steady = new LatencyHistogram();
   const all = new LatencyHistogram();

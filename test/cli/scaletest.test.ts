@@ -82,7 +82,7 @@ describe("agentgate scaletest against a small fleet", () => {
       assert.ok(report.latency_ms.p50 > 0 && report.latency_ms.p50 <= report.latency_ms.p95 && report.latency_ms.p95 <= report.latency_ms.p99 && report.latency_ms.p99 <= report.latency_ms.max);
       assert.ok(report.server !== null, "the server's /metrics were read");
       assert.ok(report.server.cpu_seconds > 0 && report.server.rss_bytes > 0);
-      assert.ok((report.server.rpcs_by_code.ok ?? 0) >= report.rpcs, "the server counted at least the fleet's RPCs");
+      assert.ok((report.server.rpcs_by_code.ok ?? 0) >= report.rpcs, `the server counted at least the fleet's RPCs: ${JSON.stringify(report.server.rpcs_by_code)} against ${report.rpcs}`);
       assert.ok(report.generator.cpu_seconds > 0 && report.generator.rss_bytes_per_agent > 0);
       const control = createControlClient({ url: srv.url, adminToken: ADMIN_TOKEN });
       const left = (await control.listAgents({})).agents.filter((a) => a.owner.startsWith("scaletest-"));
