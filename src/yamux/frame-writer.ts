@@ -9,16 +9,20 @@ export interface WriterOwner {
 /** Bytes worth a write of their own at once (without a message limit): a socket's usual send chunk. */
 const FULL_WRITE_BYTES = 64 * 1024;
 
+/** Frames queued in a turn that mark a session busy enough to wait a turn more. */
+const MIN_FRAMES_TO_HOLD = 2;
+
 /** Numbers kept per queued frame in `FrameWriter.meta`: type, flags, stream id, length. */
 const META_PER_FRAME = 4;
 
 /**
- * Queues outgoing frames and writes them to the transport one event-loop turn after the first
- * was queued, unless a write's worth is already waiting. Waiting the one turn more gathers what
- * a turn's work sends in pieces: an HTTP/2 response's trailers follow its headers and data a
- * turn later (node's HTTP/2 shuts a stream's writable side only once its data was written), and
- * the responses of calls that finished in that turn. That is one WebSocket message (one system
- * call) where there were two or three; under concurrent calls a few per hundred calls.
+ * Queues outgoing frames and writes them to the transport once per event-loop turn; a session
+ * busy with concurrent calls (two or more frames queued in the turn) waits one turn more. The
+ * extra turn gathers what its calls send in pieces (node's HTTP/2 sends a response's trailers a
+ * turn after its headers and data) and the calls that finish meanwhile into one WebSocket message:
+ * under 32 concurrent gRPC calls, a write per several calls instead of about one per call. A lone
+ * frame goes out at once: on a saturated server a turn is long, and many agents' lone calls gain
+ * nothing from waiting (a 10,000-agent fleet's p50 went from 12 to 60 ms when every frame waited).
  *
  * Frames are kept as numbers plus a payload reference until the flush, so queuing a frame
  * allocates nothing. The flush encodes all headers into one buffer. With `maxWriteBytes` (a
@@ -75,8 +79,9 @@ export class FrameWriter {
 
   /** @internal The first turn has passed: flush now if a write's worth waits, else after one more. */
   holdOneTurn(): void {
-    this.scheduled = this.queuedBytes >= this.fullWriteBytes ? undefined : setImmediate(flushWriter, this);
-    if (this.scheduled === undefined) this.flush();
+    const frames = this.payloads?.length ?? 0;
+    if (frames >= MIN_FRAMES_TO_HOLD && this.queuedBytes < this.fullWriteBytes) this.scheduled = setImmediate(flushWriter, this);
+    else this.flush();
   }
 
   /** Calls `callback` now if there is room, else once queued bytes are written and drained. */
