@@ -58,6 +58,29 @@ describe("data transfer", () => {
     assert.equal(accepted.length, 50);
     destroyAll(client, server);
   });
+
+  it("a session with two or more frames in a turn waits one turn more and sends both turns' frames in one write; a lone frame goes at once", async () => {
+    const { client, server, clientPipe } = sessionPair();
+    server.on("stream", (s: Stream) => s.resume());
+    const [a, b] = [client.open(), client.open()];
+    await client.ping();
+    const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
+
+    let before = clientPipe.stats.writes;
+    a.write("one");
+    b.write("two");
+    await nextTurn();
+    a.write("three"); // queued in the turn the first two wait through, as is the ping
+    await client.ping();
+    assert.equal(clientPipe.stats.writes - before, 1, "the three Data frames and the ping in one write");
+
+    before = clientPipe.stats.writes;
+    a.write("alone");
+    await nextTurn();
+    await nextTurn();
+    assert.equal(clientPipe.stats.writes - before, 1, "a lone frame is written in the turn after it was queued");
+    destroyAll(client, server);
+  });
 });
 
 describe("flow control", () => {
