@@ -1,6 +1,6 @@
 /**
  * The fleet benchmark: N agents provisioned through the control API of a server started for that
- * alone, then `serve --workers 2` started afresh on that PostgreSQL database (as after a restart)
+ * alone, then `serve --workers 2` from dist/ (built first) started afresh on that PostgreSQL database (as after a restart)
  * and driven by two `agentprobe fleet` processes of N/2 each (Coder's steady workload: UpdateStats
  * every 30 s, BatchUpdateMetadata with 2 keys every 10 s, random phases). Prints agents, steady
  * RPC p50/p99/max (the Go probe's own measurement), server CPU (primary and workers, as % of one
@@ -26,7 +26,7 @@ import { createControlClient } from "../src/cli/control-client.js";
 import { provision } from "../src/cli/scaletest.js";
 import { parseDuration } from "../src/duration.js";
 import { pgDelta, readPg } from "./support/pg-activity.js";
-import { procUsage, startServe } from "./support/serve-process.js";
+import { buildDist, procUsage, startServe } from "./support/serve-process.js";
 
 const ADMIN_URL = process.env.BENCH_DATABASE_URL;
 if (!ADMIN_URL) {
@@ -92,7 +92,9 @@ async function agentTokens(): Promise<string[]> {
 
 const tokens = await agentTokens();
 // The measured server starts on the provisioned database, as after a restart.
-const server = await startServe({ workers: WORKERS, databaseUrl: dbUrl.href, adminToken: ADMIN_TOKEN, nodeArgs: NODE_ARGS, serveArgs: SERVE_ARGS });
+// The server measured is the built one, as deployed (see buildDist).
+await buildDist();
+const server = await startServe({ workers: WORKERS, databaseUrl: dbUrl.href, adminToken: ADMIN_TOKEN, nodeArgs: NODE_ARGS, serveArgs: SERVE_ARGS, built: true });
 const serverUsage = () => server.usage();
 
 try {

@@ -18,7 +18,7 @@ import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createServer, type AddressInfo } from "node:net";
 import pg from "pg";
-import { startServe } from "./support/serve-process.js";
+import { buildDist, startServe } from "./support/serve-process.js";
 
 const ADMIN_URL = process.env.BENCH_DATABASE_URL;
 if (!ADMIN_URL) {
@@ -50,9 +50,7 @@ dbUrl.pathname = `/${dbName}`;
 const db = new pg.Client({ connectionString: dbUrl.href });
 const listen = `127.0.0.1:${await freePort()}`;
 // The restart is timed as a deployment would see it: the built server, not the sources through tsx.
-await new Promise<void>((resolve, reject) =>
-  spawn("npm", ["run", "--silent", "build"], { stdio: "inherit" }).once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`npm run build exited with ${code}`)))),
-);
+await buildDist();
 const serveOptions = { workers: WORKERS, databaseUrl: dbUrl.href, adminToken: ADMIN_TOKEN, listen, built: true };
 let server = await startServe(serveOptions);
 await db.connect();
