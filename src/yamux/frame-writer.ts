@@ -77,7 +77,7 @@ export class FrameWriter {
     this.scheduled ??= setImmediate(flushNextTurn, this);
   }
 
-  /** @internal The first turn has passed: flush now if a write's worth waits, else after one more. */
+  /** @internal The first turn has passed: two or more frames (short of a full write) wait one turn more; else flush. */
   holdOneTurn(): void {
     const frames = this.payloads?.length ?? 0;
     if (frames >= MIN_FRAMES_TO_HOLD && this.queuedBytes < this.fullWriteBytes) this.scheduled = setImmediate(flushWriter, this);
