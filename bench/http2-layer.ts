@@ -1,16 +1,15 @@
 /**
  * What the HTTP/2 layer of a tunnel costs: the Go probe (hashicorp yamux + grpc-go) calls a
  * unary method through a WebSocket + yamux tunnel into this process, where each yamux stream is
- * served either by node:http2 (nghttp2 behind a JS stream, as the server does today) or by a
- * minimal HTTP/2 connection on src/http2's HPACK and frame codec. Both decode the request and
- * encode the response with protobuf-es the same way; nothing else differs. Prints server CPU µs
+ * served either by node:http2 (nghttp2 behind a JS stream, as the server does today) or by
+ * src/http2's ServerConnection. Both decode the request and encode the response with
+ * protobuf-es the same way; nothing else differs. Prints server CPU µs
  * per RPC at concurrency 1 and 32 and RSS per connected tunnel (one call made on each).
  *
  *   AGENTGATE_INTEROP_KIT=/work/kit node --expose-gc --import tsx bench/http2-layer.ts
  *
- * Env: CALLS (per row, default 20000), TUNNELS (default 1000). The minimal connection here is a
- * measuring device, not a server: it serves only this unary method, ignores the peer's flow
- * control windows (the responses are a few bytes) and checks nothing.
+ * Env: CALLS (per row, default 20000), TUNNELS (default 1000). The handlers here serve only
+ * this method: they measure the layer, not the server's RPC path (which bench/tunnel.ts does).
  */
 import { execFile } from "node:child_process";
 import { createServer as createHttpServer, type Server } from "node:http";
@@ -20,9 +19,8 @@ import { promisify } from "node:util";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { WebSocketServer } from "ws";
 import { GetAnnouncementBannersRequestSchema, GetAnnouncementBannersResponseSchema } from "../gen/coder/agent/v2/agent_pb.js";
-import { CLIENT_PREFACE, FRAME_HEADER_BYTES, FrameFlag, FrameType, Setting, frame, readFrameHeader, settingsPayload, writeFrameHeader } from "../src/http2/frames.js";
-import { HpackDecoder } from "../src/http2/hpack-decoder.js";
-import { encodeHeaders } from "../src/http2/hpack-encoder.js";
+import type { HeaderList } from "../src/http2/hpack-decoder.js";
+import { ServerConnection } from "../src/http2/server-connection.js";
 import { webSocketDuplex } from "../src/tunnel/websocket-duplex.js";
 import { TUNNEL_MAX_MESSAGE_BYTES, TUNNEL_MAX_STREAM_WINDOW } from "../src/tunnel/tunnel-limits.js";
 import { Session, type Stream } from "../src/yamux/index.js";
@@ -64,101 +62,29 @@ function nodeLayer(): (stream: Duplex) => void {
   return (stream) => server.emit("connection", stream);
 }
 
-const RESPONSE_HEADERS = encodeHeaders([[":status", "200"], ["content-type", "application/grpc+proto"]]);
-const RESPONSE_TRAILERS = encodeHeaders([["grpc-status", "0"]]);
-/** The receive window raised at once, and topped up when half is used. */
-const CONNECTION_WINDOW = 1 << 30;
+const RESPONSE_HEADERS: HeaderList = [[":status", "200"], ["content-type", "application/grpc+proto"]];
+const RESPONSE_TRAILERS: HeaderList = [["grpc-status", "0"]];
 
-/** A minimal HTTP/2 server connection on src/http2: the unary call and what grpc-go sends besides. */
+/** src/http2's ServerConnection: each stream's body read, the same call made, the response written. */
 function codecLayer(): (stream: Duplex) => void {
-  return (transport) => {
-    const decoder = new HpackDecoder();
-    const bodies = new Map<number, Buffer[]>();
-    let pending: Buffer = Buffer.alloc(0);
-    let prefaceSeen = false;
-    let consumed = 0;
-    transport.write(
-      Buffer.concat([
-        frame(FrameType.Settings, 0, 0, settingsPayload([[Setting.MaxConcurrentStreams, 100], [Setting.InitialWindowSize, 1 << 20]])),
-        frame(FrameType.WindowUpdate, 0, 0, u32(CONNECTION_WINDOW - 65_535)),
-      ]),
-    );
-    transport.on("data", (chunk: Buffer) => {
-      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
-      if (!prefaceSeen) {
-        if (pending.length < CLIENT_PREFACE.length) return;
-        pending = pending.subarray(CLIENT_PREFACE.length);
-        prefaceSeen = true;
-      }
-      const out: Buffer[] = [];
-      while (pending.length >= FRAME_HEADER_BYTES) {
-        const h = readFrameHeader(pending, 0);
-        if (pending.length < FRAME_HEADER_BYTES + h.length) break;
-        let payload = pending.subarray(FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + h.length);
-        pending = pending.subarray(FRAME_HEADER_BYTES + h.length);
-        switch (h.type) {
-          case FrameType.Settings:
-            if ((h.flags & FrameFlag.Ack) === 0) out.push(frame(FrameType.Settings, FrameFlag.Ack, 0));
-            break;
-          case FrameType.Ping:
-            if ((h.flags & FrameFlag.Ack) === 0) out.push(frame(FrameType.Ping, FrameFlag.Ack, 0, payload));
-            break;
-          case FrameType.Headers: {
-            if (h.flags & FrameFlag.Padded) payload = payload.subarray(1, payload.length - payload[0]!);
-            if (h.flags & FrameFlag.Priority) payload = payload.subarray(5);
-            decoder.decode(payload);
-            bodies.set(h.streamId, []);
-            if (h.flags & FrameFlag.EndStream) out.push(respond(h.streamId, Buffer.alloc(0)));
-            break;
-          }
-          case FrameType.Data: {
-            consumed += h.length;
-            if (h.flags & FrameFlag.Padded) payload = payload.subarray(1, payload.length - payload[0]!);
-            const body = bodies.get(h.streamId);
-            body?.push(payload);
-            if (h.flags & FrameFlag.EndStream && body !== undefined) {
-              bodies.delete(h.streamId);
-              out.push(respond(h.streamId, Buffer.concat(body)));
-            }
-            break;
-          }
-          case FrameType.RstStream:
-            bodies.delete(h.streamId);
-            break;
-          case FrameType.GoAway:
-            transport.end();
-            return;
-        }
-      }
-      if (consumed > CONNECTION_WINDOW / 2) {
-        out.push(frame(FrameType.WindowUpdate, 0, 0, u32(consumed)));
-        consumed = 0;
-      }
-      if (out.length > 0) transport.write(out.length === 1 ? out[0] : Buffer.concat(out));
+  return (transport) =>
+    void new ServerConnection(transport, {
+      onStream(stream) {
+        const chunks: Buffer[] = [];
+        stream.onData = (chunk) => {
+          chunks.push(chunk);
+          stream.consumed(chunk.length);
+        };
+        stream.onEnd = () => {
+          const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+          const response = envelope(handle(body.subarray(5)));
+          stream.respond(RESPONSE_HEADERS);
+          stream.write(response);
+          stream.end(RESPONSE_TRAILERS);
+        };
+      },
     });
-  };
 }
-
-/** HEADERS, DATA and trailers of a response in one buffer. */
-function respond(streamId: number, body: Buffer): Buffer {
-  const data = envelope(handle(body.subarray(5)));
-  const out = Buffer.allocUnsafe(3 * FRAME_HEADER_BYTES + RESPONSE_HEADERS.length + data.length + RESPONSE_TRAILERS.length);
-  let at = 0;
-  writeFrameHeader(out, at, RESPONSE_HEADERS.length, FrameType.Headers, FrameFlag.EndHeaders, streamId);
-  out.set(RESPONSE_HEADERS, (at += FRAME_HEADER_BYTES));
-  writeFrameHeader(out, (at += RESPONSE_HEADERS.length), data.length, FrameType.Data, 0, streamId);
-  out.set(data, (at += FRAME_HEADER_BYTES));
-  writeFrameHeader(out, (at += data.length), RESPONSE_TRAILERS.length, FrameType.Headers, FrameFlag.EndHeaders | FrameFlag.EndStream, streamId);
-  out.set(RESPONSE_TRAILERS, at + FRAME_HEADER_BYTES);
-  return out;
-}
-
-function u32(n: number): Buffer {
-  const b = Buffer.allocUnsafe(4);
-  b.writeUInt32BE(n);
-  return b;
-}
-
 
 /** A WebSocket endpoint whose yamux streams go to `serve`; any token is let in. */
 async function tunnelServer(serve: (stream: Duplex) => void): Promise<{ url: string; server: Server; wss: WebSocketServer }> {
@@ -186,7 +112,7 @@ const gc = (globalThis as { gc?: () => void }).gc;
 if (gc === undefined) console.warn("run with --expose-gc for the RSS figures");
 
 const rows: string[] = [];
-for (const [name, layer] of [["node:http2", nodeLayer], ["src/http2 codec", codecLayer]] as const) {
+for (const [name, layer] of [["node:http2", nodeLayer], ["src/http2", codecLayer]] as const) {
   const { url, server, wss } = await tunnelServer(layer());
   const probe = (args: string[]) => run(`${KIT}/bin/agentprobe`, ["-url", url, "-token", "x", "-desc", desc, ...args], { maxBuffer: 1 << 24 });
   for (const c of ["1", "32"]) {

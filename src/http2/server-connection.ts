@@ -143,6 +143,7 @@ export class ServerConnection {
   private receiveAvailable: number;
   private goingAway = false;
   private done = false;
+  private outgoing: Buffer[] = [];
 
   constructor(
     private readonly transport: Duplex,
@@ -175,6 +176,20 @@ export class ServerConnection {
     transport.on("error", () => this.finish(ErrorCode.InternalError));
   }
 
+  /**
+   * Frames go out together: everything sent while one turn's work runs (a response's headers,
+   * data and trailers, the PING and SETTINGS acknowledgements of what was read) is one write.
+   */
+  private send(bytes: Buffer): void {
+    if (this.outgoing.push(bytes) === 1) queueMicrotask(this.flushOutgoing);
+  }
+
+  private readonly flushOutgoing = (): void => {
+    const out = this.outgoing;
+    this.outgoing = [];
+    if (out.length > 0 && !this.transport.destroyed) this.transport.write(out.length === 1 ? out[0]! : Buffer.concat(out));
+  };
+
   /** Streams open now. */
   get streamCount(): number {
     return this.streams.size;
@@ -184,8 +199,8 @@ export class ServerConnection {
   goAway(): void {
     if (this.goingAway || this.done) return;
     this.goingAway = true;
-    this.transport.write(goAwayFrame(this.lastStreamId, ErrorCode.NoError));
-    if (this.streams.size === 0) this.transport.end();
+    this.send(goAwayFrame(this.lastStreamId, ErrorCode.NoError));
+    if (this.streams.size === 0) this.endTransport();
   }
 
   private receive(chunk: Buffer): void {
@@ -230,7 +245,7 @@ export class ServerConnection {
       case FrameType.Ping:
         if (streamId !== 0) throw new ConnectionError(ErrorCode.ProtocolError, "PING on a stream");
         if (payload.length !== 8) throw new ConnectionError(ErrorCode.FrameSizeError, "PING of the wrong size");
-        if ((flags & FrameFlag.Ack) === 0) this.transport.write(frame(FrameType.Ping, FrameFlag.Ack, 0, payload));
+        if ((flags & FrameFlag.Ack) === 0) this.send(frame(FrameType.Ping, FrameFlag.Ack, 0, payload));
         return;
       case FrameType.RstStream: {
         if (streamId === 0) throw new ConnectionError(ErrorCode.ProtocolError, "RST_STREAM on stream 0");
@@ -243,7 +258,7 @@ export class ServerConnection {
       case FrameType.GoAway:
         if (streamId !== 0) throw new ConnectionError(ErrorCode.ProtocolError, "GOAWAY on a stream");
         this.goingAway = true;
-        if (this.streams.size === 0) this.transport.end();
+        if (this.streams.size === 0) this.endTransport();
         return;
       case FrameType.Priority:
         if (streamId === 0) throw new ConnectionError(ErrorCode.ProtocolError, "PRIORITY on stream 0");
@@ -282,7 +297,7 @@ export class ServerConnection {
         throw new ConnectionError(ErrorCode.ProtocolError, "SETTINGS_ENABLE_PUSH not 0 or 1");
       }
     }
-    this.transport.write(frame(FrameType.Settings, FrameFlag.Ack, 0));
+    this.send(frame(FrameType.Settings, FrameFlag.Ack, 0));
     for (const stream of this.streams.values()) this.flushStream(stream);
   }
 
@@ -404,7 +419,7 @@ export class ServerConnection {
       const type = first ? FrameType.Headers : FrameType.Continuation;
       out.push(frame(type, (last ? FrameFlag.EndHeaders : 0) | (first && endStream ? FrameFlag.EndStream : 0), stream.id, piece));
     }
-    this.transport.write(out.length === 1 ? out[0]! : Buffer.concat(out));
+    this.send(out.length === 1 ? out[0]! : Buffer.concat(out));
     if (endStream) {
       stream.ended = null;
       this.localEnd(stream);
@@ -428,7 +443,7 @@ export class ServerConnection {
     }
     const ending = stream.queued.length === 0 && stream.ended !== undefined;
     if (ending && stream.ended === null) out.push(frame(FrameType.Data, FrameFlag.EndStream, stream.id));
-    if (out.length > 0) this.transport.write(out.length === 1 ? out[0]! : Buffer.concat(out));
+    if (out.length > 0) this.send(out.length === 1 ? out[0]! : Buffer.concat(out));
     if (!ending) return;
     if (stream.ended !== null) this.sendHeaders(stream, stream.ended!, true);
     else this.localEnd(stream);
@@ -464,22 +479,27 @@ export class ServerConnection {
   }
 
   private afterStreamGone(): void {
-    if (this.goingAway && this.streams.size === 0 && !this.done) this.transport.end();
+    if (this.goingAway && this.streams.size === 0 && !this.done) this.endTransport();
+  }
+
+  private endTransport(): void {
+    this.flushOutgoing();
+    this.transport.end();
   }
 
   /** @internal */
   windowUpdate(streamId: number, increment: number): void {
-    if (!this.done) this.transport.write(frame(FrameType.WindowUpdate, 0, streamId, u32(increment)));
+    if (!this.done) this.send(frame(FrameType.WindowUpdate, 0, streamId, u32(increment)));
   }
 
   private rst(streamId: number, code: ErrorCode): void {
-    if (!this.done) this.transport.write(frame(FrameType.RstStream, 0, streamId, u32(code)));
+    if (!this.done) this.send(frame(FrameType.RstStream, 0, streamId, u32(code)));
   }
 
   private fail(code: ErrorCode): void {
     if (this.done) return;
-    this.transport.write(goAwayFrame(this.lastStreamId, code));
-    this.transport.end();
+    this.send(goAwayFrame(this.lastStreamId, code));
+    this.endTransport();
     this.finish(code);
   }
 
