@@ -1,4 +1,5 @@
 import cluster from "node:cluster";
+import { answerPoolMetrics, poolMetricsOf } from "../server/pool-metrics.js";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -85,6 +86,7 @@ function loopbackFor(address: string): string {
  * share one admin token), leaves the server files once all listen, and on a signal drains them all.
  */
 async function servePrimary(config: ServerConfig, generatedToken: string | undefined, tokenSource: string, logger: Logger): Promise<number> {
+  answerPoolMetrics();
   const pool = await startWorkerPool(config.workers, { AGENTGATE_ADMIN_TOKEN: config.adminToken }, logger);
   const { address, port } = pool.address;
   const files = await leaveServerFiles(config.stateDir, { url: `http://${hostForUrl(loopbackFor(address))}:${port}`, pid: process.pid }, generatedToken, logger);
@@ -103,6 +105,8 @@ async function serveWorker(config: ServerConfig, logger: Logger): Promise<void> 
   logger = logger.child({ worker: Number(process.env.AGENTGATE_WORKER_INDEX ?? 0) });
   const { db } = await openMigratedDatabase({ "database-url": config.databaseUrl, "data-dir": config.dataDir }, { logger });
   const server = await startAgentgate(config, db, logger);
+  // A scrape lands on whichever worker accepts it: it answers for the whole pool.
+  server.metrics.text = poolMetricsOf(server.metrics.registry);
   const replica = await registerReplica(db, server.replicaId, logger);
   reportListening({ replicaId: server.replicaId, ...server.address });
   await waitForPrimary(logger);

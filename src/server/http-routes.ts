@@ -55,7 +55,7 @@ export function requestListener(o: RoutesOptions): (req: IncomingMessage | Http2
         (err: unknown) => writeError(res as ServerResponse, 503, { message: "Not ready.", detail: isDatabaseUnavailable(err) ? "the database can't be reached" : errorText(err) }),
       );
     } else if (req.method === "GET" && path === "/metrics") {
-      o.metrics.registry.metrics().then(
+      o.metrics.text().then(
         (text) => res.writeHead(200, { "content-type": o.metrics.registry.contentType }).end(text),
         (err: unknown) => writeError(res as ServerResponse, 500, { message: "Collecting metrics failed.", detail: errorText(err) }),
       );

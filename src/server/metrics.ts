@@ -14,6 +14,8 @@ const RPC_SECONDS_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.
  */
 export class ServerMetrics {
   readonly registry = new Registry();
+  /** What /metrics answers: this registry's text, or in a worker of `serve --workers` the whole pool's. */
+  text: () => Promise<string> = () => this.registry.metrics();
   readonly connectedAgents = new Gauge({ name: "agentgate_agents_connected", help: "Agents with an open tunnel on this replica.", registers: [this.registry] });
   readonly upgrades = new Counter({
     name: "agentgate_agent_upgrades_total",
@@ -146,11 +148,13 @@ export class ServerMetrics {
         this.set({ kind: "client" }, c?.peers.client ?? 0);
       },
     });
-    const gauge = (name: string, help: string, value: (c: CoordinatorCounters) => number) =>
+    const gauge = (name: string, help: string, value: (c: CoordinatorCounters) => number, aggregator: "sum" | "max" = "sum") =>
       new Gauge({
         name,
         help,
         registers,
+        // How `serve --workers` merges the workers' values: replicas seen is one count, not one per worker.
+        aggregator,
         collect() {
           const c = read();
           this.set(c === undefined ? 0 : value(c));
@@ -168,7 +172,7 @@ export class ServerMetrics {
         },
       });
     gauge("agentgate_tailnet_tunnels", "Tunnels whose source is a peer on this replica.", (c) => c.tunnels);
-    gauge("agentgate_tailnet_replicas", "Coordinator replicas alive, this one included.", (c) => c.replicasSeen);
+    gauge("agentgate_tailnet_replicas", "Coordinator replicas alive, this one included.", (c) => c.replicasSeen, "max");
     counter("agentgate_tailnet_node_updates_sent_total", "NODE updates queued to peers of this replica.", (c) => c.nodeUpdatesSent);
     counter("agentgate_tailnet_peers_dropped_total", "Peers removed because their response queue was full.", (c) => c.peersDroppedFullQueue);
     counter("agentgate_tailnet_heartbeat_failures_total", "Failed heartbeat writes of this replica.", (c) => c.heartbeatFailures);

@@ -1,3 +1,4 @@
+import { get } from "node:http";
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { connectAgent, type AgentConnection } from "../../src/client/index.js";
@@ -48,6 +49,14 @@ describe("agentgate serve --workers 2 on PostgreSQL", { skip: process.env.TEST_D
       const rows = await listReplicas(t.db, new Date(0));
       for (const id of listening.replica_ids) assert.ok(rows.some((r) => r.id === id), `replica ${id} registered`);
 
+      // A scrape lands on one worker or the other (each on a connection of its own): every one
+      // answers for the whole pool, all six agents and their six calls.
+      for (let i = 0; i < 4; i++) {
+        const text = await scrape(listening.url);
+        assert.match(text, /^agentgate_agents_connected 6$/m, `scrape ${i}`);
+        assert.match(text, /^agentgate_rpcs_total\{service="coder\.agent\.v2\.Agent",method="GetServiceBanner",code="ok"\} 6$/m, `scrape ${i}`);
+      }
+
       // SIGKILL one worker: the primary forks a new one with a new replica id; agents on it redial.
       const workerLines = serve.lines.filter((l) => l.msg === "worker listening");
       const victim = workerLines[0] as { worker_pid: number; replica_id: string };
@@ -80,3 +89,15 @@ describe("agentgate serve --workers 2 on PostgreSQL", { skip: process.env.TEST_D
     }
   });
 });
+
+/** GET /metrics on a connection of its own, so the primary hands each scrape to the next worker. */
+function scrape(url: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    get(`${url}/metrics`, { agent: false }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (c: string) => (body += c));
+      res.on("end", () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`/metrics answered ${res.statusCode}: ${body}`))));
+    }).on("error", reject);
+  });
+}
