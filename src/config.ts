@@ -70,6 +70,8 @@ export interface ServerConfig {
    * through connect-node's router (`--connect-unary`), for comparison.
    */
   leanUnary: boolean;
+  /** What serves HTTP/2 inside agent tunnels (`--tunnel-http2`): node:http2, or agentgate's own connection. */
+  tunnelHttp2: "node" | "agentgate";
   /** pino level (`--log-level`). */
   logLevel: string;
   /** `--log-format`; undefined: pretty on a terminal, else JSON. */
@@ -133,6 +135,7 @@ export function serverConfig({ values: v, sources }: ResolvedFlags<typeof server
     overloadLagMs: v["overload-lag"],
     maxPendingDials: v["max-pending-dials"],
     leanUnary: !v["connect-unary"],
+    tunnelHttp2: v["tunnel-http2"],
     logLevel: v["log-level"],
     ...(v["log-format"] === undefined ? {} : { logFormat: v["log-format"] }),
     // An empty token would match an empty Authorization and prove nothing: it means none.

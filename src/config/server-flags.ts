@@ -57,6 +57,10 @@ export const serverFlags = {
   "overload-lag": flag(duration, { default: "500ms", help: "median event-loop lag (over a second) past which new agent dials get 503 with Retry-After" }),
   "max-pending-dials": flag(wholeNumber(1), { default: "4096", help: "agent dials waiting for their turn or being admitted; more get 503 with Retry-After" }),
   "connect-unary": flag(onOff, { help: "serve unary RPCs through connect-node's router too, not the lean HTTP/2 path (for comparison)" }),
+  "tunnel-http2": flag(oneOf(["node", "agentgate"], "IMPL"), {
+    default: "node",
+    help: "what serves HTTP/2 inside agent tunnels: node:http2, or agentgate's own connection (experimental: less CPU and memory per call)",
+  }),
   ...logFlags,
   "admin-token": flag(text, {
     placeholder: "TOKEN",

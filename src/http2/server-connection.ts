@@ -55,6 +55,9 @@ export class ServerStream {
   sendWindow: number;
   /** @internal */
   readonly queued: Buffer[] = [];
+  /** @internal Bytes written and not yet sent (the peer's windows hold them back). */
+  queuedBytes = 0;
+  private drainWaiters: (() => void)[] | undefined;
   /** @internal */
   ended: HeaderList | null | undefined;
   /** @internal */
@@ -90,8 +93,27 @@ export class ServerStream {
   /** Queues body bytes; they go out as the peer's windows allow. */
   write(data: Buffer): void {
     if (this.closed || this.ended !== undefined) return;
-    if (data.length > 0) this.queued.push(data);
+    if (data.length > 0) {
+      this.queued.push(data);
+      this.queuedBytes += data.length;
+    }
     this.connection.flushStream(this);
+  }
+
+  /** Resolves once at most `lowWaterBytes` written bytes wait for the peer's windows, or the stream is gone. */
+  whenDrained(lowWaterBytes = 64 * 1024): Promise<void> {
+    if (this.closed || this.queuedBytes <= lowWaterBytes) return Promise.resolve();
+    return new Promise((resolve) => (this.drainWaiters ??= []).push(resolve));
+  }
+
+  /** @internal */
+  sent(bytes: number): void {
+    this.queuedBytes -= bytes;
+    if (this.drainWaiters !== undefined && (this.queuedBytes <= 64 * 1024 || this.closed)) {
+      const waiters = this.drainWaiters;
+      this.drainWaiters = undefined;
+      for (const w of waiters) w();
+    }
   }
 
   /** Ends the response, with trailers if given, once every queued byte is out. */
@@ -368,7 +390,11 @@ export class ServerConnection {
     if (stream.receiveAvailable < 0) return this.resetStream(stream, ErrorCode.FlowControlError);
     // Padding is never the handler's to consume: its credit comes back at once.
     if (data.length < payload.length) stream.consumed(payload.length - data.length);
-    if (data.length > 0) stream.onData?.(data);
+    if (data.length > 0) {
+      if (stream.onData !== undefined) stream.onData(data);
+      // Nobody reads it (the response is done, or the handler ignores the body): credit it back.
+      else stream.consumed(data.length);
+    }
     if (flags & FrameFlag.EndStream) this.remoteEnd(stream);
   }
 
@@ -409,7 +435,7 @@ export class ServerConnection {
   /** @internal */
   sendHeaders(stream: ServerStream, headers: HeaderList, endStream: boolean): void {
     if (stream.closed || this.done) return;
-    const block = encodeHeaders(headers);
+    const block = encodeHeaders(pseudoHeadersFirst(headers));
     const out: Buffer[] = [];
     // A block larger than a frame continues in CONTINUATION frames.
     for (let at = 0, first = true; first || at < block.length; first = false) {
@@ -440,6 +466,7 @@ export class ServerConnection {
       this.sendWindow -= piece.length;
       stream.sendWindow -= piece.length;
       out.push(frame(FrameType.Data, 0, stream.id, piece));
+      stream.sent(piece.length);
     }
     const ending = stream.queued.length === 0 && stream.ended !== undefined;
     if (ending && stream.ended === null) out.push(frame(FrameType.Data, FrameFlag.EndStream, stream.id));
@@ -449,21 +476,26 @@ export class ServerConnection {
     else this.localEnd(stream);
   }
 
+  /**
+   * The response is complete. A request still being sent may finish (a bidi call's client ends
+   * its side once it read the end; its DATA is credited and dropped meanwhile); a handler that
+   * wants none of it resets the stream with NO_ERROR (RFC 9113 § 8.1).
+   */
   private localEnd(stream: ServerStream): void {
     stream.closed = true;
-    // A request body still arriving after the response ended is not wanted (RFC 9113 § 8.1).
-    if (!stream.remoteClosed) this.rst(stream.id, ErrorCode.NoError);
+    stream.onData = undefined;
+    this.maybeClose(stream);
+  }
+
+  private maybeClose(stream: ServerStream): void {
+    if (!stream.closed || !stream.remoteClosed) return;
     this.streams.delete(stream.id);
     this.afterStreamGone();
   }
 
-  private maybeClose(stream: ServerStream): void {
-    if (stream.closed && stream.remoteClosed) this.streams.delete(stream.id);
-  }
-
   /** @internal */
   resetStream(stream: ServerStream, code: ErrorCode): void {
-    if (stream.closed) return;
+    if (stream.closed && stream.remoteClosed) return;
     this.rst(stream.id, code);
     this.close(stream, code);
   }
@@ -473,6 +505,7 @@ export class ServerConnection {
     stream.closed = true;
     stream.remoteClosed = true;
     stream.queued.length = 0;
+    stream.sent(stream.queuedBytes);
     this.streams.delete(stream.id);
     stream.onReset?.(code);
     this.afterStreamGone();
@@ -530,4 +563,14 @@ function u32(n: number): Buffer {
   const b = Buffer.allocUnsafe(4);
   b.writeUInt32BE(n >>> 0);
   return b;
+}
+
+/** Pseudo-header fields must come before all others in a block (RFC 9113 § 8.3). */
+function pseudoHeadersFirst(headers: HeaderList): HeaderList {
+  let regularSeen = false;
+  for (const [name] of headers) {
+    if (!name.startsWith(":")) regularSeen = true;
+    else if (regularSeen) return [...headers.filter(([n]) => n.startsWith(":")), ...headers.filter(([n]) => !n.startsWith(":"))];
+  }
+  return headers;
 }

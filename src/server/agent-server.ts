@@ -23,13 +23,14 @@ import type { AgentServerStore } from "./agent-store.js";
 import { AgentTunnels, SNIFF_TIMEOUT_MS } from "./agent-tunnels.js";
 import { admitClient, type ClientAdmissionOptions } from "./client-admission.js";
 import { ClientTunnels } from "./client-tunnels.js";
-import { createConnectHandler, MAX_RPC_MESSAGE_BYTES, rpcErrorOf } from "./connect-handler.js";
+import { connectUniversalHandlers, createConnectHandler, MAX_RPC_MESSAGE_BYTES, rpcErrorOf } from "./connect-handler.js";
 import { servedApiMinor } from "./api-version.js";
 import { ConnectionLimits } from "./connection-limits.js";
 import { DialOverload } from "./dial-overload.js";
 import { enforceHttp1HeaderTimeout, enforceHttp2FirstStreamTimeout } from "./header-timeout.js";
 import { requestListener, upgradeListener, type TunnelRoutes } from "./http-routes.js";
 import { LeanUnary } from "./lean-unary.js";
+import { TunnelHttp2 } from "./tunnel-http2.js";
 import { ServerMetrics } from "./metrics.js";
 import type { IdentityWatch } from "./identity-watch.js";
 import { TunnelIdentities } from "./tunnel-identities.js";
@@ -88,6 +89,7 @@ export class AgentServer {
   readonly apiVersion: string;
   private shuttingDown = false;
   private closed: Promise<void> | undefined;
+  private readonly tunnelHttp2: TunnelHttp2 | undefined;
 
   private constructor(private readonly options: AgentServerOptions) {
     // Every RPC in flight links its context to this signal: thousands of listeners are expected.
@@ -135,8 +137,9 @@ export class AgentServer {
     // Node's own headers timeout never runs on connections handed over by hand; enforceHttp1HeaderTimeout keeps it.
     const http1 = createHttp1Server({ requestTimeout: 0, headersTimeout: 0, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS });
     const http2 = createHttp2Server({ settings: { maxConcurrentStreams: MAX_CONCURRENT_RPCS_PER_CONNECTION } });
+    let lean: LeanUnary | undefined;
     if (config.leanUnary) {
-      new LeanUnary({
+      lean = new LeanUnary({
         core: rpcCore,
         tunnelIdentity: (session) => identities.ofSession(session),
         passOver: (session) => clientIdentities.ofSession(session) !== undefined,
@@ -144,8 +147,27 @@ export class AgentServer {
         observer: (service, method, code, seconds) => this.metrics.observeRpc(service, method, code, seconds),
         readMaxBytes: MAX_RPC_MESSAGE_BYTES,
         onUnauthenticated: () => this.metrics.requestsRefused.inc({ reason: "unauthenticated" }),
-      }).install(http2);
+      });
+      lean.install(http2);
     }
+    // `--tunnel-http2 agentgate`: agent tunnels' HTTP/2 on agentgate's own connection.
+    this.tunnelHttp2 =
+      config.tunnelHttp2 === "agentgate"
+        ? new TunnelHttp2({
+            lean,
+            handlers: connectUniversalHandlers({
+              routes(router) {
+                for (const [service, implementation] of options.agentServices) router.service(service, implementation);
+              },
+              metrics: this.metrics,
+              shutdownSignal: this.shutdownController.signal,
+            }),
+            maxConcurrentStreams: MAX_CONCURRENT_RPCS_PER_CONNECTION,
+            maxRequestBytesPerAgent: config.maxRequestBytesPerAgent,
+            onBudgetExceeded: () => this.metrics.requestsRefused.inc({ reason: "agent_bytes" }),
+            logger,
+          })
+        : undefined;
     this.servers = { http1, http2 };
     const isShuttingDown = () => this.shuttingDown;
     this.tunnels = new AgentTunnels({
@@ -160,6 +182,7 @@ export class AgentServer {
       heartbeats: this.heartbeats,
       publishConnectionUpdate: options.publishConnectionUpdate,
       isShuttingDown,
+      ...(this.tunnelHttp2 === undefined ? {} : { tunnelHttp2: this.tunnelHttp2 }),
     });
     // The tunnel speaks no subprotocol: whatever a client offers, the 101 names none, as coderd's does.
     this.wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: TUNNEL_MAX_MESSAGE_BYTES, handleProtocols: () => false });
@@ -293,6 +316,7 @@ export class AgentServer {
     // connection finish what it has and take nothing new, so tunnels drain on their own.
     this.shutdownController.abort();
     for (const session of this.http2Sessions) session.close();
+    this.tunnelHttp2?.goAwayAll();
     this.servers.http1.closeIdleConnections();
     await Promise.all([this.tunnels.closeAll(), this.clientTunnels.closeAll()]);
     for (const socket of this.plainSockets) socket.destroy();

@@ -14,6 +14,8 @@ import type { IdentityWatch, RevocationReason } from "./identity-watch.js";
 import type { ServerMetrics } from "./metrics.js";
 import type { TunnelIdentities } from "./tunnel-identities.js";
 import { closeTunnels, startTunnelSession, tunnelStreamHandlers, type LiveTunnel, type TunnelEnd } from "./tunnel-session.js";
+import type { TunnelHttp2 } from "./tunnel-http2.js";
+import type { TunnelStreamHandlers } from "../tunnel/tunnel-stream-dispatch.js";
 
 /**
  * A plain-port connection must show its first bytes (HTTP/2 preface or request line) within
@@ -57,6 +59,8 @@ export interface AgentTunnelsOptions {
   /** Publishes `agt_connection_update` for an agent; must not throw. */
   publishConnectionUpdate: (identity: AgentIdentity) => void;
   isShuttingDown: () => boolean;
+  /** With `--tunnel-http2 agentgate`: serves the tunnels' HTTP/2 streams instead of node:http2. */
+  tunnelHttp2?: TunnelHttp2;
 }
 
 /**
@@ -89,7 +93,7 @@ export class AgentTunnels {
     const connectedAt = Date.now();
     const session = startTunnelSession(ws, {
       config,
-      handlers: tunnelStreamHandlers({ servers, identities, rpcCore }, identity, agentIdentityKey, logger),
+      handlers: this.streamHandlers(identity, logger),
       logger,
       isShuttingDown: this.options.isShuttingDown,
       onEnd: (how, protocolError) => {
@@ -138,6 +142,15 @@ export class AgentTunnels {
     logger.info({ ...names(), api_version: identity.apiVersion, build_number: identity.buildNumber }, "agent connected");
     release = watch.hold(admission, evict);
     tracker.start().catch((err: unknown) => logger.error({ err }, "recording agent connection failed"));
+  }
+
+  /** How one tunnel's streams are served: DRPC, HTTP/1.1 and HTTP/2 (node's, or agentgate's own). */
+  private streamHandlers(identity: AgentIdentity, logger: Logger): TunnelStreamHandlers {
+    const { servers, identities, rpcCore, tunnelHttp2 } = this.options;
+    const handlers = tunnelStreamHandlers({ servers, identities, rpcCore }, identity, agentIdentityKey, logger);
+    if (tunnelHttp2 === undefined) return handlers;
+    const viaNode = handlers.http;
+    return { ...handlers, http: (server, stream) => (server === servers.http2 ? tunnelHttp2.serve(stream, identity) : viaNode(server, stream)) };
   }
 
   /**

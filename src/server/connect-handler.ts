@@ -1,5 +1,6 @@
-import { Code, ConnectError, createContextValues, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { Code, ConnectError, createConnectRouter, createContextValues, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
+import type { UniversalHandler } from "@connectrpc/connect/protocol";
+import { compressionBrotli, compressionGzip, connectNodeAdapter } from "@connectrpc/connect-node";
 import { Agent } from "../../gen/coder/agent/v2/agent_pb.js";
 import { Tailnet } from "../../gen/coder/tailnet/v2/tailnet_pb.js";
 import { databaseUnavailable } from "../agentapi/rpc-errors.js";
@@ -70,7 +71,49 @@ export function createConnectHandler(options: ConnectHandlerOptions): NodeHandle
     inClientTunnel: (req) => options.clientIdentity?.(req as NodeServerRequest) !== undefined,
     resolveCaller: options.resolveCaller,
   });
-  const observe: Interceptor = (next) => async (req) => {
+  const handler = connectNodeAdapter({
+    routes(router) {
+      options.routes(router);
+      gate.noteHandlers(router.handlers);
+    },
+    interceptors: [observeRpcs(metrics)],
+    readMaxBytes: MAX_RPC_MESSAGE_BYTES,
+    writeMaxBytes: MAX_RPC_MESSAGE_BYTES,
+    shutdownSignal: options.shutdownSignal,
+    contextValues(req) {
+      const values = createContextValues();
+      const identity = gate.identityOf(req);
+      if (identity !== undefined) return values.set(agentIdentityKey, identity);
+      const client = options.clientIdentity?.(req);
+      if (client !== undefined) values.set(clientIdentityKey, client);
+      return values;
+    },
+    fallback: answerUnknownRoute,
+  });
+  const next = handler as unknown as (req: unknown, res: unknown) => void;
+  return (req, res) => gate.handle(req, res as unknown as Parameters<RequestGate["handle"]>[1], next);
+}
+
+/**
+ * The router's handlers by request path, with the same interceptor and limits as
+ * {@link createConnectHandler}, for a server that speaks HTTP/2 itself (an agent tunnel's own
+ * connection): requests reach them as connect's universal requests.
+ */
+export function connectUniversalHandlers(options: Pick<ConnectHandlerOptions, "routes" | "metrics" | "shutdownSignal">): ReadonlyMap<string, UniversalHandler> {
+  const router = createConnectRouter({
+    interceptors: [observeRpcs(options.metrics)],
+    readMaxBytes: MAX_RPC_MESSAGE_BYTES,
+    writeMaxBytes: MAX_RPC_MESSAGE_BYTES,
+    shutdownSignal: options.shutdownSignal,
+    acceptCompression: [compressionGzip, compressionBrotli],
+  });
+  options.routes(router);
+  return new Map(router.handlers.map((h) => [h.requestPath, h]));
+}
+
+/** Counts and times every RPC, and keeps agent services to agents and a client tunnel to Tailnet. */
+function observeRpcs(metrics: ServerMetrics): Interceptor {
+  return (next) => async (req) => {
     const method = req.method.name;
     const service = req.service.typeName;
     const stop = metrics.rpcSeconds.startTimer({ method });
@@ -92,27 +135,6 @@ export function createConnectHandler(options: ConnectHandlerOptions): NodeHandle
       stop();
     }
   };
-  const handler = connectNodeAdapter({
-    routes(router) {
-      options.routes(router);
-      gate.noteHandlers(router.handlers);
-    },
-    interceptors: [observe],
-    readMaxBytes: MAX_RPC_MESSAGE_BYTES,
-    writeMaxBytes: MAX_RPC_MESSAGE_BYTES,
-    shutdownSignal: options.shutdownSignal,
-    contextValues(req) {
-      const values = createContextValues();
-      const identity = gate.identityOf(req);
-      if (identity !== undefined) return values.set(agentIdentityKey, identity);
-      const client = options.clientIdentity?.(req);
-      if (client !== undefined) values.set(clientIdentityKey, client);
-      return values;
-    },
-    fallback: answerUnknownRoute,
-  });
-  const next = handler as unknown as (req: unknown, res: unknown) => void;
-  return (req, res) => gate.handle(req, res as unknown as Parameters<RequestGate["handle"]>[1], next);
 }
 
 /**

@@ -36,6 +36,26 @@ export interface LeanUnaryOptions {
   readMaxBytes?: number;
 }
 
+/**
+ * What a lean call needs of its HTTP/2 stream: node's ServerHttp2Stream has it, and so does the
+ * adapter over agentgate's own HTTP/2 connection (src/server/tunnel-http2.ts).
+ */
+export interface LeanStream {
+  readonly closed: boolean;
+  readonly destroyed: boolean;
+  readonly readableEnded: boolean;
+  readonly headersSent: boolean;
+  on(event: "data", listener: (chunk: Buffer) => void): unknown;
+  on(event: "error", listener: (err: Error) => void): unknown;
+  once(event: "end" | "close" | "wantTrailers", listener: () => void): unknown;
+  off(event: "data", listener: (chunk: Buffer) => void): unknown;
+  off(event: "end", listener: () => void): unknown;
+  respond(headers: Record<string, string>, options?: { waitForTrailers?: boolean; endStream?: boolean }): void;
+  end(data?: Uint8Array): unknown;
+  sendTrailers(headers: Record<string, string>): void;
+  close(code?: number): void;
+}
+
 /** The gRPC message envelope: a flags byte and a 32-bit big-endian length. */
 const ENVELOPE_BYTES = 5;
 const COMPRESSED_FLAG = 0b1;
@@ -106,6 +126,19 @@ export class LeanUnary {
     return true;
   }
 
+  /**
+   * Serves a call of an agent tunnel's own HTTP/2 connection as `identity`, and returns true; or
+   * returns false and leaves the stream alone (not a binary unary call of the core).
+   */
+  serveTunnelCall(stream: LeanStream, headers: IncomingHttpHeaders, identity: AgentIdentity): boolean {
+    const wire = wireOf(headers);
+    if (wire === undefined) return false;
+    const method = this.core.method(headers[":path"] ?? "");
+    if (method === undefined || method.desc.methodKind !== "unary") return false;
+    new LeanUnaryCall(this, stream, headers, method, wire).run(this.valuesOf(identity));
+    return true;
+  }
+
   /** @internal */
   get rpcCore(): RpcCore {
     return this.core;
@@ -164,7 +197,7 @@ class LeanUnaryCall implements RpcCallInit {
 
   constructor(
     private readonly lean: LeanUnary,
-    private readonly stream: ServerHttp2Stream,
+    private readonly stream: LeanStream,
     private readonly headers: IncomingHttpHeaders,
     private readonly method: RpcMethod,
     private readonly wire: Wire,

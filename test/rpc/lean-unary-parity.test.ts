@@ -96,10 +96,11 @@ interface ParityServer {
   hostPort: string;
 }
 
-async function startParityServer(db: Database, leanUnary: boolean): Promise<ParityServer> {
+/** `tunnelHttp2`: what serves HTTP/2 in tunnels (`--tunnel-http2`); "agentgate" is the third server of the matrix. */
+async function startParityServer(db: Database, leanUnary: boolean, tunnelHttp2: "node" | "agentgate" = "node"): Promise<ParityServer> {
   const service = new ParityService();
   const replicaId = randomUUID();
-  const config = testServerConfig({ leanUnary });
+  const config = testServerConfig({ leanUnary, tunnelHttp2 });
   const watch = await IdentityWatch.start({ db, background: db.background, pubsub: db.pubsub, sweepIntervalMs: config.agentUpdateIntervalMs, logger: silentLogger() });
   const server = await AgentServer.start({
     config,
@@ -185,18 +186,20 @@ function cases(srv: () => ParityServer): [name: string, run: (client: AgentClien
 
 forEachEngine((t) => {
   describe("lean unary path and connect-node answer alike (Node clients)", () => {
-    const servers: Record<"lean" | "connect", ParityServer | undefined> = { lean: undefined, connect: undefined };
+    const servers: Record<"lean" | "connect" | "own", ParityServer | undefined> = { lean: undefined, connect: undefined, own: undefined };
     const tunnels: AgentConnection[] = [];
     let token: string;
     before(async () => {
       servers.lean = await startParityServer(t.db, true);
       servers.connect = await startParityServer(t.db, false);
+      servers.own = await startParityServer(t.db, true, "agentgate");
       token = (await makeWorkspace(t.db, { agents: ["main"] })).agents[0]!.authToken;
     });
     after(async () => {
       await Promise.all(tunnels.map((c) => c.close()));
       await servers.lean?.server.shutdown();
       await servers.connect?.server.shutdown();
+      await servers.own?.server.shutdown();
     });
 
     const withToken: Interceptor = (next) => (req) => {
@@ -219,7 +222,7 @@ forEachEngine((t) => {
       describe(clientName, () => {
         const byServer = new Map<ParityServer, AgentClient>();
         const clientOf = (srv: ParityServer) => byServer.get(srv) ?? byServer.set(srv, makeClient(srv)).get(srv)!;
-        for (const mode of ["lean", "connect"] as const) {
+        for (const mode of ["lean", "connect", "own"] as const) {
           for (const [name, run, expected] of cases(() => servers[mode]!)) {
             test(`${mode}: ${name}`, { timeout: 8_000 }, async () => {
               const seen = await run(clientOf(servers[mode]!));
@@ -341,6 +344,7 @@ describe("lean unary path and connect-node answer alike (the interop kit's clien
   let kit: InteropKit;
   let lean: ParityServer;
   let connect: ParityServer;
+  let own: ParityServer;
   let token: string;
   let dir: string;
   let bigRequest: string;
@@ -348,6 +352,7 @@ describe("lean unary path and connect-node answer alike (the interop kit's clien
     kit = await interopKit();
     lean = await startParityServer(t.db, true);
     connect = await startParityServer(t.db, false);
+    own = await startParityServer(t.db, true, "agentgate");
     token = (await makeWorkspace(t.db, { agents: ["main"] })).agents[0]!.authToken;
     dir = await mkdtemp(join(tmpdir(), "agentgate-parity-"));
     bigRequest = join(dir, "big.json");
@@ -356,14 +361,15 @@ describe("lean unary path and connect-node answer alike (the interop kit's clien
   after(async () => {
     await lean?.server.shutdown();
     await connect?.server.shutdown();
+    await own?.server.shutdown();
     await kit?.cleanup();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  /** Runs a client against both servers; its exit code and output must match, and `check` holds for them. */
+  /** Runs a client against the three servers; its exit code and output must match, and `check` holds for them. */
   async function bothAlike(args: (srv: ParityServer) => [string, string[]], check: (out: { code: number | null; text: string }) => void): Promise<void> {
     const outs = [];
-    for (const srv of [lean, connect]) {
+    for (const srv of [lean, connect, own]) {
       const [tool, argv] = args(srv);
       const res = await runTool(tool, argv, { timeoutMs: 60_000 });
       // Ports differ between the servers; nothing else may.
@@ -376,6 +382,7 @@ describe("lean unary path and connect-node answer alike (the interop kit's clien
       outs.push({ code: res.code, text });
     }
     assert.deepEqual(outs[0], outs[1]);
+    assert.deepEqual(outs[0], outs[2], "--tunnel-http2 agentgate answers as node:http2 does");
     check(outs[0]!);
   }
 

@@ -38,12 +38,14 @@ async function nextUpdate(responses: AsyncIterator<CoordinateResponse>, match: (
   }
 }
 
-describe("coordination RPCs", () => {
+// Both HTTP/2 servers a tunnel may have (`--tunnel-http2`): the bidi stream must work on each.
+for (const tunnelHttp2 of ["node", "agentgate"] as const)
+describe(`coordination RPCs (--tunnel-http2 ${tunnelHttp2})`, () => {
   const t = useTestDatabase();
   let srv: TestServer;
   let clients: Coordinator;
   before(async () => {
-    srv = await startTestServer(t.db);
+    srv = await startTestServer(t.db, { tunnelHttp2 });
     // A second replica on the same database stands in for the client endpoint's peers.
     clients = await Coordinator.start({ db: t.db, replicaId: randomUUID(), logger: silentLogger() });
   });
