@@ -34,7 +34,7 @@ describe("CLI conventions", () => {
     const helps = await Promise.all(COMMANDS.filter((c) => c !== "workspace").map((c) => runCli([...c.split(" "), "--help"])));
     for (const { stdout } of helps) {
       for (const item of helpOptionItems(stdout).filter((i) => !i.startsWith("  -h, --help"))) {
-        assert.match(item, /\(.*env: (AGENTGATE_[A-Z_]+|DATABASE_URL)\)$/, item);
+        assert.match(item, /\(.*env: (AGENTGATE_[A-Z0-9_]+|DATABASE_URL)\)$/, item);
       }
       const starts = new Set(helpOptionItems(stdout).map((i) => /^ {2}\S.*?\s{2,}(?=\S)/.exec(i)![0].length));
       assert.equal(starts.size, 1, stdout);
