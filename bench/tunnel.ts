@@ -4,7 +4,8 @@
  * on the plain h2c port, in one run, with the server in its own process:
  * RPCs/s, p50/p99 latency at concurrency 1 and 32, and server CPU µs per RPC. Then the Go
  * probe (hashicorp yamux + grpc-go) against the tunnel and the plain port, on the lean unary path
- * and on a second server with it off (--connect-unary), and the kit's Go refserver as a
+ * on a second server with it off (--connect-unary) and a third whose tunnels speak HTTP/2 on
+ * agentgate's own connection (--tunnel-http2 agentgate), and the kit's Go refserver as a
  * reference stack, with µs/RPC and the RPS ratio against the refserver. Then RSS per idle connected agent with IDLE_AGENTS connected.
  *
  *   node --import tsx bench/tunnel.ts                 # PGlite
@@ -160,13 +161,16 @@ if (KIT && !process.env.SKIP_LOAD) {
   };
   // The same server with every unary call through connect-node's router (--connect-unary).
   const fallback = await startServer(1, { CONNECT_UNARY: "1" });
+  // And one whose tunnels speak HTTP/2 on agentgate's own connection (--tunnel-http2 agentgate).
+  const own = await startServer(1, { TUNNEL_HTTP2: "agentgate" });
   const targets = [
     { name: "lean", url, token, cpu: async () => (await usage()).cpuMicros },
     { name: "connect", url: fallback.url, token: fallback.tokens[0]!, cpu: async () => (await fallback.usage()).cpuMicros },
+    { name: "own-http2", url: own.url, token: own.tokens[0]!, cpu: async () => (await own.usage()).cpuMicros },
   ];
   const METHOD = "coder.agent.v2.Agent/GetAnnouncementBanners";
   const results = new Map<string, Soak>();
-  console.log(`\nGo probe (hashicorp yamux + grpc-go), ${CALLS} calls of ${METHOD}; lean = the lean unary path, connect = --connect-unary`);
+  console.log(`\nGo probe (hashicorp yamux + grpc-go), ${CALLS} calls of ${METHOD}; lean = the lean unary path, connect = --connect-unary, own-http2 = --tunnel-http2 agentgate`);
   for (const c of ["1", "32"]) {
     for (const target of targets) {
       const common = ["-url", target.url, "-token", target.token, "-desc", desc];
@@ -178,6 +182,7 @@ if (KIT && !process.env.SKIP_LOAD) {
     }
   }
   await fallback.stop();
+  await own.stop();
   const ref = spawn(`${KIT}/bin/refserver`, ["-addr", "127.0.0.1:18766", "-token", "s3cret"], { stdio: "ignore" });
   await new Promise((r) => setTimeout(r, 500));
   const refCpu = async () => {
@@ -191,7 +196,7 @@ if (KIT && !process.env.SKIP_LOAD) {
     console.log(`${"Go refserver tunnel".padEnd(26)} c=${c.padEnd(3)} ${result.line}`);
   }
   const ref32 = results.get("ref 32")!;
-  for (const name of ["lean", "connect"]) {
+  for (const name of ["lean", "connect", "own-http2"]) {
     const r = results.get(`${name} tunnel 32`)!;
     console.log(`${name} tunnel c=32: ${r.usPerRpc.toFixed(1)} µs/RPC (target <= 80), ${(r.rps / ref32.rps).toFixed(2)}x refserver rps (target >= 0.25x)`);
   }

@@ -15,7 +15,8 @@
  *   AGENTS_PER_WORKSPACE  default 100;
  *   AGENT_UPDATE_INTERVAL_MS  the ping / refresh / identity sweep period (default the server's);
  *   SERVER_FLAGS          a JSON object of `serve` flags (e.g. {"max-request-bytes":"1GiB"}), for bench/caps.ts;
- *   CONNECT_UNARY=1       the lean unary path off (`--connect-unary`), for comparison.
+ *   CONNECT_UNARY=1       the lean unary path off (`--connect-unary`), for comparison;
+ *   TUNNEL_HTTP2=agentgate  agent tunnels' HTTP/2 on agentgate's own connection (`--tunnel-http2`).
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -77,7 +78,14 @@ if (process.env.AGENT_SPEC === "agentapi") {
 const counter = process.env.COUNT_STATEMENTS ? new StatementCounter() : undefined;
 const serverFlags = JSON.parse(process.env.SERVER_FLAGS ?? "{}") as Record<string, string>;
 // CONNECT_UNARY=1: every call through connect-node's router, the lean unary path off.
-const base = loadServerConfig({ cli: { ...serverFlags, listen: "127.0.0.1:0", ...(process.env.CONNECT_UNARY === "1" ? { "connect-unary": true } : {}) } });
+const base = loadServerConfig({
+  cli: {
+    ...serverFlags,
+    listen: "127.0.0.1:0",
+    ...(process.env.CONNECT_UNARY === "1" ? { "connect-unary": true } : {}),
+    ...(process.env.TUNNEL_HTTP2 ? { "tunnel-http2": process.env.TUNNEL_HTTP2 } : {}),
+  },
+});
 const withStats = process.env.AGENT_STATS_INTERVAL_MS ? { ...base, agentStatsIntervalMs: Number(process.env.AGENT_STATS_INTERVAL_MS) } : base;
 const updateMs = process.env.AGENT_UPDATE_INTERVAL_MS ? Number(process.env.AGENT_UPDATE_INTERVAL_MS) : undefined;
 const config = updateMs ? { ...withStats, agentUpdateIntervalMs: updateMs, agentInactiveTimeoutMs: 2 * updateMs } : withStats;
