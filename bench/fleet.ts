@@ -12,6 +12,8 @@
  * Env: N agents (2000), DURATION of the probes' steady run (2m), RAMP tunnels/s per fleet process
  * (500), WORKERS (2), AGENTGATE_INTEROP_KIT (the built kit, /work/kit), SERVE_ARGS (more serve
  * flags), NODE_ARGS (node flags of the server's processes, e.g. --cpu-prof), PROBE_GOMAXPROCS (1),
+ * PROBE_ARGS (more `agentprobe fleet` flags, e.g. "-metadata 1s -stats 0"), PROBE_LOG=prefix (keep each
+ * probe's output in prefix.0, prefix.1),
  * KEEP_DB=name (keep the provisioned database and its tokens for the next run with that name and
  * N), SERVER_LOG=file (keep the server's log). Needs `ulimit -n` above N/2 + a few hundred for
  * each process (each agent is one socket in a worker and one in a probe).
@@ -44,6 +46,8 @@ const SERVE_ARGS = (process.env.SERVE_ARGS ?? "").split(" ").filter(Boolean);
 const PROBE_GOMAXPROCS = process.env.PROBE_GOMAXPROCS ?? "1";
 /** Node flags for the server's processes (workers inherit them), e.g. NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof". */
 const NODE_ARGS = (process.env.NODE_ARGS ?? "").split(" ").filter(Boolean);
+/** More `agentprobe fleet` flags, e.g. PROBE_ARGS="-metadata 1s -stats 0" to price an RPC alone on its tunnel. */
+const PROBE_ARGS = (process.env.PROBE_ARGS ?? "").split(" ").filter(Boolean);
 const FLEETS = 2;
 const ADMIN_TOKEN = randomBytes(16).toString("hex");
 
@@ -117,7 +121,7 @@ try {
   const probes = files.map(
     (file) =>
       new Promise<{ code: number | null; out: string }>((resolve) => {
-        const p = spawn(`${KIT}/bin/agentprobe`, ["-url", server.url, "-desc", desc, "fleet", "-tokens", file, "-t", DURATION, "-ramp", String(RAMP), "-report", "30s"], {
+        const p = spawn(`${KIT}/bin/agentprobe`, ["-url", server.url, "-desc", desc, "fleet", "-tokens", file, "-t", DURATION, "-ramp", String(RAMP), "-report", "30s", ...PROBE_ARGS], {
           stdio: ["ignore", "pipe", "pipe"],
           env: { ...process.env, GOMAXPROCS: PROBE_GOMAXPROCS },
         });
@@ -148,6 +152,7 @@ try {
   const window = pgDelta(pgA, pgB);
   const steadyLines = results.map((r) => fields(r.out.split("\n").find((l) => l.startsWith("fleet-steady:")) ?? ""));
   const summaries = results.map((r) => fields(r.out.split("\n").find((l) => l.startsWith("fleet:")) ?? ""));
+  if (process.env.PROBE_LOG) await Promise.all(results.map((r, k) => writeFile(`${process.env.PROBE_LOG}.${k}`, r.out)));
   for (const r of results) {
     const tail = r.out.split("\n").filter((l) => l.startsWith("fleet") || l.startsWith("  first ")).slice(-6).join("\n");
     console.error(`probe exit ${r.code}:\n${tail}`);

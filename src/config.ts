@@ -63,6 +63,8 @@ export interface ServerConfig {
   connectionReserve: number;
   /** Event-loop lag past which new agent dials get 503 (`--overload-lag`). */
   overloadLagMs: number;
+  /** Agent dials let through per second in this process, 0 for no bound (`--max-dials-per-second`). */
+  maxDialsPerSecond: number;
   /** Agent dials being admitted at once; more get 503 (`--max-pending-dials`). */
   maxPendingDials: number;
   /**
@@ -133,6 +135,7 @@ export function serverConfig({ values: v, sources }: ResolvedFlags<typeof server
     maxConnectionsPerAddress: v["max-connections-per-address"],
     connectionReserve: v["connection-reserve"],
     overloadLagMs: v["overload-lag"],
+    maxDialsPerSecond: v["max-dials-per-second"],
     maxPendingDials: v["max-pending-dials"],
     leanUnary: !v["connect-unary"],
     tunnelHttp2: v["tunnel-http2"],

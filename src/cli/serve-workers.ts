@@ -21,6 +21,21 @@ const RESTART_BACKOFF: BackoffOptions = { initialMs: 500, maxMs: 30_000 };
 const HEALTHY_UPTIME_MS = 30_000;
 /** How long a worker may take from fork to listening before the start is given up. */
 const START_TIMEOUT_MS = 120_000;
+/**
+ * V8's semi-space for workers, in MiB (Node's default is 16). A worker holding ten thousand agents
+ * scavenged every ~200 ms and promoted what its batchers hold for a second; with 32 MiB, garbage
+ * collection took 7–8 % of its time instead of 11–15 % under the steady fleet workload.
+ */
+export const WORKER_SEMI_SPACE_MIB = 32;
+
+/**
+ * The Node flags workers run with: the primary's own, plus {@link WORKER_SEMI_SPACE_MIB} unless
+ * the operator set the semi-space already (in the flags or NODE_OPTIONS).
+ */
+export function workerExecArgv(execArgv: readonly string[], nodeOptions = process.env.NODE_OPTIONS ?? ""): string[] {
+  const set = [...execArgv, ...nodeOptions.split(/\s+/)].some((a) => /^--max[-_]semi[-_]space[-_]size\b/.test(a));
+  return set ? [...execArgv] : [...execArgv, `--max-semi-space-size=${WORKER_SEMI_SPACE_MIB}`];
+}
 
 export interface WorkerPool {
   /** The first worker's address: all of them share it. */
@@ -118,6 +133,7 @@ export async function startWorkerPool(count: number, env: NodeJS.ProcessEnv, log
       },
     };
 
+    cluster.setupPrimary({ execArgv: workerExecArgv(process.execArgv) });
     for (let i = 0; i < count; i++) fork(i, 0);
   });
 }

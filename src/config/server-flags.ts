@@ -55,6 +55,7 @@ export const serverFlags = {
   "max-connections-per-address": flag(wholeNumber(0), { default: "0", defaultNote: "no limit", help: "TCP connections open at once from one remote address" }),
   "connection-reserve": flag(wholeNumber(0), { default: "256", help: "of --max-connections, kept for agents' dials and the control API" }),
   "overload-lag": flag(duration, { default: "500ms", help: "median event-loop lag (over a second) past which new agent dials get 503 with Retry-After" }),
+  "max-dials-per-second": flag(wholeNumber(0), { default: "400", help: "agent dials let through per second in each process (0: no bound); the rest wait their turn (up to 10 s) or get 503 with Retry-After" }),
   "max-pending-dials": flag(wholeNumber(1), { default: "4096", help: "agent dials waiting for their turn or being admitted; more get 503 with Retry-After" }),
   "connect-unary": flag(onOff, { help: "serve unary RPCs through connect-node's router too, not the lean HTTP/2 path (for comparison)" }),
   "tunnel-http2": flag(oneOf(["node", "agentgate"], "IMPL"), {

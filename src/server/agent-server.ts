@@ -189,6 +189,7 @@ export class AgentServer {
     this.overload = new DialOverload({
       maxLagMs: config.overloadLagMs,
       maxPendingDials: config.maxPendingDials,
+      maxDialsPerSecond: config.maxDialsPerSecond,
       onRefusal: (reason) => this.metrics.overloadRefusals.inc({ reason }),
     });
     this.connectionLimits = new ConnectionLimits({

@@ -29,6 +29,12 @@ export interface DialOverloadOptions {
   maxLagMs: number;
   /** Dials waiting for their turn or being admitted, past which new ones are refused. */
   maxPendingDials: number;
+  /**
+   * Dials let through per second at most (0 or absent: no bound beyond the turns of the loop).
+   * Each admitted dial costs the process about a millisecond of CPU (upgrade, tunnel, manifest);
+   * the bound keeps a reconnect storm from taking the time the connected agents' RPCs need.
+   */
+  maxDialsPerSecond?: number;
   /** Default {@link DIAL_QUEUE_TIMEOUT_MS}. */
   queueTimeoutMs?: number;
   /** Counts each refusal. */
@@ -76,9 +82,17 @@ export class DialOverload {
   private running = 0;
   private turnScheduled = false;
   private readonly queueTimeoutMs: number;
+  private readonly ratePerMs: number;
+  /** Dials the rate bound lets through now: refilled with time, at most a tenth of a second's worth. */
+  private tokens: number;
+  private readonly maxTokens: number;
+  private refilledAt = performance.now();
 
   constructor(private readonly options: DialOverloadOptions) {
     this.queueTimeoutMs = options.queueTimeoutMs ?? DIAL_QUEUE_TIMEOUT_MS;
+    this.ratePerMs = (options.maxDialsPerSecond ?? 0) / 1000;
+    this.maxTokens = Math.max(1, this.ratePerMs * 100);
+    this.tokens = this.maxTokens;
     this.histogram = monitorEventLoopDelay({ resolution: LAG_RESOLUTION_MS });
     this.histogram.enable();
     this.window = setInterval(() => {
@@ -136,15 +150,26 @@ export class DialOverload {
   private scheduleTurn(): void {
     if (this.turnScheduled) return;
     this.turnScheduled = true;
-    setImmediate(() => this.turn());
+    if (this.ratePerMs === 0 || this.tokens >= 1) setImmediate(() => this.turn());
+    else setTimeout(() => this.turn(), Math.ceil((1 - this.tokens) / this.ratePerMs));
+  }
+
+  /** Dials the rate bound lets through this turn (all of DIALS_PER_TURN without a bound). */
+  private allowance(): number {
+    if (this.ratePerMs === 0) return DIALS_PER_TURN;
+    const now = performance.now();
+    this.tokens = Math.min(this.maxTokens, this.tokens + (now - this.refilledAt) * this.ratePerMs);
+    this.refilledAt = now;
+    return Math.min(DIALS_PER_TURN, Math.floor(this.tokens));
   }
 
   /** Lets the next few waiting dials through; those whose client left or that waited too long go. */
   private turn(): void {
     this.turnScheduled = false;
     const now = Date.now();
+    const allowed = this.allowance();
     let started = 0;
-    while (started < DIALS_PER_TURN && this.head < this.waiting.length) {
+    while (started < allowed && this.head < this.waiting.length) {
       const dial = this.waiting[this.head]!;
       this.waiting[this.head++] = undefined as unknown as WaitingDial;
       // A client that hung up is not refused (nobody reads it), only skipped.
@@ -153,6 +178,7 @@ export class DialOverload {
       else {
         dial.start();
         started++;
+        if (this.ratePerMs > 0) this.tokens--;
       }
     }
     if (this.head === this.waiting.length) {

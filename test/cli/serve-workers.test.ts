@@ -7,6 +7,8 @@ import { listReplicas } from "../../src/db/queries/replicas.js";
 import { makeWorkspace } from "../support/fixtures.js";
 import { eventually, useTestDatabase } from "../support/agent-server.js";
 import { runCli, spawnCli } from "../support/cli.js";
+import { readFile } from "node:fs/promises";
+import { workerExecArgv } from "../../src/cli/serve-workers.js";
 
 describe("agentgate serve --workers", () => {
   test("--workers 2 without --database-url is a usage error", async () => {
@@ -19,6 +21,12 @@ describe("agentgate serve --workers", () => {
     const result = await runCli(["serve", "--workers", "0", "--database-url", "postgres://postgres@127.0.0.1:1/x"]);
     assert.equal(result.code, 2);
     assert.match(result.stderr, /want auto or a whole number of at least 1/);
+  });
+
+  test("workers get a larger semi-space unless the operator chose one", () => {
+    assert.deepEqual(workerExecArgv(["--enable-source-maps"], ""), ["--enable-source-maps", "--max-semi-space-size=32"]);
+    assert.deepEqual(workerExecArgv(["--max-semi-space-size=8"], ""), ["--max-semi-space-size=8"]);
+    assert.deepEqual(workerExecArgv([], "--max_semi_space_size=64 --trace-gc"), []);
   });
 });
 
@@ -59,6 +67,10 @@ describe("agentgate serve --workers 2 on PostgreSQL", { skip: process.env.TEST_D
 
       // SIGKILL one worker: the primary forks a new one with a new replica id; agents on it redial.
       const workerLines = serve.lines.filter((l) => l.msg === "worker listening");
+      for (const l of workerLines) {
+        const argv = (await readFile(`/proc/${l.worker_pid as number}/cmdline`, "utf8")).split("\0");
+        assert.ok(argv.includes("--max-semi-space-size=32"), `worker runs with the semi-space flag: ${argv.join(" ")}`);
+      }
       const victim = workerLines[0] as { worker_pid: number; replica_id: string };
       process.kill(victim.worker_pid, "SIGKILL");
       const replacement = (await serve.waitForLine((l) => l.msg === "worker listening" && l.replica_id !== victim.replica_id && !listening.replica_ids.includes(l.replica_id as string))) as { replica_id: string };
