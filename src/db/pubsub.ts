@@ -75,13 +75,18 @@ export function notifyAllParams(notifications: readonly Notification[]): [string
   return [notifications.map((n) => n.channel), notifications.map((n) => n.payload)];
 }
 
-/** Notifications one statement sends at most (each payload is at most 8000 bytes). */
-const MAX_NOTIFICATIONS_PER_STATEMENT = 200;
 /**
- * Under load, publishes go out at most every this long (≤ 40 statements/s), so a fleet's stats
- * reports and connection changes cost the database a bounded rate, not one statement each.
+ * Notifications one statement sends at most (each payload is at most 8000 bytes, most are under
+ * 200): with one statement per interval, 10,000 a second per process.
  */
-const NOTIFY_INTERVAL_MS = 25;
+const MAX_NOTIFICATIONS_PER_STATEMENT = 1_000;
+/**
+ * Under load, publishes go out at most every this long (≤ 10 statements/s per process), so a
+ * fleet's stats reports and connection changes cost the database a bounded rate, not one
+ * statement each: at 25 ms, two workers holding 20,000 agents sent 67 NOTIFY statements a second,
+ * most of the database's transactions. An idle process publishes at once.
+ */
+const NOTIFY_INTERVAL_MS = 100;
 
 /**
  * Splits notifications into runs with no repeat inside, in order: each run is one statement, so
