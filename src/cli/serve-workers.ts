@@ -22,9 +22,9 @@ const HEALTHY_UPTIME_MS = 30_000;
 /** How long a worker may take from fork to listening before the start is given up. */
 const START_TIMEOUT_MS = 120_000;
 /**
- * V8's semi-space for workers, in MiB (Node's default is 16). A worker holding ten thousand agents
- * scavenged every ~200 ms and promoted what its batchers hold for a second; with 32 MiB, garbage
- * collection took 7–8 % of its time instead of 11–15 % under the steady fleet workload.
+ * V8's semi-space for workers, in MiB (Node's default is 16). Two workers holding ten thousand
+ * agents each under the steady fleet workload scavenged every ~200 ms; with 32 MiB, garbage
+ * collection took 7–8 % of a core between them instead of 11–15 %.
  */
 export const WORKER_SEMI_SPACE_MIB = 32;
 
