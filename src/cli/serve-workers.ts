@@ -49,8 +49,7 @@ export interface WorkerPool {
 }
 
 /**
- * Forks `count` workers of this same command (node:cluster: they share the listening socket and
- * the primary hands out connections round-robin) and keeps them running: a worker that exits
+ * Forks `count` workers of this same command and keeps them running: a worker that exits
  * while the pool is up is forked again after a jittered backoff that grows while it keeps dying.
  * Resolves once every worker listens; rejects if one exits or times out before that.
  */
@@ -133,6 +132,14 @@ export async function startWorkerPool(count: number, env: NodeJS.ProcessEnv, log
       },
     };
 
+    // Each worker accepts from the shared listening socket itself (SCHED_NONE), so the kernel's
+    // listen backlog bounds what waits. With node:cluster's round-robin the primary accepts every
+    // connection into an unbounded queue and hands them out one IPC round trip at a time: after a
+    // restart under a full fleet, the agents' redials piled up there faster than busy workers took
+    // them and reached the workers after their clients had given up: 2,000 agents dialing faster
+    // than two workers could admit them stuck at 327 connected, where accepting in the workers
+    // kept admitting. The kernel's split is uneven; --max-connections bounds one worker's share.
+    cluster.schedulingPolicy = cluster.SCHED_NONE;
     cluster.setupPrimary({ execArgv: workerExecArgv(process.execArgv) });
     for (let i = 0; i < count; i++) fork(i, 0);
   });

@@ -34,7 +34,9 @@ describe("agentgate serve --workers 2 on PostgreSQL", { skip: process.env.TEST_D
   const t = useTestDatabase("pg");
 
   test("serves agents on both workers, replaces a killed worker, and SIGTERM drains them all", async () => {
-    const ws = await makeWorkspace(t.db, { agents: ["a0", "a1", "a2", "a3", "a4", "a5"] });
+    // Up to 16 agents: the workers accept from the shared socket themselves, so which one takes a
+    // connection is the kernel's choice; agents are added until both workers hold some.
+    const ws = await makeWorkspace(t.db, { agents: Array.from({ length: 16 }, (_, i) => `a${i}`) });
     const serve = spawnCli(["serve", "--workers", "2", "--listen", "127.0.0.1:0", ...t.testDb.cliArgs], { AGENTGATE_LOG_LEVEL: "info" });
     const connections: AgentConnection[] = [];
     try {
@@ -42,27 +44,37 @@ describe("agentgate serve --workers 2 on PostgreSQL", { skip: process.env.TEST_D
       assert.equal(listening.replica_ids.length, 2);
       assert.notEqual(listening.replica_ids[0], listening.replica_ids[1]);
 
-      // The primary hands connections to the workers in turn: six agents land on both.
+      const agents = () => ws.agents.slice(0, connections.length);
+      const replicasOf = async () => new Set((await Promise.all(agents().map((a) => getAgentById(t.db, a.id)))).map((a) => a?.lastConnectedReplicaId));
+      let seen = new Set<string | null | undefined>();
       for (const a of ws.agents) {
         const conn = connectAgent({ url: listening.url, token: a.authToken });
         connections.push(conn);
         await conn.agent.getServiceBanner({});
+        seen = await eventually(async () => {
+          const ids = await replicasOf();
+          return ids.has(null) || ids.has(undefined) ? undefined : ids;
+        }, 10_000, "the agents' connections written");
+        if (connections.length >= 6 && seen.size === 2) break;
       }
-      const replicasOf = async () => new Set((await Promise.all(ws.agents.map((a) => getAgentById(t.db, a.id)))).map((a) => a?.lastConnectedReplicaId));
-      const seen = await eventually(async () => {
-        const ids = await replicasOf();
-        return listening.replica_ids.every((id) => ids.has(id)) ? ids : undefined;
-      }, 10_000, "agents on both workers");
-      assert.equal(seen.size, 2);
+      assert.deepEqual([...seen].sort(), [...listening.replica_ids].sort(), "agents on both workers");
       const rows = await listReplicas(t.db, new Date(0));
       for (const id of listening.replica_ids) assert.ok(rows.some((r) => r.id === id), `replica ${id} registered`);
 
       // A scrape lands on one worker or the other (each on a connection of its own): every one
-      // answers for the whole pool, all six agents and their six calls.
+      // answers for the whole pool, all the agents and their calls.
       for (let i = 0; i < 4; i++) {
         const text = await scrape(listening.url);
-        assert.match(text, /^agentgate_agents_connected 6$/m, `scrape ${i}`);
-        assert.match(text, /^agentgate_rpcs_total\{service="coder\.agent\.v2\.Agent",method="GetServiceBanner",code="ok"\} 6$/m, `scrape ${i}`);
+        assert.match(text, new RegExp(`^agentgate_agents_connected ${connections.length}$`, "m"), `scrape ${i}`);
+        assert.match(text, new RegExp(`^agentgate_rpcs_total\\{service="coder\\.agent\\.v2\\.Agent",method="GetServiceBanner",code="ok"\\} ${connections.length}$`, "m"), `scrape ${i}`);
+      }
+
+      // The workers accept connections themselves: with the primary stopped, new ones are served.
+      process.kill(serve.child.pid!, "SIGSTOP");
+      try {
+        for (let i = 0; i < 4; i++) assert.equal(await healthz(listening.url), 200, `connection ${i} with the primary stopped`);
+      } finally {
+        process.kill(serve.child.pid!, "SIGCONT");
       }
 
       // SIGKILL one worker: the primary forks a new one with a new replica id; agents on it redial.
@@ -88,7 +100,7 @@ describe("agentgate serve --workers 2 on PostgreSQL", { skip: process.env.TEST_D
       serve.child.kill("SIGTERM");
       assert.equal(await serve.exited, 0, serve.stderr());
       await Promise.all(dropped);
-      for (const a of ws.agents) {
+      for (const a of agents()) {
         const row = await getAgentById(t.db, a.id);
         assert.notEqual(row?.disconnectedAt, null, `${a.name}'s disconnect written`);
         assert.ok(served.has(row!.lastConnectedReplicaId!));
@@ -102,7 +114,19 @@ describe("agentgate serve --workers 2 on PostgreSQL", { skip: process.env.TEST_D
   });
 });
 
-/** GET /metrics on a connection of its own, so the primary hands each scrape to the next worker. */
+/** The status of GET /healthz on a connection of its own, within 10 s. */
+function healthz(url: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = get(`${url}/healthz`, { agent: false, timeout: 10_000 }, (res) => {
+      res.resume();
+      res.on("end", () => resolve(res.statusCode ?? 0));
+    });
+    req.on("timeout", () => req.destroy(new Error("GET /healthz got no answer in 10 s")));
+    req.on("error", reject);
+  });
+}
+
+/** GET /metrics on a connection of its own, which either worker may accept. */
 function scrape(url: string): Promise<string> {
   return new Promise((resolve, reject) => {
     get(`${url}/metrics`, { agent: false }, (res) => {
