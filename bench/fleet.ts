@@ -20,13 +20,12 @@
  */
 import { execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
-import { createControlClient } from "../src/cli/control-client.js";
-import { provision } from "../src/cli/scaletest.js";
 import { parseDuration } from "../src/duration.js";
+import { fleetTokens } from "./support/fleet-tokens.js";
 import { pgDelta, readPg } from "./support/pg-activity.js";
 import { buildDist, procUsage, startServe } from "./support/serve-process.js";
 
@@ -72,29 +71,7 @@ dbUrl.pathname = `/${dbName}`;
 const dir = await mkdtemp(join(tmpdir(), "agentgate-fleet-"));
 const desc = join(dir, "agent.binpb");
 await run("npx", ["--no-install", "buf", "build", "-o", desc]);
-const keptTokens = join(tmpdir(), `${dbName}-${N}.tokens`);
-
-/** The agents' tokens: provisioned through the control API of a server started for that alone, or kept from a run before. */
-async function agentTokens(): Promise<string[]> {
-  if (KEEP_DB !== undefined) {
-    const kept = await readFile(keptTokens, "utf8").catch(() => undefined);
-    if (kept !== undefined) return kept.trim().split("\n");
-    await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-  }
-  await admin.query(`CREATE DATABASE ${dbName}`);
-  console.error(`provisioning ${N} agents on ${dbName} ...`);
-  const server = await startServe({ workers: WORKERS, databaseUrl: dbUrl.href, adminToken: ADMIN_TOKEN });
-  try {
-    const control = createControlClient({ url: server.url, adminToken: ADMIN_TOKEN });
-    const tokens = await provision(control, "fleet", N, 2, 10_000, [], () => undefined);
-    if (KEEP_DB !== undefined) await writeFile(keptTokens, tokens.join("\n") + "\n");
-    return tokens;
-  } finally {
-    await server.stop();
-  }
-}
-
-const tokens = await agentTokens();
+const tokens = await fleetTokens({ admin, dbName, dbUrl: dbUrl.href, keep: KEEP_DB !== undefined, workers: WORKERS, adminToken: ADMIN_TOKEN }, N);
 // The measured server starts on the provisioned database, as after a restart.
 // The server measured is the built one, as deployed (see buildDist).
 await buildDist();

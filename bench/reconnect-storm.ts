@@ -16,9 +16,8 @@
  */
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { createServer, type AddressInfo } from "node:net";
 import pg from "pg";
-import { buildDist, startServe } from "./support/serve-process.js";
+import { buildDist, freePort, startServe } from "./support/serve-process.js";
 
 const ADMIN_URL = process.env.BENCH_DATABASE_URL;
 if (!ADMIN_URL) {
@@ -31,15 +30,6 @@ const HOLD = process.env.HOLD ?? "60s";
 const RAMP = process.env.RAMP ?? "500/s";
 const ADMIN_TOKEN = randomBytes(16).toString("hex");
 const MAIN = new URL("../src/cli/main.ts", import.meta.url).pathname;
-
-/** A port free now, for both servers to listen on in turn. */
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((r) => probe.listen(0, "127.0.0.1", r));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise((r) => probe.close(r));
-  return port;
-}
 
 const dbName = `agentgate_storm_${randomBytes(4).toString("hex")}`;
 const admin = new pg.Client({ connectionString: ADMIN_URL });

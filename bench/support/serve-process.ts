@@ -6,6 +6,7 @@
 import { execFile, spawn } from "node:child_process";
 import { createWriteStream } from "node:fs";
 import { readFile } from "node:fs/promises";
+import { createServer, type AddressInfo } from "node:net";
 import { createInterface } from "node:readline";
 
 const SOURCE_MAIN = new URL("../../src/cli/main.ts", import.meta.url).pathname;
@@ -119,3 +120,24 @@ export async function procUsage(pid: number): Promise<{ cpu: number; rss: number
   }
 }
 
+
+/**
+ * A port free now on 127.0.0.1, for a server and the one that replaces it to listen on in turn.
+ * It lies below the kernel's ephemeral range: while no server listens, thousands of agents
+ * redialing 127.0.0.1:P from ephemeral ports can connect one of them to itself (TCP's
+ * simultaneous open), and that socket then holds P and the new server's bind fails.
+ */
+export async function freePort(): Promise<number> {
+  const range = await readFile("/proc/sys/net/ipv4/ip_local_port_range", "utf8").catch(() => "32768 60999");
+  const firstEphemeral = Number(range.trim().split(/\s+/)[0]) || 32768;
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * Math.max(1, firstEphemeral - 20_000));
+    const probe = createServer();
+    const ok = await new Promise<boolean>((r) => probe.once("error", () => r(false)).listen(port, "127.0.0.1", () => r(true)));
+    if (ok) {
+      await new Promise((r) => probe.close(r));
+      return port;
+    }
+  }
+  throw new Error("no free port below the ephemeral range");
+}
