@@ -3,14 +3,17 @@ import type { Database } from "../db/database.js";
 import { loadMigrations, type Migration } from "../db/migrate.js";
 import { pendingMigrations } from "../db/migration-status.js";
 import { groupedStatement, roundsByKey } from "../db/grouped-statement.js";
-import { connectAgents, disconnectAgents, refreshAgentConnections, type ConnectionEnd, type ConnectionRefresh } from "../db/queries/agent-connections.js";
+import { connectAgents, disconnectAgents, endedConnections, refreshAgentConnections, type ConnectionEnd, type ConnectionRefresh } from "../db/queries/agent-connections.js";
 import { getTokenAgents } from "../db/queries/agent-tokens.js";
 import type { ConnectionStore } from "../tracker/connection-tracker.js";
 
 /** What the agent server needs from the database, for one replica. */
 export interface AgentServerStore extends Omit<ConnectionStore, "refresh"> {
   lookupAgentByToken: LookupAgentByToken;
-  /** Writes many agents' connection-time refreshes in one statement. */
+  /**
+   * Writes many agents' connection-time refreshes in one statement; calls `onSuperseded` of each
+   * refused one whose row records an ended connection.
+   */
   writeHeartbeats(refreshes: ConnectionRefresh[]): Promise<void>;
   /** Resolves when the database answers and is migrated; for /readyz. */
   ready(): Promise<void>;
@@ -61,7 +64,13 @@ export function agentServerStore(db: Database, replicaId: string): AgentServerSt
     },
     async writeHeartbeats(refreshes) {
       // Background work: its own pool, so a large flush never delays an RPC.
-      await refreshAgentConnections(db.background, replicaId, refreshes);
+      const written = new Set(await refreshAgentConnections(db.background, replicaId, refreshes));
+      // An agent given twice was written with its last refresh: only that one can be refused.
+      const last = new Map<string, ConnectionRefresh>();
+      for (const r of refreshes) last.set(r.agentId, r);
+      const refused = [...last.values()].filter((r) => !written.has(r.agentId) && r.onSuperseded !== undefined);
+      // Rare (a stale dial of a connected agent): a second statement only when some were refused.
+      for (const id of await endedConnections(db.background, refused.map((r) => r.agentId))) last.get(id)!.onSuperseded!();
     },
     disconnect(agentId, connection, at) {
       return disconnect({ id: agentId, generation: connection.connectionGeneration, disconnectedAt: at });

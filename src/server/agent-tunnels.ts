@@ -123,7 +123,7 @@ export class AgentTunnels {
       socket: ws,
       store: {
         connect: (agentId, at) => store.connect(agentId, at),
-        refresh: (agentId, connection, at) => void heartbeats.add({ agentId, connection, at }),
+        refresh: (agentId, connection, at, onSuperseded) => void heartbeats.add({ agentId, connection, at, onSuperseded }),
         disconnect: (agentId, connection, at) => {
           // A refresh still waiting would only be skipped by its write; don't send it.
           heartbeats.discard(agentId, (waiting) => waiting.connection === connection);

@@ -15,8 +15,12 @@ export type EvictionReason =
 export interface ConnectionStore {
   /** Marks the agent connected now (first/last connected, this replica) as a new connection generation. */
   connect(agentId: string, at: Date): Promise<ConnectionGuard>;
-  /** Queues a refresh of last_connected_at (and disconnected_at = null) for a later batched write; never throws. */
-  refresh(agentId: string, connection: ConnectionGuard, at: Date): void;
+  /**
+   * Queues a refresh of last_connected_at (and disconnected_at = null) for a later batched write;
+   * never throws. `onSuperseded` runs if the write finds the row recording another connection of
+   * the agent that has ended.
+   */
+  refresh(agentId: string, connection: ConnectionGuard, at: Date, onSuperseded: () => void): void;
   /** Sets disconnected_at, unless a newer connection of the agent has been recorded since (then false). */
   disconnect(agentId: string, connection: ConnectionGuard, at: Date): Promise<boolean>;
 }
@@ -69,6 +73,7 @@ export class ConnectionTracker {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private evicted = false;
+  private rerecording = false;
   /** Payloads of the last pings sent, newest last. */
   private readonly pingsOut: Buffer[] = [];
   /**
@@ -119,8 +124,30 @@ export class ConnectionTracker {
     if (this.pingsOut.length > PINGS_REMEMBERED) this.pingsOut.shift();
     options.socket.ping(payload);
     options.onPing?.();
-    options.store.refresh(options.agentId, this.connection, new Date(now));
+    options.store.refresh(options.agentId, this.connection, new Date(now), this.onSuperseded);
   }
+
+  /**
+   * The row records another connection of this agent, ended since, so it says "disconnected"
+   * while this one lives (and refuses this one's refreshes): record this connection again, as a
+   * new generation. `stop()` waits for that write, so the disconnect goes out with the new guard.
+   */
+  private readonly onSuperseded = () => {
+    if (this.stopped || this.rerecording) return;
+    this.rerecording = true;
+    const { store, agentId, logger } = this.options;
+    logger.info("agent connection recorded again: the database held an ended connection of the agent");
+    this.connecting = store
+      .connect(agentId, new Date())
+      .then(
+        (connection) => {
+          this.connection = connection;
+          this.options.publishConnectionUpdate();
+        },
+        (err: unknown) => logger.warn({ err }, "recording the agent connection again failed"),
+      )
+      .finally(() => (this.rerecording = false));
+  };
 
   private evictOnce(reason: EvictionReason, closeReason: string): void {
     if (this.evicted || this.stopped) return;

@@ -175,6 +175,23 @@ forEachEngine((t) => {
     assert.deepEqual((await getAgentById(t.db, agentId))?.lastConnectedAt, second);
   });
 
+  it("a refused heartbeat reports the agent superseded only when the row's connection has ended", async () => {
+    const f = await makeWorkspace(t.db);
+    const agentId = f.agents[0]!.id;
+    const [a, b] = [agentServerStore(t.db, randomUUID()), agentServerStore(t.db, randomUUID())];
+    const live = await a.connect(agentId, new Date("2036-01-01T00:00:00Z"));
+    const other = await b.connect(agentId, new Date("2036-01-01T00:00:01Z"));
+    let superseded = 0;
+    const beat = (at: string) => a.writeHeartbeats([{ agentId, connection: live, at: new Date(at), onSuperseded: () => superseded++ }]);
+    // The row's connection (b's) lives: the refusal is all.
+    await beat("2036-01-01T00:00:02Z");
+    assert.equal(superseded, 0);
+    assert.equal(await b.disconnect(agentId, other, new Date("2036-01-01T00:00:03Z")), true);
+    await beat("2036-01-01T00:00:04Z");
+    assert.equal(superseded, 1);
+    assert.deepEqual((await getAgentById(t.db, agentId))?.lastConnectedAt, new Date("2036-01-01T00:00:01Z"));
+  });
+
   it("a heartbeat of a connection that lands after its disconnect leaves the agent disconnected", async () => {
     const f = await makeWorkspace(t.db);
     const agentId = f.agents[0]!.id;

@@ -1,6 +1,8 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { workspaceOwnerChannel, type WorkspaceEvent } from "../../src/db/events.js";
+import { randomUUID } from "node:crypto";
+import { connectAgent, disconnectAgent } from "../../src/db/queries/agent-connections.js";
 import { getAgentById } from "../../src/db/queries/agents.js";
 import { agentStatus } from "../../src/status/agent-status.js";
 import { makeBuild, makeWorkspace, type WorkspaceFixture } from "../support/fixtures.js";
@@ -57,6 +59,36 @@ describe("connection tracking: pings, connection times, evictions, events", () =
       const first = (await agentRow(ws)).lastConnectedAt!;
       // Refreshes publish nothing (they would flood watchers): only the row shows them.
       await eventually(async () => ((await agentRow(ws)).lastConnectedAt! > first ? true : undefined), 3_000, "a refreshed last_connected_at");
+    } finally {
+      tunnel.ws.close();
+      events.stop();
+    }
+  });
+
+  test("a connection the row lost to another dial of the agent, since ended, records itself again", async () => {
+    const ws = await fixture();
+    const { events, connectionUpdate } = await watch(ws);
+    const tunnel = await dialRawTunnel(srv.url, ws.agents[0]!.authToken);
+    try {
+      await connectionUpdate();
+      // A dial of the same agent that another replica admitted after its client had given up:
+      // recorded as the agent's connection, then ended at once.
+      const other = randomUUID();
+      const stale = (await connectAgent(t.db, { id: ws.agents[0]!.id, replicaId: other, now: new Date() }))!;
+      assert.equal(await disconnectAgent(t.db, { id: ws.agents[0]!.id, replicaId: other, generation: stale.connectionGeneration, disconnectedAt: new Date() }), true);
+      assert.equal(agentStatus(await agentRow(ws), new Date(), INACTIVE_MS).status, "disconnected");
+      // The live tunnel's next refresh is refused; it records itself again and says so.
+      await connectionUpdate();
+      const row = await eventually(async () => {
+        const r = await agentRow(ws);
+        return r.disconnectedAt === null && r.lastConnectedReplicaId === srv.server.replicaId ? r : undefined;
+      }, 5_000, "the live connection recorded again");
+      assert.ok(row.connectionGeneration > stale.connectionGeneration);
+      assert.equal(agentStatus(row, new Date(), INACTIVE_MS).status, "connected");
+      // Its disconnect is written with the new guard.
+      tunnel.ws.close(1000);
+      await connectionUpdate();
+      assert.notEqual((await agentRow(ws)).disconnectedAt, null);
     } finally {
       tunnel.ws.close();
       events.stop();

@@ -61,6 +61,12 @@ export interface ConnectionRefresh {
   agentId: string;
   connection: ConnectionGuard;
   at: Date;
+  /**
+   * Called when the refresh was refused because the row records another connection of the
+   * agent, one that has ended since (see {@link endedConnections}): the live connection should
+   * record itself again.
+   */
+  onSuperseded?: () => void;
 }
 
 /**
@@ -92,6 +98,23 @@ export async function refreshAgentConnections(q: Queryable, replicaId: string, r
       list.map((r) => r.agentId), list.map((r) => isoOrNull(r.at)), list.map((r) => r.connection.connectionGeneration),
       list.map((r) => isoOrNull(r.connection.disconnectedAt)), replicaId,
     ],
+  );
+  return rows.map((r) => r.id);
+}
+
+/**
+ * Of `agentIds`, those whose row records a connection that has ended: disconnected_at written at
+ * or after last_connected_at. A refresh refused for such a row came from a connection the row
+ * doesn't know is alive: another dial of the same agent (one its client had given up on, admitted
+ * late on another worker) connected after it and ended, and without help the row would say
+ * "disconnected" for as long as the live connection lasts.
+ */
+export async function endedConnections(q: Queryable, agentIds: readonly string[]): Promise<string[]> {
+  if (agentIds.length === 0) return [];
+  const { rows } = await q.query<{ id: string }>(
+    `SELECT id FROM workspace_agents
+     WHERE id = ANY($1::uuid[]) AND NOT deleted AND disconnected_at IS NOT NULL AND disconnected_at >= last_connected_at`,
+    [agentIds],
   );
   return rows.map((r) => r.id);
 }
