@@ -15,8 +15,34 @@ export interface CliResult {
   stderr: string;
 }
 
+/**
+ * Commands run at once by one test file. A test that starts dozens together (every command's
+ * --help) would otherwise have them share two cores, and the last would pass its timeout
+ * waiting, not running.
+ */
+const MAX_RUNNING = 4;
+let running = 0;
+const queued: (() => void)[] = [];
+
+/** Runs `run` once fewer than MAX_RUNNING commands run; a finished one hands its slot to the next waiting. */
+async function slot<T>(run: () => Promise<T>): Promise<T> {
+  if (running >= MAX_RUNNING) await new Promise<void>((r) => queued.push(r));
+  else running++;
+  try {
+    return await run();
+  } finally {
+    const next = queued.shift();
+    if (next) next();
+    else running--;
+  }
+}
+
 /** Runs `agentgate ...args`; never rejects on a non-zero exit. The variables in CLEARED are unset unless `env` sets them. */
 export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, opts: { cwd?: string } = {}): Promise<CliResult> {
+  return slot(() => runCliNow(args, env, opts));
+}
+
+function runCliNow(args: string[], env: NodeJS.ProcessEnv, opts: { cwd?: string }): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     execFile(
       process.execPath,
