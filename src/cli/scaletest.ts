@@ -24,7 +24,7 @@ const STOP_TIMEOUT_MS = 60_000;
 
 const workloadModule = new URL(`../scaletest/workload-process${import.meta.url.endsWith(".ts") ? ".ts" : ".js"}`, import.meta.url);
 
-const REPORT_JSON = `--json prints one object: {"agents", "processes", "protocol", "ramp_ms" (until every agent first connected), "duration_ms", "connected_at_end", "dial_failures", "drops", "retry_after_refusals", "rpcs_lost_with_tunnel" (RPCs that failed because their tunnel went away: counted with the drop, not as errors), "rpcs", "errors" (by code), "latency_ms" {"p50", "p95", "p99", "max"} (steady: after every agent connected), "latency_all_ms", "server" {"cpu_seconds", "rss_bytes", "rpcs_by_code"} or null (from the /metrics of the replica that answered), "generator" {"cpu_seconds", "cpu_ms_per_agent_minute", "rss_bytes", "rss_bytes_per_agent"}, "reconnect_storm" {"dropped", "back_in_ms"} (with --reconnect-storm), "passed"}.
+const REPORT_JSON = `--json prints one object: {"agents", "processes", "protocol", "ramp_ms" (until every agent first connected and had its manifest), "duration_ms", "connected_at_end", "dial_failures", "drops", "retry_after_refusals", "rpcs_lost_with_tunnel" (RPCs that failed because their tunnel went away: counted with the drop, not as errors), "rpcs", "errors" (by code), "latency_ms" {"p50", "p95", "p99", "max"} (steady: after every agent connected and had its manifest), "latency_all_ms", "server" {"cpu_seconds", "rss_bytes", "rpcs_by_code"} or null (from the /metrics of the replica that answered), "generator" {"cpu_seconds", "cpu_ms_per_agent_minute", "rss_bytes", "rss_bytes_per_agent"}, "reconnect_storm" {"dropped", "back_in_ms"} (with --reconnect-storm), "passed"}.
 
 Exit 1 when an agent dropped (without --reconnect-storm), an RPC failed, or an agent was not connected at the end.`;
 
@@ -325,7 +325,7 @@ function formatReport(r: ScaletestReport): string {
   const ms = (q: Quantiles) => `p50 ${q.p50} / p95 ${q.p95} / p99 ${q.p99} / max ${q.max} ms`;
   const rows = [
     ["agents", `${r.agents} in ${r.processes} processes, ${r.protocol}`],
-    ["ramp", r.ramp_ms === null ? "not every agent connected" : `${r.ramp_ms} ms until every agent connected`],
+    ["ramp", r.ramp_ms === null ? "not every agent connected" : `${r.ramp_ms} ms until every agent connected and had its manifest`],
     ["steady run", `${r.duration_ms} ms`],
     ["connected at end", `${r.connected_at_end}`],
     ["dial failures", `${r.dial_failures} (${r.retry_after_refusals} of them 503 + Retry-After)`],

@@ -34,7 +34,7 @@ export interface WorkloadProgress {
   type: "progress" | "final";
   /** Agents with a tunnel up now. */
   connected: number;
-  /** Agents that have had a tunnel at least once. */
+  /** Agents that have had a tunnel and their manifest at least once. */
   everConnected: number;
   dialFailures: number;
   /** Tunnels that ended while the test ran (not at its end). */
@@ -57,6 +57,8 @@ export interface WorkloadProgress {
 
 /** Each RPC gets this long before it counts as failed. */
 const RPC_TIMEOUT_MS = 30_000;
+/** At the end, calls in flight get this long to finish (and be counted) before the tunnels close. */
+const DRAIN_MS = 10_000;
 /** hashicorp/yamux's keepalive, as a Coder agent uses. */
 const KEEPALIVE_MS = 30_000;
 
@@ -111,6 +113,8 @@ class SimulatedAgent {
   private calls: AgentCalls | undefined;
   private timers: NodeJS.Timeout[] = [];
   private everConnected = false;
+  /** Calls not yet settled: the end of a run waits for them, so none is lost from the counts. */
+  private readonly inFlight = new Set<Promise<void>>();
   private readonly closing = new AbortController();
 
   constructor(
@@ -145,11 +149,16 @@ class SimulatedAgent {
       this.tunnel = tunnel;
       this.calls = callsFor(tunnel, start);
       state.connected++;
+      // An agent's first call; it counts as arrived (the steady window waits for every agent)
+      // once its manifest is answered.
+      const manifest = this.timed(() => this.calls!.getManifest());
       if (!this.everConnected) {
-        this.everConnected = true;
-        if (++state.everConnected === this.total) state.steadySince = performance.now();
+        void manifest.then(() => {
+          if (this.everConnected) return;
+          this.everConnected = true;
+          if (++state.everConnected === this.total) state.steadySince = performance.now();
+        });
       }
-      void this.timed(() => this.calls!.getManifest());
       await closed;
       state.connected--;
       this.tunnel = undefined;
@@ -161,9 +170,11 @@ class SimulatedAgent {
     }
   }
 
-  stop(): void {
-    this.closing.abort();
+  /** Ends the agent: no new calls, those in flight finish (up to DRAIN_MS), then the tunnel closes. */
+  async stop(): Promise<void> {
     for (const t of this.timers) clearTimeout(t);
+    if (this.inFlight.size > 0) await Promise.race([Promise.all(this.inFlight), sleep(DRAIN_MS)]);
+    this.closing.abort();
     const tunnel = this.tunnel;
     if (tunnel !== undefined) {
       tunnel.session.destroy();
@@ -182,7 +193,14 @@ class SimulatedAgent {
     this.timers.push(first);
   }
 
-  private async timed(call: () => Promise<unknown>): Promise<void> {
+  private timed(call: () => Promise<unknown>): Promise<void> {
+    const done = this.measure(call);
+    this.inFlight.add(done);
+    void done.finally(() => this.inFlight.delete(done));
+    return done;
+  }
+
+  private async measure(call: () => Promise<unknown>): Promise<void> {
     const { state } = this;
     const tunnel = this.tunnel;
     const began = performance.now();
@@ -245,7 +263,7 @@ async function runLoad(start: WorkloadStart, send: (m: WorkloadProgress) => void
   await stopped;
   state.stopping = true;
   clearInterval(reporter);
-  for (const a of agents) a.stop();
+  await Promise.all(agents.map((a) => a.stop()));
   await Promise.all(runs);
   send(progress(state, "final", cpuStart));
 }
