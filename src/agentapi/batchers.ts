@@ -12,11 +12,15 @@ import { MAX_METADATA_ENTRIES_PER_CALL } from "./limits.js";
 export const STATS_BATCH = { maxItems: 1024, maxQueue: 8192, maxPerGroup: 64, intervalMs: 1_000 } as const;
 
 /**
- * The metadata batcher's size: 500 results a statement, with room for five batches waiting
- * (Coder's channel of 500 × 5), at most 256 of one agent (a whole BatchUpdateMetadata), so one
- * agent flooding it can't push out the others' results. Its interval is `--metadata-flush-interval`.
+ * The metadata batcher's size: 1,000 results a statement, 10,000 waiting (a few seconds of a
+ * process's agents: 10,000 agents reporting 2 keys every 10 s send 2,000 a second), at most 256 of
+ * one agent (a whole BatchUpdateMetadata), so one agent flooding it can't push out the others'
+ * results. Coder's channel holds 500 × 5, sized for its replicas' fleets: at 2,500 a process of
+ * 10,000 agents dropped results whenever a flush took over a second. Values are at most 2 KiB
+ * and errors 2 KiB, so the queue holds 40 MiB at the very worst, a few MiB in practice. Its
+ * interval is `--metadata-flush-interval`.
  */
-export const METADATA_BATCH = { maxItems: 500, maxQueue: 2_500, maxPerGroup: MAX_METADATA_ENTRIES_PER_CALL } as const;
+export const METADATA_BATCH = { maxItems: 1_000, maxQueue: 10_000, maxPerGroup: MAX_METADATA_ENTRIES_PER_CALL } as const;
 
 /** The stats batcher: rows of many agents inserted in one statement per flush. */
 export function createStatsBatcher(write: (rows: AgentStatsRow[]) => Promise<void>, logger?: Logger): Batcher<AgentStatsRow> {

@@ -25,8 +25,8 @@ export const logFlags = {
  * statuses with the same ones.
  */
 export const trackingFlags = {
-  "agent-update-interval": flag(duration, { default: "15s", help: "WebSocket ping and connection-time refresh period" }),
-  "agent-inactive-timeout": flag(duration, { defaultNote: "2 × --agent-update-interval", help: "no pong for this long disconnects an agent" }),
+  "agent-update-interval": flag(duration, { default: "15s", help: "connection-time refresh period; a quiet tunnel gets a WebSocket ping each period, one carrying traffic every fourth" }),
+  "agent-inactive-timeout": flag(duration, { defaultNote: "2 × --agent-update-interval", help: "an agent not heard from (a pong or its traffic) for this long, or leaving a ping unanswered this long, is disconnected" }),
 };
 
 /** Every flag of `agentgate serve`. */

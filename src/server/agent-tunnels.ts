@@ -134,6 +134,8 @@ export class AgentTunnels {
       evict,
       updateIntervalMs: config.agentUpdateIntervalMs,
       inactiveTimeoutMs: config.agentInactiveTimeoutMs,
+      // yamux bytes only: the agent's pongs (WebSocket control frames) don't reach the session.
+      bytesReceived: () => session.bytesReceived,
       logger,
       onPing: () => metrics.pings.inc(),
     });

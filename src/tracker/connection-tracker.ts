@@ -36,6 +36,11 @@ export interface PingableSocket {
 const PING_PAYLOAD_BYTES = 8;
 /** Pings whose pong still counts: a slow link may answer one after the next went out. */
 const PINGS_REMEMBERED = 4;
+/**
+ * A tunnel the agent sent bytes on since the last tick needs no ping to show it lives, but every
+ * this many ticks it gets one anyway: only an echo proves the agent still reads what we send.
+ */
+const READ_PROOF_TICKS = 4;
 
 export interface ConnectionTrackerOptions {
   agentId: string;
@@ -54,20 +59,36 @@ export interface ConnectionTrackerOptions {
   inactiveTimeoutMs: number;
   /** Bound on the final disconnect write; defaults to the inactive timeout, as coderd bounds it. */
   disconnectWriteTimeoutMs?: number;
+  /**
+   * Bytes the agent has sent on the tunnel so far. With it, a tick after which the agent sent
+   * something counts as hearing from it, and pings go out only to quiet tunnels (and every
+   * READ_PROOF_TICKS ticks); without it, every tick pings.
+   */
+  bytesReceived?: () => number;
   logger: Logger;
   onPing?: () => void;
 }
 
 /**
- * Watches one agent connection as coderd does: records it as connected, pings it (WebSocket ping
- * frames) every interval, queues a refresh of its connection time, and evicts it on a ping
- * timeout or a failed first write. Nothing in a tick reads the database, so a database outage
- * never evicts: liveness comes from pings. Whether its identity (build, agent, workspace) is
- * still current is the identity watch's to say. `stop()` writes the disconnect when the tunnel
- * ends, whatever ended it.
+ * Watches one agent connection as coderd does: records it as connected, queues a refresh of its
+ * connection time every interval, and evicts it on a ping timeout or a failed first write.
+ * Liveness: an agent is heard from when a pong echoes one of our pings, or when it sent bytes
+ * since the last tick; one not heard from for the inactive timeout is evicted, and so is one
+ * that leaves a ping unanswered that long. A quiet tunnel is pinged (WebSocket ping frames) every
+ * tick, as coderd pings every agent; a busy one only every READ_PROOF_TICKS ticks, since each
+ * ping is a write and a read per agent, a large share of a busy server's work. Nothing in a tick
+ * reads the database, so a database outage never evicts. Whether its identity (build, agent,
+ * workspace) is still current is the identity watch's to say. `stop()` writes the disconnect
+ * when the tunnel ends, whatever ended it.
  */
 export class ConnectionTracker {
-  private lastPong = Date.now();
+  /** When the agent was last heard from, at the earliest: a pong echoing our ping, or bytes it sent. */
+  private lastHeard = Date.now();
+  /** When the oldest ping still unanswered went out. */
+  private unansweredSince: number | undefined;
+  private lastTickAt = Date.now();
+  private receivedAtLastTick = 0;
+  private ticksSincePing = 0;
   private connection: ConnectionGuard | undefined;
   private connecting: Promise<unknown> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
@@ -82,7 +103,9 @@ export class ConnectionTracker {
    * piling up here.
    */
   private readonly onPong = (data: Buffer) => {
-    if (this.pingsOut.some((p) => p.equals(data))) this.lastPong = Date.now();
+    if (!this.pingsOut.some((p) => p.equals(data))) return;
+    this.lastHeard = Date.now();
+    this.unansweredSince = undefined;
   };
 
   constructor(private readonly options: ConnectionTrackerOptions) {}
@@ -115,16 +138,30 @@ export class ConnectionTracker {
     if (this.stopped || this.connection === undefined) return;
     const { options } = this;
     const now = Date.now();
-    if (now - this.lastPong > options.inactiveTimeoutMs) {
+    const received = options.bytesReceived?.();
+    const sentSomething = received !== undefined && received !== this.receivedAtLastTick;
+    if (received !== undefined) this.receivedAtLastTick = received;
+    // The bytes came after the last tick: count the agent heard from then, the earliest they
+    // may have come, so a tunnel gone silent is never kept past the timeout.
+    if (sentSomething) this.lastHeard = Math.max(this.lastHeard, this.lastTickAt);
+    this.lastTickAt = now;
+    const unanswered = this.unansweredSince !== undefined && now - this.unansweredSince > options.inactiveTimeoutMs;
+    if (unanswered || now - this.lastHeard > options.inactiveTimeoutMs) {
       this.evictOnce("ping_timeout", "ping timeout");
       return;
     }
+    if (!sentSomething || ++this.ticksSincePing >= READ_PROOF_TICKS) this.ping(now);
+    options.store.refresh(options.agentId, this.connection, new Date(now), this.onSuperseded);
+  }
+
+  private ping(now: number): void {
     const payload = randomBytes(PING_PAYLOAD_BYTES);
     this.pingsOut.push(payload);
     if (this.pingsOut.length > PINGS_REMEMBERED) this.pingsOut.shift();
-    options.socket.ping(payload);
-    options.onPing?.();
-    options.store.refresh(options.agentId, this.connection, new Date(now), this.onSuperseded);
+    this.unansweredSince ??= now;
+    this.ticksSincePing = 0;
+    this.options.socket.ping(payload);
+    this.options.onPing?.();
   }
 
   /**

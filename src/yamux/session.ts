@@ -53,6 +53,7 @@ export class Session extends EventEmitter implements FrameHandler, StreamHost, W
   private remoteGoAway = false;
   private unreadReplyBytes = 0;
   private inputPaused = false;
+  private received = 0;
   /** True once the session is over: streams destroyed, transport ended, 'close' emitted. */
   private terminated = false;
   private failure: YamuxError | undefined;
@@ -72,6 +73,11 @@ export class Session extends EventEmitter implements FrameHandler, StreamHost, W
     transport.on("close", this.onTransportEnd);
     transport.on("error", this.onTransportError);
     if (this.config.keepaliveIntervalMs > 0) this.scheduleKeepalive();
+  }
+
+  /** Bytes the peer has sent so far (frames and their payloads, as read from the transport). */
+  get bytesReceived(): number {
+    return this.received;
   }
 
   /** Streams in the table: open, or half-closed with the other side still to finish. */
@@ -162,6 +168,7 @@ export class Session extends EventEmitter implements FrameHandler, StreamHost, W
 
   private readonly onTransportData = (chunk: Buffer | string): void => {
     if (this.terminated) return;
+    this.received += chunk.length;
     this.decoder.push(typeof chunk === "string" ? Buffer.from(chunk) : chunk);
     if (this.unreadReplyBytes > MAX_UNREAD_REPLY_BYTES && !this.inputPaused && !this.terminated) {
       this.inputPaused = true;

@@ -2,7 +2,9 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { connect as http2Connect, type ClientHttp2Session } from "node:http2";
 import { connect as tcpConnect, type Socket } from "node:net";
+import { once } from "node:events";
 import { WebSocket } from "ws";
+import { Flag, FrameType, frameHeader } from "../../src/yamux/frame.js";
 import { makeWorkspace } from "../support/fixtures.js";
 import { eventually, startTestServer, useTestDatabase, type TestServer } from "../support/agent-server.js";
 import { forEachEngine } from "../support/database.js";
@@ -291,6 +293,47 @@ describe("liveness needs the server's own ping answered", () => {
     } finally {
       clearInterval(timer);
       ws.terminate();
+    }
+  });
+
+  test("an agent that keeps sending but never reads is disconnected: a busy tunnel still gets a ping every fourth tick", async () => {
+    const ws = new WebSocket(`${srv.url.replace("http", "ws")}/api/v2/workspaceagents/me/rpc`, { headers: { "Coder-Session-Token": token } });
+    await new Promise((resolve, reject) => ws.once("open", resolve).once("error", reject));
+    ws.on("error", () => undefined);
+    const evictions = async () => (await srv.server.metrics.pingTimeouts.get()).values[0]?.value ?? 0;
+    const before = await evictions();
+    // yamux pings every 20 ms (bytes the tracker sees), and no reading.
+    let id = 0;
+    const timer = setInterval(() => ws.readyState === ws.OPEN && ws.send(frameHeader(FrameType.Ping, Flag.SYN, 0, ++id)), 20);
+    (ws as unknown as { _socket: Socket })._socket.pause();
+    try {
+      await eventually(async () => ((await evictions()) > before ? true : undefined), 10_000, "ping timeout eviction");
+    } finally {
+      clearInterval(timer);
+      ws.terminate();
+    }
+  });
+
+  test("a tunnel carrying calls is pinged every fourth tick, a quiet one every tick", async () => {
+    const quiet = await dialRawTunnel(srv.url, token);
+    const busy = await dialRawTunnel(srv.url, token);
+    let quietPings = 0;
+    let busyPings = 0;
+    quiet.ws.on("ping", () => quietPings++);
+    busy.ws.on("ping", () => busyPings++);
+    let calling = true;
+    const calls = (async () => {
+      while (calling) await busy.agent.getAnnouncementBanners({});
+    })();
+    try {
+      while (quietPings < 16) await once(quiet.ws, "ping");
+      // 16 ticks: the busy tunnel's read proofs, 4 (one tick of phase either way), never a ping a tick.
+      assert.ok(busyPings >= 3 && busyPings <= 6, `busy tunnel pinged ${busyPings} times while the quiet one was pinged 16`);
+    } finally {
+      calling = false;
+      await calls;
+      quiet.ws.close();
+      busy.ws.close();
     }
   });
 
