@@ -15,7 +15,7 @@
  * PROBE_ARGS (more `agentprobe fleet` flags, e.g. "-metadata 1s -stats 0"), PROBE_LOG=prefix (keep each
  * probe's output in prefix.0, prefix.1),
  * KEEP_DB=name (keep the provisioned database and its tokens for the next run with that name and
- * N), SERVER_LOG=file (keep the server's log). Needs `ulimit -n` above N/2 + a few hundred for
+ * N), SERVER_LOG=file (keep the server's log), NO_BUILD=1 (measure dist/ as it is, e.g. patched by hand). Needs `ulimit -n` above N/2 + a few hundred for
  * each process (each agent is one socket in a worker and one in a probe).
  */
 import { execFile, spawn } from "node:child_process";
@@ -74,7 +74,7 @@ await run("npx", ["--no-install", "buf", "build", "-o", desc]);
 const tokens = await fleetTokens({ admin, dbName, dbUrl: dbUrl.href, keep: KEEP_DB !== undefined, workers: WORKERS, adminToken: ADMIN_TOKEN }, N);
 // The measured server starts on the provisioned database, as after a restart.
 // The server measured is the built one, as deployed (see buildDist).
-await buildDist();
+if (process.env.NO_BUILD === undefined) await buildDist();
 const server = await startServe({ workers: WORKERS, databaseUrl: dbUrl.href, adminToken: ADMIN_TOKEN, nodeArgs: NODE_ARGS, serveArgs: SERVE_ARGS, built: true });
 const serverUsage = () => server.usage();
 

@@ -152,6 +152,79 @@ describe("HTTP/2 server connection against node:http2's client", () => {
   });
 });
 
+describe("grpc-go's bandwidth probe", () => {
+  const BDP_PING = Buffer.from([2, 4, 16, 16, 9, 14, 7, 7]);
+  const HOLD_MS = 300;
+
+  /** A raw client socket past the preface, and every frame the server sends, in order. */
+  async function rawClient(port: number) {
+    const socket = connectTcp(port, "127.0.0.1");
+    await once(socket, "connect");
+    const frames: { type: number; flags: number; payload: Buffer; at: number }[] = [];
+    let waiters: (() => void)[] = [];
+    let buffered = Buffer.alloc(0);
+    socket.on("data", (chunk: Buffer) => {
+      buffered = Buffer.concat([buffered, chunk]);
+      while (buffered.length >= FRAME_HEADER_BYTES) {
+        const h = readFrameHeader(buffered, 0);
+        if (buffered.length < FRAME_HEADER_BYTES + h.length) break;
+        frames.push({ type: h.type, flags: h.flags, payload: buffered.subarray(FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + h.length), at: performance.now() });
+        buffered = buffered.subarray(FRAME_HEADER_BYTES + h.length);
+      }
+      for (const w of waiters) w();
+      waiters = [];
+    });
+    socket.write(Buffer.concat([CLIENT_PREFACE, frame(FrameType.Settings, 0, 0, settingsPayload([]))]));
+    const until = async (match: (f: (typeof frames)[number]) => boolean) => {
+      for (;;) {
+        const found = frames.find(match);
+        if (found !== undefined) return found;
+        await new Promise<void>((resolve) => waiters.push(resolve));
+      }
+    };
+    // The server's acknowledgement of our SETTINGS is a write a held PING ACK would join.
+    await until((f) => f.type === FrameType.Settings && (f.flags & 1) !== 0);
+    return { socket, frames, until };
+  }
+
+  const isPingAck = (payload: Buffer) => (f: { type: number; flags: number; payload: Buffer }) => f.type === FrameType.Ping && (f.flags & 1) !== 0 && f.payload.equals(payload);
+
+  it("is acknowledged after the DATA of the connection's next write, not ahead of it; other PINGs at once", async () => {
+    const { server, port } = await serve(echo, { bdpPingAckHoldMs: 60_000 });
+    servers.push(server);
+    const { socket, frames, until } = await rawClient(port);
+    try {
+      // A liveness PING, on an otherwise idle connection, is answered without waiting for a write.
+      const liveness = Buffer.from("liveness");
+      socket.write(frame(FrameType.Ping, 0, 0, liveness));
+      await until(isPingAck(liveness));
+      // The probe, then a whole request in the same write: answered at once, its acknowledgement
+      // would go out ahead of the response; held, it follows the response's DATA.
+      const headers = Buffer.from([0x83, 0x86, 0x84, 0x41, 0x01, 0x61]);
+      socket.write(Buffer.concat([frame(FrameType.Ping, 0, 0, BDP_PING), frame(FrameType.Headers, 0x4, 1, headers), frame(FrameType.Data, 0x1, 1, Buffer.from("hi"))]));
+      const ack = await until(isPingAck(BDP_PING));
+      const data = frames.findIndex((f) => f.type === FrameType.Data);
+      assert.ok(data >= 0 && data < frames.indexOf(ack), "the response's DATA comes before the acknowledgement");
+    } finally {
+      socket.destroy();
+    }
+  });
+
+  it("is acknowledged alone once the hold is over", async () => {
+    const { server, port } = await serve(echo, { bdpPingAckHoldMs: HOLD_MS });
+    servers.push(server);
+    const { socket, until } = await rawClient(port);
+    try {
+      const sent = performance.now();
+      socket.write(frame(FrameType.Ping, 0, 0, BDP_PING));
+      const ack = await until(isPingAck(BDP_PING));
+      assert.ok(ack.at - sent >= HOLD_MS * 0.9, `acknowledged ${Math.round(ack.at - sent)} ms after the probe, before the hold was over`);
+    } finally {
+      socket.destroy();
+    }
+  });
+});
+
 /** Reads frames off a raw socket until one matches. */
 function readFrames(socket: Socket, match: (f: { type: number; streamId: number; payload: Buffer }) => boolean): Promise<{ type: number; streamId: number; payload: Buffer }> {
   let buffered = Buffer.alloc(0);
