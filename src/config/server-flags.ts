@@ -58,9 +58,9 @@ export const serverFlags = {
   "max-dials-per-second": flag(wholeNumber(0), { default: "400", help: "agent dials let through per second in each process (0: no bound); the rest wait their turn (up to 10 s) or get 503 with Retry-After" }),
   "max-pending-dials": flag(wholeNumber(1), { default: "4096", help: "agent dials waiting for their turn or being admitted; more get 503 with Retry-After" }),
   "connect-unary": flag(onOff, { help: "serve unary RPCs through connect-node's router too, not the lean HTTP/2 path (for comparison)" }),
-  "tunnel-http2": flag(oneOf(["node", "agentgate"], "IMPL"), {
-    default: "node",
-    help: "what serves HTTP/2 inside agent tunnels: node:http2, or agentgate's own connection (experimental: less CPU and memory per call)",
+  "tunnel-http2": flag(oneOf(["agentgate", "node"], "IMPL"), {
+    default: "agentgate",
+    help: "what serves HTTP/2 inside agent tunnels: agentgate's own connection, or node:http2 (more CPU and memory per call)",
   }),
   ...logFlags,
   "admin-token": flag(text, {

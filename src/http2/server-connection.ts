@@ -81,6 +81,11 @@ export class ServerStream {
     this.receiveAvailable = receiveWindow;
   }
 
+  /** True once no more request bytes can come: the request ended, or the stream was reset. */
+  get requestDone(): boolean {
+    return this.remoteClosed;
+  }
+
   /** The value of request header `name` (lowercase), the first if repeated. */
   header(name: string): string | undefined {
     for (const [n, v] of this.headers) if (n === name) return v;

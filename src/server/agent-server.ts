@@ -30,6 +30,7 @@ import { DialOverload } from "./dial-overload.js";
 import { enforceHttp1HeaderTimeout, enforceHttp2FirstStreamTimeout } from "./header-timeout.js";
 import { requestListener, upgradeListener, type TunnelRoutes } from "./http-routes.js";
 import { LeanUnary } from "./lean-unary.js";
+import { RequestBudgets } from "./request-budgets.js";
 import { TunnelHttp2 } from "./tunnel-http2.js";
 import { ServerMetrics } from "./metrics.js";
 import type { IdentityWatch } from "./identity-watch.js";
@@ -122,6 +123,7 @@ export class AgentServer {
     // A dial reads its token afresh (once per tunnel); a plain-port call goes through the cache.
     const plainAdmission: AdmissionOptions = { ...admission, lookup: options.watch.lookup };
     this.apiVersion = `${CURRENT_API_MAJOR}.${admission.apiMinor}`;
+    const budgets = new RequestBudgets(config);
     const connect = createConnectHandler({
       routes(router) {
         for (const [service, implementation] of options.agentServices) router.service(service, implementation);
@@ -133,6 +135,7 @@ export class AgentServer {
       resolveCaller: (header) => admitPlainCaller(header, plainAdmission),
       shutdownSignal: this.shutdownController.signal,
       limits: { ...config, adminToken: config.adminToken },
+      budgets,
     });
     // Node's own headers timeout never runs on connections handed over by hand; enforceHttp1HeaderTimeout keeps it.
     const http1 = createHttp1Server({ requestTimeout: 0, headersTimeout: 0, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS });
@@ -163,8 +166,9 @@ export class AgentServer {
               shutdownSignal: this.shutdownController.signal,
             }),
             maxConcurrentStreams: MAX_CONCURRENT_RPCS_PER_CONNECTION,
-            maxRequestBytesPerAgent: config.maxRequestBytesPerAgent,
-            onBudgetExceeded: () => this.metrics.requestsRefused.inc({ reason: "agent_bytes" }),
+            budgets,
+            bodyIdleTimeoutMs: config.bodyIdleTimeoutMs,
+            onRefused: (reason) => this.metrics.requestsRefused.inc({ reason }),
             logger,
           })
         : undefined;

@@ -8,6 +8,7 @@ import { agentIdentityKey, type AgentIdentity } from "../auth/agent-identity.js"
 import { clientIdentityKey, type ClientIdentity } from "../tailnet/peer-identity.js";
 import { isDatabaseUnavailable } from "../db/errors.js";
 import type { ServerMetrics } from "./metrics.js";
+import type { RequestBudgets } from "./request-budgets.js";
 import { RequestGate, type RequestGateLimits } from "./request-gate.js";
 
 /** The handler connect-node builds: it serves http.Server and http2 servers alike. */
@@ -40,8 +41,10 @@ export interface ConnectHandlerOptions {
   resolveCaller: ResolveCallerIdentity;
   /** Aborted at shutdown so streaming handlers end. */
   shutdownSignal?: AbortSignal;
-  /** What requests pass before their bodies are read: credentials, bytes in flight, body idle time. */
+  /** What requests pass before their bodies are read: credentials and body idle time. */
   limits: RequestGateLimits;
+  /** Request bytes in flight, shared with every other path that reads request bodies. */
+  budgets: RequestBudgets;
 }
 
 /**
@@ -66,6 +69,7 @@ export function createConnectHandler(options: ConnectHandlerOptions): NodeHandle
   const { metrics } = options;
   const gate = new RequestGate({
     limits: options.limits,
+    budgets: options.budgets,
     metrics,
     tunnelIdentity: options.tunnelIdentity,
     inClientTunnel: (req) => options.clientIdentity?.(req as NodeServerRequest) !== undefined,

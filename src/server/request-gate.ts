@@ -9,25 +9,25 @@ import { ControlService } from "../../gen/agentgate/control/v1/control_pb.js";
 import type { AgentIdentity } from "../auth/agent-identity.js";
 import { requireAdminToken } from "../control/admin-auth.js";
 import { API_VERSION_HEADER, SESSION_TOKEN_HEADER } from "../protocol/agent-rpc.js";
-import { ByteBudget } from "./byte-budget.js";
+import type { ByteBudget } from "./byte-budget.js";
+import { chargeBudget, type BudgetLevel, type RequestBudgets } from "./request-budgets.js";
 import type { ServerMetrics } from "./metrics.js";
 
 type GateRequest = IncomingMessage | Http2ServerRequest;
 type GateResponse = ServerResponse | Http2ServerResponse;
 
-/** The limits a gate enforces, from the server's config. */
+/** The limits a gate enforces, from the server's config (the byte limits are its budgets'). */
 export interface RequestGateLimits {
   /** A request body pausing longer than this is cut; requests of streaming-request calls are exempt. */
   bodyIdleTimeoutMs: number;
-  maxRequestBytesPerConnection: number;
-  maxRequestBytesPerAgent: number;
-  maxRequestBytes: number;
   /** The control API's bearer token; undefined: the control API refuses every call. */
   adminToken: string | undefined;
 }
 
 export interface RequestGateOptions {
   limits: RequestGateLimits;
+  /** Request bytes held, per connection, agent and process. */
+  budgets: RequestBudgets;
   metrics: ServerMetrics;
   /** The identity a tunnel's request carries; undefined on the plain port. */
   tunnelIdentity: (req: GateRequest) => AgentIdentity | undefined;
@@ -39,8 +39,6 @@ export interface RequestGateOptions {
 
 /** Why a request was refused before or while its body came in, for `agentgate_requests_refused_total`. */
 export type RequestRefusal = "unauthenticated" | "body_idle" | "connection_bytes" | "agent_bytes" | "process_bytes";
-
-type BudgetLevel = "connection_bytes" | "agent_bytes" | "process_bytes";
 
 const AGENT_SERVICE_PREFIXES = [Agent.typeName, Tailnet.typeName].map((name) => `/${name}/`);
 const CONTROL_SERVICE_PREFIX = `/${ControlService.typeName}/`;
@@ -57,21 +55,11 @@ const CONTROL_SERVICE_PREFIX = `/${ControlService.typeName}/`;
  * - A body that pauses for longer than the body idle timeout is cut.
  */
 export class RequestGate {
-  private readonly process: ByteBudget<BudgetLevel>;
-  private readonly byAgent = new WeakMap<AgentIdentity, ByteBudget<BudgetLevel>>();
-  private readonly byConnection = new WeakMap<object, ByteBudget<BudgetLevel>>();
   private readonly authenticated = new WeakMap<GateRequest, AgentIdentity>();
   /** Request paths of client- and bidi-streaming calls, whose bodies may rightly pause for long. */
   private readonly streamingRequestPaths = new Set<string>();
 
-  constructor(private readonly options: RequestGateOptions) {
-    this.process = new ByteBudget(options.limits.maxRequestBytes, "process_bytes");
-  }
-
-  /** Bytes of request bodies the process holds right now. */
-  get bytesInFlight(): number {
-    return this.process.inUse;
-  }
+  constructor(private readonly options: RequestGateOptions) {}
 
   /** Learns which calls stream their requests, from the router's handlers. */
   noteHandlers(handlers: readonly UniversalHandler[]): void {
@@ -125,7 +113,7 @@ export class RequestGate {
     let held = 0;
     let reserved = 0;
     if (Number.isSafeInteger(declared) && declared > 0) {
-      const refusal = charge(budget, declared);
+      const refusal = chargeBudget(budget, declared);
       if (refusal !== undefined) {
         this.refuse(req, res, refusal, new ConnectError(`request of ${declared} bytes refused: ${refusalText(refusal)}`, Code.ResourceExhausted));
         return undefined;
@@ -145,7 +133,7 @@ export class RequestGate {
       received += chunk.length;
       const extra = Math.max(0, received - reserved) - Math.max(0, held - reserved);
       if (extra > 0) {
-        const refusal = charge(budget, extra);
+        const refusal = chargeBudget(budget, extra);
         if (refusal !== undefined) {
           this.cut(req, refusal);
           return false;
@@ -179,20 +167,8 @@ export class RequestGate {
   }
 
   private connectionBudget(req: GateRequest, tunnel: AgentIdentity | undefined): ByteBudget<BudgetLevel> {
-    const { limits } = this.options;
     const key: object = req.httpVersionMajor === 2 ? (req as Http2ServerRequest).stream.session ?? req : req.socket;
-    let budget = this.byConnection.get(key);
-    if (budget === undefined) {
-      let parent = this.process;
-      if (tunnel !== undefined) {
-        let agent = this.byAgent.get(tunnel);
-        if (agent === undefined) this.byAgent.set(tunnel, (agent = new ByteBudget<BudgetLevel>(limits.maxRequestBytesPerAgent, "agent_bytes", this.process)));
-        parent = agent;
-      }
-      budget = new ByteBudget<BudgetLevel>(limits.maxRequestBytesPerConnection, "connection_bytes", parent);
-      this.byConnection.set(key, budget);
-    }
-    return budget;
+    return this.options.budgets.forConnection(key, tunnel);
   }
 
   /** Answers a request whose body was not read with `err`, and closes its connection (HTTP/1.1) or stream (HTTP/2). */
@@ -209,13 +185,7 @@ export class RequestGate {
   }
 }
 
-/** Charges `bytes`, naming the first level without room when it fails. */
-function charge(budget: ByteBudget<BudgetLevel>, bytes: number): RequestRefusal | undefined {
-  if (budget.tryCharge(bytes)) return undefined;
-  return budget.refusingLevel(bytes) ?? "process_bytes";
-}
-
-function refusalText(refusal: RequestRefusal): string {
+export function refusalText(refusal: RequestRefusal): string {
   switch (refusal) {
     case "connection_bytes":
       return "too many request bytes in flight on this connection";

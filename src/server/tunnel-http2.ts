@@ -3,12 +3,16 @@ import type { IncomingHttpHeaders } from "node:http";
 import type { Duplex } from "node:stream";
 import { Code, ConnectError, createContextValues, type ContextValues } from "@connectrpc/connect";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
+import { codeToHttpStatus, codeToString } from "@connectrpc/connect/protocol-connect";
 import { agentIdentityKey, type AgentIdentity } from "../auth/agent-identity.js";
 import { ErrorCode } from "../http2/frames.js";
 import type { HeaderList } from "../http2/hpack-decoder.js";
 import { ServerConnection, type ServerStream } from "../http2/server-connection.js";
 import type { Logger } from "../log.js";
+import type { ByteBudget } from "./byte-budget.js";
 import type { LeanStream, LeanUnary } from "./lean-unary.js";
+import { chargeBudget, type BudgetLevel, type RequestBudgets } from "./request-budgets.js";
+import { refusalText, type RequestRefusal } from "./request-gate.js";
 
 /** What an agent tunnel's own HTTP/2 connections serve with. */
 export interface TunnelHttp2Options {
@@ -18,10 +22,12 @@ export interface TunnelHttp2Options {
   handlers: ReadonlyMap<string, UniversalHandler>;
   /** SETTINGS_MAX_CONCURRENT_STREAMS of each connection. */
   maxConcurrentStreams: number;
-  /** Request bytes one agent's calls may hold at once, all its connections together; past it a call is reset. */
-  maxRequestBytesPerAgent: number;
-  /** Told about a call reset for the agent's byte budget. */
-  onBudgetExceeded(): void;
+  /** Request bytes held, per connection, agent and process, shared with node's servers; past a limit a call is reset. */
+  budgets: RequestBudgets;
+  /** A request body (of a call whose request is not a stream) pausing longer than this is reset. */
+  bodyIdleTimeoutMs: number;
+  /** Told about a call reset for its bytes or its stalled body. */
+  onRefused(reason: RequestRefusal): void;
   logger: Logger;
 }
 
@@ -37,17 +43,15 @@ const STREAM_WINDOW = 256 * 1024;
 export class TunnelHttp2 {
   private readonly connections = new Set<ServerConnection>();
   private readonly valuesByIdentity = new WeakMap<AgentIdentity, ContextValues>();
-  /** Request bytes held per agent: what its calls received and have not yet used up. */
-  private readonly heldByAgent = new Map<string, number>();
 
   constructor(private readonly options: TunnelHttp2Options) {}
 
   /** Serves one HTTP/2 connection (a yamux stream of the tunnel) of `identity`. */
   serve(transport: Duplex, identity: AgentIdentity): void {
-    const connection = new ServerConnection(transport, {
+    const connection: ServerConnection = new ServerConnection(transport, {
       maxConcurrentStreams: this.options.maxConcurrentStreams,
       streamWindow: STREAM_WINDOW,
-      onStream: (stream) => this.onStream(stream, identity),
+      onStream: (stream) => this.onStream(stream, identity, connection),
     });
     this.connections.add(connection);
     transport.once("close", () => this.connections.delete(connection));
@@ -61,25 +65,39 @@ export class TunnelHttp2 {
     for (const connection of this.connections) connection.goAway();
   }
 
-  private onStream(stream: ServerStream, identity: AgentIdentity): void {
-    const budget = this.budgetOf(identity.agentId, stream);
+  private onStream(stream: ServerStream, identity: AgentIdentity, connection: ServerConnection): void {
     const headers = headerObject(stream.headers);
+    const path = String(headers[":path"] ?? "").split("?", 2)[0]!;
+    const handler = this.options.handlers.get(path);
+    const kind = handler?.method.methodKind;
+    // A streaming request may rightly pause for long (a Coordinate stream does): no idle timer.
+    const idleMs = kind === "client_streaming" || kind === "bidi_streaming" ? undefined : this.options.bodyIdleTimeoutMs;
+    const meter = new CallMeter(stream, this.options.budgets.forConnection(connection, identity), idleMs, this.options.onRefused);
+    // A declared length is charged up front, as on node's servers: refused before a byte is read.
+    const declared = Number(headers["content-length"] ?? 0);
+    if (Number.isSafeInteger(declared) && declared > 0) {
+      const refusal = meter.reserve(declared);
+      if (refusal !== undefined) {
+        answerError(stream, headers, Code.ResourceExhausted, `request of ${declared} bytes refused: ${refusalText(refusal)}`);
+        stream.reset(ErrorCode.NoError);
+        return;
+      }
+    }
     const lean = this.options.lean;
     if (lean !== undefined) {
-      const adapter = new LeanStreamAdapter(stream, budget);
+      const adapter = new LeanStreamAdapter(stream, meter);
       if (lean.serveTunnelCall(adapter, headers, identity)) return;
       adapter.detach();
     }
-    const path = String(headers[":path"] ?? "").split("?", 2)[0]!;
-    const handler = this.options.handlers.get(path);
     if (handler === undefined) {
-      answerUnknownRoute(stream, headers, path);
+      meter.release();
+      answerError(stream, headers, Code.Unimplemented, `unknown method ${path}`);
       return;
     }
-    void this.universal(stream, headers, handler, this.valuesOf(identity), budget);
+    void this.universal(stream, headers, handler, this.valuesOf(identity), meter);
   }
 
-  private async universal(stream: ServerStream, headers: IncomingHttpHeaders, handler: UniversalHandler, values: ContextValues, budget: Budget): Promise<void> {
+  private async universal(stream: ServerStream, headers: IncomingHttpHeaders, handler: UniversalHandler, values: ContextValues, budget: CallMeter): Promise<void> {
     const controller = new AbortController();
     const body = requestBody(stream, controller, budget);
     const header = new Headers();
@@ -124,45 +142,94 @@ export class TunnelHttp2 {
     }
     return values;
   }
-
-  /** One call's share of its agent's request byte budget. */
-  private budgetOf(agentId: string, stream: ServerStream): Budget {
-    const held = this.heldByAgent;
-    const max = this.options.maxRequestBytesPerAgent;
-    let mine = 0;
-    return {
-      take: (bytes) => {
-        const total = (held.get(agentId) ?? 0) + bytes;
-        if (total > max) {
-          this.options.onBudgetExceeded();
-          stream.reset(ErrorCode.EnhanceYourCalm);
-          return false;
-        }
-        held.set(agentId, total);
-        mine += bytes;
-        return true;
-      },
-      give: (bytes) => {
-        const n = Math.min(bytes, mine);
-        mine -= n;
-        const left = (held.get(agentId) ?? 0) - n;
-        if (left > 0) held.set(agentId, left);
-        else held.delete(agentId);
-      },
-      release() {
-        this.give(mine);
-      },
-    };
-  }
 }
 
-interface Budget {
-  /** Counts `bytes` received; false (and the stream reset) when the agent's budget would be exceeded. */
-  take(bytes: number): boolean;
-  /** Counts `bytes` used up. */
-  give(bytes: number): void;
+/**
+ * One call's request bytes, charged to its connection's budget (and so its agent's and the
+ * process's) as they arrive and given back as they are used, and its body idle timer: armed once
+ * the turn that brought the headers is over with the body still to come (a unary call's whole
+ * request usually comes in one piece and never needs one), refreshed by every chunk.
+ */
+class CallMeter {
+  /** Bytes charged to the budget now: a declared length up front, then what arrives past it. */
+  private charged = 0;
+  /** Bytes received and not yet used up. */
+  private pending = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private released = false;
+
+  constructor(
+    private readonly stream: ServerStream,
+    private readonly budget: ByteBudget<BudgetLevel>,
+    private readonly idleMs: number | undefined,
+    private readonly onRefused: (reason: RequestRefusal) => void,
+  ) {
+    if (idleMs !== undefined) queueMicrotask(() => this.armIdle());
+  }
+
+  /** Charges a declared request length before any of it arrives; names the refusing level, or undefined. */
+  reserve(bytes: number): RequestRefusal | undefined {
+    const refusal = chargeBudget(this.budget, bytes);
+    if (refusal !== undefined) {
+      this.onRefused(refusal);
+      this.release();
+      return refusal;
+    }
+    this.charged += bytes;
+    return undefined;
+  }
+
+  /** Counts `bytes` received; false (and the stream reset) when a budget would be exceeded. */
+  take(bytes: number): boolean {
+    this.pending += bytes;
+    const extra = this.pending - this.charged;
+    if (extra > 0) {
+      const refusal = chargeBudget(this.budget, extra);
+      if (refusal !== undefined) {
+        this.refuse(refusal);
+        return false;
+      }
+      this.charged += extra;
+    }
+    this.timer?.refresh();
+    return true;
+  }
+
+  /** Counts `bytes` used up: they no longer count, nor does as much of a declared length. */
+  give(bytes: number): void {
+    const n = Math.min(bytes, this.pending);
+    this.pending -= n;
+    const back = Math.min(n, this.charged);
+    this.charged -= back;
+    this.budget.release(back);
+  }
+
+  /** The request body is complete: nothing to time any more. */
+  bodyEnded(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
   /** The call is over: everything it held is given back. */
-  release(): void;
+  release(): void {
+    this.released = true;
+    this.bodyEnded();
+    this.budget.release(this.charged);
+    this.charged = this.pending = 0;
+  }
+
+  private armIdle(): void {
+    if (this.released || this.stream.requestDone) return;
+    this.timer = setTimeout(() => this.refuse("body_idle"), this.idleMs);
+    this.timer.unref();
+  }
+
+  private refuse(reason: RequestRefusal): void {
+    if (this.released) return;
+    this.onRefused(reason);
+    this.stream.reset(ErrorCode.EnhanceYourCalm);
+    this.release();
+  }
 }
 
 /**
@@ -179,7 +246,7 @@ class LeanStreamAdapter extends EventEmitter implements LeanStream {
 
   constructor(
     private readonly stream: ServerStream,
-    private readonly budget: Budget,
+    private readonly budget: CallMeter,
   ) {
     super();
     stream.onData = (chunk) => {
@@ -190,6 +257,7 @@ class LeanStreamAdapter extends EventEmitter implements LeanStream {
     };
     stream.onEnd = () => {
       this.readableEnded = true;
+      budget.bodyEnded();
       this.emit("end");
     };
     stream.onReset = () => this.gone();
@@ -240,7 +308,7 @@ class LeanStreamAdapter extends EventEmitter implements LeanStream {
 }
 
 /** A request body as connect's handlers read it: chunks as they come, credit returned as they are read. */
-function requestBody(stream: ServerStream, controller: AbortController, budget: Budget): AsyncIterable<Uint8Array> {
+function requestBody(stream: ServerStream, controller: AbortController, budget: CallMeter): AsyncIterable<Uint8Array> {
   const chunks: Buffer[] = [];
   let ended = false;
   let wake: (() => void) | undefined;
@@ -251,6 +319,7 @@ function requestBody(stream: ServerStream, controller: AbortController, budget: 
   };
   stream.onEnd = () => {
     ended = true;
+    budget.bodyEnded();
     wake?.();
   };
   stream.onReset = () => {
@@ -278,19 +347,18 @@ function requestBody(stream: ServerStream, controller: AbortController, budget: 
 }
 
 /**
- * An unknown path, as on node:http2: gRPC clients get Unimplemented in a trailers-only response,
- * everyone else a 404 with Connect's JSON error.
+ * An error answered before the body is read, as on node:http2: gRPC clients get a trailers-only
+ * response, everyone else the code's HTTP status with Connect's JSON error (an unknown path: 404).
  */
-function answerUnknownRoute(stream: ServerStream, headers: IncomingHttpHeaders, path: string): void {
+function answerError(stream: ServerStream, headers: IncomingHttpHeaders, code: Code, message: string): void {
   const contentType = String(headers["content-type"] ?? "");
-  const message = `unknown method ${path}`;
   stream.onData = (chunk) => stream.consumed(chunk.length);
   if (contentType.startsWith("application/grpc")) {
-    stream.respond([[":status", "200"], ["content-type", contentType], ["grpc-status", String(Code.Unimplemented)], ["grpc-message", encodeURIComponent(message)]], true);
+    stream.respond([[":status", "200"], ["content-type", contentType], ["grpc-status", String(code)], ["grpc-message", encodeURIComponent(message)]], true);
     return;
   }
-  stream.respond([[":status", "404"], ["content-type", "application/json"]]);
-  stream.write(Buffer.from(JSON.stringify({ code: "unimplemented", message })));
+  stream.respond([[":status", String(codeToHttpStatus(code))], ["content-type", "application/json"]]);
+  stream.write(Buffer.from(JSON.stringify({ code: codeToString(code), message })));
   stream.end();
 }
 

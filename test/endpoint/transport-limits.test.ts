@@ -1,6 +1,6 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { connect as http2Connect, type ClientHttp2Session } from "node:http2";
+import { connect as http2Connect, constants, type ClientHttp2Session } from "node:http2";
 import { connect as tcpConnect, type Socket } from "node:net";
 import { once } from "node:events";
 import { WebSocket } from "ws";
@@ -224,6 +224,64 @@ describe("timeouts and caps on the transport", () => {
       session.close();
     }
   });
+
+  for (const impl of ["agentgate", "node"] as const) {
+    describe(`inside a tunnel, HTTP/2 served by ${impl}`, () => {
+      let tunnelSrv: TestServer;
+      before(async () => {
+        tunnelSrv = await startTestServer(t.db, { bodyIdleTimeoutMs: 300, maxRequestBytesPerConnection: 100 * 1024, maxRequestBytesPerAgent: 150 * 1024, tunnelHttp2: impl });
+      });
+      after(() => tunnelSrv.close());
+
+      /** An HTTP/2 connection on a new stream of the agent's tunnel. */
+      async function h2InTunnel(token: string): Promise<{ session: ClientHttp2Session; close(): void }> {
+        const tunnel = await dialRawTunnel(tunnelSrv.url, token);
+        const session = http2Connect("http://agentgate.tunnel", { createConnection: () => tunnel.session.open() });
+        await once(session, "connect");
+        return { session, close: () => (session.close(), tunnel.ws.close()) };
+      }
+
+      test("a body that stalls is cut at the body idle timeout", async () => {
+        const before = await refusedCount(tunnelSrv, "body_idle");
+        const { session, close } = await h2InTunnel(tokens[0]!);
+        try {
+          const stalled = await h2Post(session, {}, 1000, 1).response;
+          assert.equal(stalled.reset, constants.NGHTTP2_ENHANCE_YOUR_CALM);
+          assert.equal(await refusedCount(tunnelSrv, "body_idle"), before + 1);
+        } finally {
+          close();
+        }
+      });
+
+      test("a declared body past the connection's budget is refused ResourceExhausted before it is read", async () => {
+        const before = await refusedCount(tunnelSrv, "connection_bytes");
+        const { session, close } = await h2InTunnel(tokens[1]!);
+        try {
+          const refused = await h2Post(session, {}, 1024 * 1024, 1024).response;
+          assert.equal(refused.status, 429);
+          assert.match(refused.body, /resource_exhausted/);
+          assert.equal(await refusedCount(tunnelSrv, "connection_bytes"), before + 1);
+        } finally {
+          close();
+        }
+      });
+
+      test("streams in flight share the connection's budget: the one past it is refused, the others go on", async () => {
+        const { session, close } = await h2InTunnel(tokens[2]!);
+        try {
+          const first = h2Post(session, {}, 40 * 1024, 1024);
+          const second = h2Post(session, {}, 40 * 1024, 1024);
+          const third = h2Post(session, {}, 40 * 1024, 1024);
+          const refused = await third.response;
+          assert.equal(refused.status, 429);
+          for (const call of [first, second]) call.stream.end(Buffer.alloc(39 * 1024, 0x20));
+          for (const call of [first, second]) assert.notEqual((await call.response).status, 429);
+        } finally {
+          close();
+        }
+      });
+    });
+  }
 
   test("more connections from one address than allowed: the extra one is closed on arrival", async () => {
     // A server of its own, so no connection of another test counts.
