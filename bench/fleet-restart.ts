@@ -11,7 +11,7 @@
  *
  * Env: N agents (2000), RAMP tunnels/s per probe process for the first connect (500), WORKERS
  * (2), WAIT (5m: how long the new server gets to have every agent back), SERVE_ARGS (more serve
- * flags, both servers), AGENTGATE_INTEROP_KIT (/work/kit), PROBE_GOMAXPROCS (1), KEEP_DB=name
+ * flags, both servers), AGENTGATE_INTEROP_KIT (/work/kit), PROBE_GOMAXPROCS (1), PROBE_GOGC (off), PROBE_GOMEMLIMIT (6GiB) (bench/support/probe-env.ts says why), KEEP_DB=name
  * (keep the provisioned database and its tokens, as bench/fleet.ts does; the same name shares
  * them), PROBE_LOG=prefix (keep each probe's output).
  */
@@ -24,6 +24,7 @@ import { join } from "node:path";
 import pg from "pg";
 import { parseDuration } from "../src/duration.js";
 import { fleetTokens } from "./support/fleet-tokens.js";
+import { probeEnv } from "./support/probe-env.js";
 import { buildDist, freePort, startServe } from "./support/serve-process.js";
 
 const ADMIN_URL = process.env.BENCH_DATABASE_URL;
@@ -37,7 +38,6 @@ const WORKERS = Number(process.env.WORKERS ?? 2);
 const WAIT_MS = parseDuration(process.env.WAIT ?? "5m");
 const SERVE_ARGS = (process.env.SERVE_ARGS ?? "").split(" ").filter(Boolean);
 const KIT = process.env.AGENTGATE_INTEROP_KIT ?? "/work/kit";
-const PROBE_GOMAXPROCS = process.env.PROBE_GOMAXPROCS ?? "1";
 const FLEETS = 2;
 const ADMIN_TOKEN = randomBytes(16).toString("hex");
 const KEEP_DB = process.env.KEEP_DB;
@@ -96,7 +96,7 @@ try {
     await writeFile(file, tokens.filter((_, i) => i % FLEETS === k).join("\n") + "\n");
     const p = spawn(`${KIT}/bin/agentprobe`, ["-url", server.url, "-desc", desc, "fleet", "-tokens", file, "-t", "1h", "-ramp", String(RAMP), "-report", "5s"], {
       stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, GOMAXPROCS: PROBE_GOMAXPROCS },
+      env: probeEnv(),
     });
     let out = "";
     p.stdout.on("data", (c: Buffer) => (out += c));

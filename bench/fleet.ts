@@ -11,7 +11,7 @@
  *
  * Env: N agents (2000), DURATION of the probes' steady run (2m), RAMP tunnels/s per fleet process
  * (500), WORKERS (2), AGENTGATE_INTEROP_KIT (the built kit, /work/kit), SERVE_ARGS (more serve
- * flags), NODE_ARGS (node flags of the server's processes, e.g. --cpu-prof), PROBE_GOMAXPROCS (1),
+ * flags), NODE_ARGS (node flags of the server's processes, e.g. --cpu-prof), PROBE_GOMAXPROCS (1), PROBE_GOGC (off), PROBE_GOMEMLIMIT (6GiB) (bench/support/probe-env.ts says why),
  * PROBE_ARGS (more `agentprobe fleet` flags, e.g. "-metadata 1s -stats 0"), PROBE_LOG=prefix (keep each
  * probe's output in prefix.0, prefix.1),
  * KEEP_DB=name (keep the provisioned database and its tokens for the next run with that name and
@@ -26,6 +26,7 @@ import { join } from "node:path";
 import pg from "pg";
 import { parseDuration } from "../src/duration.js";
 import { fleetTokens } from "./support/fleet-tokens.js";
+import { probeEnv } from "./support/probe-env.js";
 import { pgDelta, readPg } from "./support/pg-activity.js";
 import { buildDist, procUsage, startServe } from "./support/serve-process.js";
 
@@ -41,8 +42,6 @@ const WORKERS = Number(process.env.WORKERS ?? 2);
 const KIT = process.env.AGENTGATE_INTEROP_KIT ?? "/work/kit";
 /** More `serve` flags, split on spaces: e.g. SERVE_ARGS="--overload-lag 1h" to compare limits off and on. */
 const SERVE_ARGS = (process.env.SERVE_ARGS ?? "").split(" ").filter(Boolean);
-/** Cores each Go probe may run on (its GOMAXPROCS): 1 keeps two probes' schedulers from spinning on a 2-core machine. */
-const PROBE_GOMAXPROCS = process.env.PROBE_GOMAXPROCS ?? "1";
 /** Node flags for the server's processes (workers inherit them), e.g. NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof". */
 const NODE_ARGS = (process.env.NODE_ARGS ?? "").split(" ").filter(Boolean);
 /** More `agentprobe fleet` flags, e.g. PROBE_ARGS="-metadata 1s -stats 0" to price an RPC alone on its tunnel. */
@@ -100,7 +99,7 @@ try {
       new Promise<{ code: number | null; out: string }>((resolve) => {
         const p = spawn(`${KIT}/bin/agentprobe`, ["-url", server.url, "-desc", desc, "fleet", "-tokens", file, "-t", DURATION, "-ramp", String(RAMP), "-report", "30s", ...PROBE_ARGS], {
           stdio: ["ignore", "pipe", "pipe"],
-          env: { ...process.env, GOMAXPROCS: PROBE_GOMAXPROCS },
+          env: probeEnv(),
         });
         let out = "";
         probeCpu.set(p.pid!, 0);
