@@ -3,7 +3,7 @@ import { randomUUID } from "node:crypto";
 import { it } from "node:test";
 import type { Queryable } from "../../src/db/database.js";
 import { isCheckViolation, isUniqueViolation } from "../../src/db/errors.js";
-import { connectAgent, disconnectAgent, refreshAgentConnections } from "../../src/db/queries/agent-connections.js";
+import { connectAgent, connectAgents, disconnectAgent, disconnectAgents, refreshAgentConnections } from "../../src/db/queries/agent-connections.js";
 import { listAgentOverviews } from "../../src/db/queries/agent-overviews.js";
 import { getTokenAgent } from "../../src/db/queries/agent-tokens.js";
 import { getAgentById, insertAgent, updateAgentLifecycle, updateAgentStartup } from "../../src/db/queries/agents.js";
@@ -220,6 +220,22 @@ forEachEngine((t) => {
   });
 
   if (t.name === "pg") {
+    it("batched connection writes lock their rows in id order: two with the same agents in opposite orders never deadlock", async () => {
+      const f = await makeWorkspace(t.db, { agents: Array.from({ length: 200 }, (_, i) => `a${i}`) });
+      const ids = f.agents.map((a) => a.id);
+      const reversed = [...ids].reverse();
+      const [replicaA, replicaB] = [randomUUID(), randomUUID()];
+      const now = new Date();
+      for (let round = 0; round < 10; round++) {
+        const [one, other] = await Promise.all([connectAgents(t.db, replicaA, ids.map((id) => ({ id, now }))), connectAgents(t.db, replicaB, reversed.map((id) => ({ id, now })))]);
+        const refreshes = (connections: typeof one, order: string[]) => order.map((agentId, i) => ({ agentId, at: now, connection: connections[i]! }));
+        await Promise.all([
+          refreshAgentConnections(t.db, replicaA, refreshes(one, ids)),
+          disconnectAgents(t.db, replicaB, reversed.map((id, i) => ({ id, generation: other[i]!.connectionGeneration, disconnectedAt: now }))),
+        ]);
+      }
+    });
+
     it("a heartbeat UPDATE in flight while the disconnect commits does not undo it (PostgreSQL row-lock interleaving)", async () => {
       const f = await makeWorkspace(t.db);
       const agentId = f.agents[0]!.id;
@@ -232,7 +248,7 @@ forEachEngine((t) => {
         // The disconnect holds the row lock, uncommitted; the heartbeat's UPDATE queues behind it.
         assert.equal(await disconnectAgent(tx, { id: agentId, replicaId, generation: connection.connectionGeneration, disconnectedAt }), true);
         heartbeat = store.writeHeartbeats([{ agentId, connection, at: new Date("2037-01-01T00:00:30Z") }]);
-        await waitUntilBlockedOnLock(t.db, "UPDATE workspace_agents a SET%");
+        await waitUntilBlockedOnLock(t.db, "%UPDATE workspace_agents a SET%");
       });
       await heartbeat;
       assert.deepEqual((await getAgentById(t.db, agentId))?.disconnectedAt, disconnectedAt);

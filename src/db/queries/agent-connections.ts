@@ -2,6 +2,15 @@ import type { Queryable } from "../database.js";
 import { isoOrNull } from "./columns.js";
 
 /**
+ * The rows of the agents in `u`, locked in id order before a batched UPDATE of them. The UPDATE
+ * alone locks in whatever order its plan visits them, so two statements of many agents each (a
+ * connect on one worker and a disconnect or refresh on another, during a reconnect storm) could
+ * each hold a row the other waits for: PostgreSQL's "deadlock detected", and both writes lost.
+ * The UPDATE's own conditions are still checked on each row's newest version.
+ */
+const LOCKED_IN_ID_ORDER = `locked AS MATERIALIZED (SELECT a.id FROM workspace_agents a JOIN u ON a.id = u.id ORDER BY a.id FOR UPDATE OF a)`;
+
+/**
  * One connection of an agent as {@link connectAgent} recorded it. Its generation and the
  * disconnect it found guard every later write of that connection.
  */
@@ -36,13 +45,14 @@ export async function connectAgents(
   items: ReadonlyArray<{ id: string; now: Date }>,
 ): Promise<Array<AgentConnection | undefined>> {
   const { rows } = await q.query<AgentConnection & { id: string }>(
-    `UPDATE workspace_agents a SET
+    `WITH u AS MATERIALIZED (SELECT * FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, now)), ${LOCKED_IN_ID_ORDER}
+     UPDATE workspace_agents a SET
        first_connected_at = coalesce(a.first_connected_at, u.now),
        last_connected_at = u.now,
        last_connected_replica_id = $3,
        connection_generation = a.connection_generation + 1,
        updated_at = u.now
-     FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, now)
+     FROM u JOIN locked ON locked.id = u.id
      WHERE a.id = u.id AND NOT a.deleted
      RETURNING a.id, a.connection_generation AS "connectionGeneration", a.first_connected_at AS "firstConnectedAt",
                a.last_connected_at AS "lastConnectedAt", a.disconnected_at AS "disconnectedAt"`,
@@ -85,12 +95,14 @@ export async function refreshAgentConnections(q: Queryable, replicaId: string, r
   if (byId.size === 0) return [];
   const list = [...byId.values()];
   const { rows } = await q.query<{ id: string }>(
-    `UPDATE workspace_agents a SET
+    `WITH u AS MATERIALIZED (SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::bigint[], $4::timestamptz[]) AS u(id, at, generation, found_disconnected_at)),
+       ${LOCKED_IN_ID_ORDER}
+     UPDATE workspace_agents a SET
        last_connected_at = u.at,
        disconnected_at = NULL,
        last_connected_replica_id = $5,
        updated_at = u.at
-     FROM unnest($1::uuid[], $2::timestamptz[], $3::bigint[], $4::timestamptz[]) AS u(id, at, generation, found_disconnected_at)
+     FROM u JOIN locked ON locked.id = u.id
      WHERE a.id = u.id AND a.connection_generation = u.generation
        AND (a.disconnected_at IS NULL OR date_trunc('milliseconds', a.disconnected_at) = u.found_disconnected_at)
      RETURNING a.id`,
@@ -144,8 +156,9 @@ export interface ConnectionEnd {
  */
 export async function disconnectAgents(q: Queryable, replicaId: string, ends: readonly ConnectionEnd[]): Promise<boolean[]> {
   const { rows } = await q.query<{ id: string }>(
-    `UPDATE workspace_agents a SET disconnected_at = u.at, updated_at = u.at
-     FROM unnest($1::uuid[], $2::bigint[], $3::timestamptz[]) AS u(id, generation, at)
+    `WITH u AS MATERIALIZED (SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::timestamptz[]) AS u(id, generation, at)), ${LOCKED_IN_ID_ORDER}
+     UPDATE workspace_agents a SET disconnected_at = u.at, updated_at = u.at
+     FROM u JOIN locked ON locked.id = u.id
      WHERE a.id = u.id AND a.last_connected_replica_id = $4 AND a.connection_generation = u.generation
      RETURNING a.id`,
     [ends.map((e) => e.id), ends.map((e) => e.generation), ends.map((e) => isoOrNull(e.disconnectedAt)), replicaId],

@@ -106,6 +106,8 @@ export async function updateMetadataAndNotify(q: Queryable, updates: MetadataUpd
        SELECT u.agent_id, u.key, u.value, u.error, u.collected_at
        FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[]) AS u(agent_id, key, value, error, collected_at)
        JOIN workspace_agent_metadata_descriptions d ON d.workspace_agent_id = u.agent_id AND d.key = u.key
+       -- Rows in one order in every statement: two flushes of overlapping agents can't deadlock.
+       ORDER BY u.agent_id, u.key
        ON CONFLICT (workspace_agent_id, key) DO UPDATE SET value = excluded.value, error = excluded.error, collected_at = excluded.collected_at
        RETURNING m.workspace_agent_id, m.key, m.collected_at
      ), agents AS (
