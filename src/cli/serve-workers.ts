@@ -29,12 +29,28 @@ const START_TIMEOUT_MS = 120_000;
 export const WORKER_SEMI_SPACE_MIB = 32;
 
 /**
- * The Node flags workers run with: the primary's own, plus {@link WORKER_SEMI_SPACE_MIB} unless
- * the operator set the semi-space already (in the flags or NODE_OPTIONS).
+ * How far a worker's old generation may grow past what the last full collection kept before the
+ * next one, in percent (V8 picks up to 300 % on a machine with memory to spare). A fleet's
+ * garbage is mostly calls' short-lived objects that outlived two scavenges; at 50 % two workers
+ * holding 10,000 agents peaked at 723 MiB instead of 817 MiB (45 KB per agent instead of 55), with
+ * no more CPU: marking a 100 MB live heap every 20–40 s costs well under 1 % of a core.
+ */
+export const WORKER_HEAP_GROWING_PERCENT = 50;
+
+/** V8 flags workers get unless the operator set them (in the flags or NODE_OPTIONS): name, value. */
+const WORKER_V8_DEFAULTS: ReadonlyArray<readonly [string, number]> = [
+  ["max-semi-space-size", WORKER_SEMI_SPACE_MIB],
+  ["heap-growing-percent", WORKER_HEAP_GROWING_PERCENT],
+];
+
+/**
+ * The Node flags workers run with: the primary's own, plus each of {@link WORKER_V8_DEFAULTS} the
+ * operator did not set already (V8 takes `-` and `_` alike in flag names).
  */
 export function workerExecArgv(execArgv: readonly string[], nodeOptions = process.env.NODE_OPTIONS ?? ""): string[] {
-  const set = [...execArgv, ...nodeOptions.split(/\s+/)].some((a) => /^--max[-_]semi[-_]space[-_]size\b/.test(a));
-  return set ? [...execArgv] : [...execArgv, `--max-semi-space-size=${WORKER_SEMI_SPACE_MIB}`];
+  const given = [...execArgv, ...nodeOptions.split(/\s+/)].map((a) => a.replaceAll("_", "-"));
+  const added = WORKER_V8_DEFAULTS.filter(([name]) => !given.some((a) => a === `--${name}` || a.startsWith(`--${name}=`))).map(([name, value]) => `--${name}=${value}`);
+  return [...execArgv, ...added];
 }
 
 export interface WorkerPool {

@@ -23,10 +23,10 @@ describe("agentgate serve --workers", () => {
     assert.match(result.stderr, /want auto or a whole number of at least 1/);
   });
 
-  test("workers get a larger semi-space unless the operator chose one", () => {
-    assert.deepEqual(workerExecArgv(["--enable-source-maps"], ""), ["--enable-source-maps", "--max-semi-space-size=32"]);
-    assert.deepEqual(workerExecArgv(["--max-semi-space-size=8"], ""), ["--max-semi-space-size=8"]);
-    assert.deepEqual(workerExecArgv([], "--max_semi_space_size=64 --trace-gc"), []);
+  test("workers get a larger semi-space and a smaller heap growing factor unless the operator chose them", () => {
+    assert.deepEqual(workerExecArgv(["--enable-source-maps"], ""), ["--enable-source-maps", "--max-semi-space-size=32", "--heap-growing-percent=50"]);
+    assert.deepEqual(workerExecArgv(["--max-semi-space-size=8"], ""), ["--max-semi-space-size=8", "--heap-growing-percent=50"]);
+    assert.deepEqual(workerExecArgv([], "--max_semi_space_size=64 --trace-gc --heap_growing_percent=100"), []);
   });
 });
 
@@ -81,7 +81,7 @@ describe("agentgate serve --workers 2 on PostgreSQL", { skip: process.env.TEST_D
       const workerLines = serve.lines.filter((l) => l.msg === "worker listening");
       for (const l of workerLines) {
         const argv = (await readFile(`/proc/${l.worker_pid as number}/cmdline`, "utf8")).split("\0");
-        assert.ok(argv.includes("--max-semi-space-size=32"), `worker runs with the semi-space flag: ${argv.join(" ")}`);
+        assert.ok(argv.includes("--max-semi-space-size=32") && argv.includes("--heap-growing-percent=50"), `worker runs with the V8 flags: ${argv.join(" ")}`);
       }
       const victim = workerLines[0] as { worker_pid: number; replica_id: string };
       process.kill(victim.worker_pid, "SIGKILL");
