@@ -1,4 +1,5 @@
 import { pino, type Logger } from "pino";
+import { turnBatchedStdout } from "./log-destination.js";
 
 export type { Logger };
 
@@ -17,12 +18,13 @@ export interface LogOptions {
  */
 export function createLogger(options: LogOptions = {}): Logger {
   const pretty = (options.format ?? (process.stdout.isTTY === true ? "pretty" : "json")) === "pretty";
-  return pino({
+  const settings = {
     level: options.level ?? "info",
-    formatters: { level: (label) => ({ level: label }) },
+    formatters: { level: (label: string) => ({ level: label }) },
     redact: { paths: ["token", "auth_token", "*.token", "*.auth_token", "headers.cookie", "headers.authorization", 'headers["coder-session-token"]'], censor: "[redacted]" },
-    ...(pretty ? { transport: { target: "pino-pretty", options: { colorize: true } } } : {}),
-  });
+  };
+  if (pretty) return pino({ ...settings, transport: { target: "pino-pretty", options: { colorize: true } } });
+  return pino(settings, turnBatchedStdout());
 }
 
 /** A logger that drops everything: for tests and library callers that pass none. */
