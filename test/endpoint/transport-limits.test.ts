@@ -337,14 +337,17 @@ describe("liveness needs the server's own ping answered", () => {
   });
   after(() => srv.close());
 
-  test("an agent that never reads but sends pongs of its own is disconnected within the inactive timeout", async () => {
-    const ws = new WebSocket(`${srv.url.replace("http", "ws")}/api/v2/workspaceagents/me/rpc`, { headers: { "Coder-Session-Token": token }, autoPong: false });
+  /**
+   * Dials a raw WebSocket, stops reading it, sends `send(ws)` every 20 ms, and waits for the
+   * server to evict it for a ping timeout.
+   */
+  async function evictedWhileNotReading(send: (ws: WebSocket) => void, options: { autoPong?: boolean } = {}): Promise<void> {
+    const ws = new WebSocket(`${srv.url.replace("http", "ws")}/api/v2/workspaceagents/me/rpc`, { headers: { "Coder-Session-Token": token }, ...options });
     await new Promise((resolve, reject) => ws.once("open", resolve).once("error", reject));
     ws.on("error", () => undefined);
     const evictions = async () => (await srv.server.metrics.pingTimeouts.get()).values[0]?.value ?? 0;
     const before = await evictions();
-    // Unsolicited pongs, and no reading: the server's pings and its data pile up unread.
-    const timer = setInterval(() => ws.readyState === ws.OPEN && ws.pong(Buffer.from("alive")), 20);
+    const timer = setInterval(() => ws.readyState === ws.OPEN && send(ws), 20);
     (ws as unknown as { _socket: Socket })._socket.pause();
     try {
       await eventually(async () => ((await evictions()) > before ? true : undefined), 10_000, "ping timeout eviction");
@@ -352,24 +355,17 @@ describe("liveness needs the server's own ping answered", () => {
       clearInterval(timer);
       ws.terminate();
     }
+  }
+
+  test("an agent that never reads but sends pongs of its own is disconnected within the inactive timeout", async () => {
+    // Unsolicited pongs, and no reading: the server's pings and its data pile up unread.
+    await evictedWhileNotReading((ws) => ws.pong(Buffer.from("alive")), { autoPong: false });
   });
 
   test("an agent that keeps sending but never reads is disconnected: a busy tunnel still gets a ping every fourth tick", async () => {
-    const ws = new WebSocket(`${srv.url.replace("http", "ws")}/api/v2/workspaceagents/me/rpc`, { headers: { "Coder-Session-Token": token } });
-    await new Promise((resolve, reject) => ws.once("open", resolve).once("error", reject));
-    ws.on("error", () => undefined);
-    const evictions = async () => (await srv.server.metrics.pingTimeouts.get()).values[0]?.value ?? 0;
-    const before = await evictions();
-    // yamux pings every 20 ms (bytes the tracker sees), and no reading.
+    // yamux pings (bytes the tracker sees), and no reading.
     let id = 0;
-    const timer = setInterval(() => ws.readyState === ws.OPEN && ws.send(frameHeader(FrameType.Ping, Flag.SYN, 0, ++id)), 20);
-    (ws as unknown as { _socket: Socket })._socket.pause();
-    try {
-      await eventually(async () => ((await evictions()) > before ? true : undefined), 10_000, "ping timeout eviction");
-    } finally {
-      clearInterval(timer);
-      ws.terminate();
-    }
+    await evictedWhileNotReading((ws) => ws.send(frameHeader(FrameType.Ping, Flag.SYN, 0, ++id)));
   });
 
   test("a tunnel carrying calls is pinged every fourth tick, a quiet one every tick", async () => {
