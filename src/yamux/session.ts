@@ -420,6 +420,8 @@ export class Session extends EventEmitter implements FrameHandler, StreamHost, W
     clearTimeout(this.keepaliveTimer);
     this.writer.flush();
     this.writer.close();
+    // A close() waiting for streams to finish ends now: they are gone with the session.
+    const finishClose = this.drained;
     this.drained = undefined;
     const transport = this.transport;
     if (!transport.destroyed && !transport.writableEnded) transport.end();
@@ -429,6 +431,7 @@ export class Session extends EventEmitter implements FrameHandler, StreamHost, W
     this.pings?.failAll(streamError ?? new YamuxError(YamuxErrorCode.SessionClosed, "yamux session closed"));
     if (cause !== undefined && this.listenerCount("error") > 0) this.emit("error", cause);
     this.emit("close");
+    finishClose?.();
   }
 }
 

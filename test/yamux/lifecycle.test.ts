@@ -63,6 +63,20 @@ describe("session lifecycle", () => {
     destroyAll(pair.client);
   });
 
+
+  it("close() resolves as soon as the transport dies, not after closeTimeoutMs", async () => {
+    // At shutdown an agent can go away while its tunnel drains: waiting out the grace for a
+    // session that is already over kept a server from exiting for the whole grace.
+    const pair = sessionPair({ server: { closeTimeoutMs: 60_000 } });
+    pair.client.open().on("error", () => {});
+    const [accepted] = (await once(pair.server, "stream")) as [Stream];
+    const failed = streamError(accepted);
+    const closing = pair.server.close();
+    pair.clientPipe.destroy();
+    const outcome = await Promise.race([closing.then(() => "closed"), once(pair.server, "close").then(() => new Promise((r) => setImmediate(r, "still closing")))]);
+    assert.equal(outcome, "closed");
+    assert.equal((await failed).code, YamuxErrorCode.SessionClosed);
+  });
   it("a SYN after our GoAway is refused with RST", async () => {
     const pair = sessionPair({ server: { closeTimeoutMs: 1000 } });
     ignoreStreamErrors(pair.server);
