@@ -81,8 +81,8 @@ export async function startServe(o: {
     serve.once("exit", (code) => reject(new Error(`serve exited with ${code}`)));
   });
   // Drain the log (one line per agent connecting) so the server never blocks on a full pipe;
-  // SERVER_LOG=file keeps it.
-  if (process.env.SERVER_LOG) serve.stdout!.pipe(createWriteStream(process.env.SERVER_LOG));
+  // SERVER_LOG=file keeps it (appended: a restart benchmark's two servers share the file).
+  if (process.env.SERVER_LOG) serve.stdout!.pipe(createWriteStream(process.env.SERVER_LOG, { flags: "a" }));
   else serve.stdout!.resume();
   for (const child of (await run("pgrep", ["-P", String(serve.pid)]).catch(() => "")).split("\n").filter(Boolean)) pids.add(Number(child));
   return {

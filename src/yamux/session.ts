@@ -134,22 +134,25 @@ export class Session extends EventEmitter implements FrameHandler, StreamHost, W
   /**
    * Sends GoAway with `code`, refuses new streams, lets open streams finish for up to
    * `closeTimeoutMs`, then destroys the rest (with `ERR_YAMUX_CLOSE_TIMEOUT`) and ends the
-   * transport. Resolves when the session is closed; calling it again returns the same promise.
+   * transport. A stream has finished once our side of it ended (FIN sent): whatever the peer
+   * still sends on it has no reader, so the session need not wait for the peer's FIN (a busy
+   * peer's can take seconds). Resolves when the session is closed; calling it again returns
+   * the same promise.
    */
   close(code: GoAwayCode = GoAwayCode.Normal): Promise<void> {
     if (this.closing !== undefined) return this.closing;
     if (this.terminated) return Promise.resolve();
     this.sendFrame(FrameType.GoAway, 0, SESSION_STREAM_ID, code);
     this.closing = new Promise<void>((resolve) => {
-      const finish = (): void => {
+      const finish = (timedOut: boolean): void => {
         clearTimeout(timer);
         this.drained = undefined;
-        this.terminate(undefined, new YamuxError(YamuxErrorCode.CloseTimeout, "yamux session closed before the stream finished"));
+        this.terminate(undefined, timedOut ? new YamuxError(YamuxErrorCode.CloseTimeout, "yamux session closed before the stream finished") : undefined);
         resolve();
       };
-      const timer = setTimeout(finish, this.config.closeTimeoutMs);
-      this.drained = finish;
-      if (this.streams.size === 0) finish();
+      const timer = setTimeout(finish, this.config.closeTimeoutMs, true);
+      this.drained = () => finish(false);
+      if (this.everyStreamEndedHere()) finish(false);
     });
     return this.closing;
   }
@@ -387,7 +390,18 @@ export class Session extends EventEmitter implements FrameHandler, StreamHost, W
     if (this.streams.get(stream.id) !== stream) return;
     this.streams.delete(stream.id);
     this.starving?.delete(stream);
-    if (this.streams.size === 0) this.drained?.();
+    if (this.drained !== undefined && this.everyStreamEndedHere()) this.drained();
+  }
+
+  /** @internal Our side of a stream ended (StreamHost): a closing session may be done. */
+  endedHere(): void {
+    if (this.drained !== undefined && this.everyStreamEndedHere()) this.drained();
+  }
+
+  /** True when we sent FIN on every stream in the table (only checked while closing). */
+  private everyStreamEndedHere(): boolean {
+    for (const stream of this.streams.values()) if (!stream.endedHere) return false;
+    return true;
   }
 
   private scheduleKeepalive(): void {

@@ -10,6 +10,8 @@ export interface StreamHost {
   whenWritable(callback: () => void): void;
   /** The stream is done on the wire; drop it from the table. Idempotent. */
   forget(stream: Stream): void;
+  /** Our side of a stream ended (FIN sent); the peer's may still be open. */
+  endedHere(): void;
   /** The stream's committed bytes (credit granted plus data unread) changed by `delta`. */
   commit(stream: Stream, delta: number): void;
   /** Bytes the session can still grant all its streams together. */
@@ -93,6 +95,11 @@ export class Stream extends Duplex {
     if (length > this.receiveCredit) return false;
     this.receiveCredit -= length;
     return true;
+  }
+
+  /** @internal True once we sent FIN (every byte we write went out before it). */
+  get endedHere(): boolean {
+    return this.localFin;
   }
 
   /** @internal True when the peer already sent FIN, so data would break the protocol. */
@@ -184,6 +191,7 @@ export class Stream extends Duplex {
     this.localFin = true;
     if (!this.silenced) this.host.sendFrame(FrameType.WindowUpdate, Flag.FIN, this.id, 0);
     if (this.remoteFin) this.host.forget(this);
+    else this.host.endedHere();
     callback();
   }
 

@@ -64,6 +64,26 @@ describe("session lifecycle", () => {
   });
 
 
+  it("close() ends once our side of every stream ended, without waiting for the peer's FIN", async () => {
+    // A tunnel's HTTP/2 connection ends its side after GOAWAY; the agent closing its own side
+    // is its business, and a busy agent's FIN can take seconds: the drain needn't wait for it.
+    const pair = sessionPair({ server: { closeTimeoutMs: 60_000 } });
+    const opened = pair.client.open();
+    opened.on("error", () => {});
+    const [accepted] = (await once(pair.server, "stream")) as [Stream];
+    let serverError: Error | undefined;
+    accepted.on("error", (err: Error) => (serverError = err));
+    const closing = pair.server.close();
+    let answer = "";
+    opened.on("data", (chunk: Buffer) => (answer += chunk));
+    accepted.end("last words");
+    await closing;
+    await new Promise((resolve) => pair.client.once("close", resolve)); // the transport is gone: the client ends too
+    assert.equal(serverError, undefined, "a stream that had finished is not failed");
+    assert.equal(answer, "last words", "what it wrote before its FIN arrived");
+    assert.equal(pair.server.streamCount, 0);
+  });
+
   it("close() resolves as soon as the transport dies, not after closeTimeoutMs", async () => {
     // At shutdown an agent can go away while its tunnel drains: waiting out the grace for a
     // session that is already over kept a server from exiting for the whole grace.
