@@ -77,9 +77,24 @@ export function webSocketDuplex(ws: WebSocket, options: { readableHighWaterMark?
       duplex.push(null);
       duplex.destroy();
     } else {
-      duplex.destroy(new Error(`websocket closed: ${code}${reason.length ? ` ${reason.toString()}` : ""}`));
+      duplex.destroy(closeError(`websocket closed: ${code}${reason.length ? ` ${reason.toString()}` : ""}`));
     }
   });
   ws.on("error", (err) => duplex.destroy(err));
   return duplex;
+}
+
+/**
+ * The error of a close the peer or the network made. Its stack would show only the event loop,
+ * and formatting one per tunnel (the stream reads it on destroy) was 5 % of a worker's time
+ * while it closed 10,000 tunnels at shutdown.
+ */
+function closeError(message: string): Error {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return new Error(message);
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
 }
