@@ -134,10 +134,10 @@ export class Session extends EventEmitter implements FrameHandler, StreamHost, W
   /**
    * Sends GoAway with `code`, refuses new streams, lets open streams finish for up to
    * `closeTimeoutMs`, then destroys the rest (with `ERR_YAMUX_CLOSE_TIMEOUT`) and ends the
-   * transport. A stream has finished once our side of it ended (FIN sent): whatever the peer
-   * still sends on it has no reader, so the session need not wait for the peer's FIN (a busy
-   * peer's can take seconds). Resolves when the session is closed; calling it again returns
-   * the same promise.
+   * transport. A stream has finished once our side of it ended (FIN sent): a server has then
+   * answered all it will, and a busy peer's own FIN can take seconds to come. (So a client
+   * awaiting answers on streams it half-closed should not close the session until they came.)
+   * Resolves when the session is closed; calling it again returns the same promise.
    */
   close(code: GoAwayCode = GoAwayCode.Normal): Promise<void> {
     if (this.closing !== undefined) return this.closing;
