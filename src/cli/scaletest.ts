@@ -335,7 +335,7 @@ function formatReport(r: ScaletestReport): string {
     ["errors", Object.keys(r.errors).length === 0 ? "none" : Object.entries(r.errors).map(([c, n]) => `${c} ${n}`).join(", ")],
     ["steady latency", ms(r.latency_ms)],
     ["all latency", ms(r.latency_all_ms)],
-    ["server CPU", r.server === null ? "unknown (no /metrics)" : `${r.server.cpu_seconds} s (one replica's /metrics)`],
+    ["server CPU", r.server === null ? "unknown (no /metrics)" : `${r.server.cpu_seconds} s (the server's /metrics: every worker of it, not other replicas)`],
     ["server RSS", r.server === null ? "unknown" : `${Math.round(r.server.rss_bytes / 1024 / 1024)} MiB`],
     ["server RPCs", r.server === null ? "unknown" : Object.entries(r.server.rpcs_by_code).map(([c, n]) => `${c} ${n}`).join(", ") || "none"],
     ["generator", `${r.generator.cpu_seconds} s CPU (${r.generator.cpu_ms_per_agent_minute} ms per agent-minute), ${Math.round(r.generator.rss_bytes_per_agent / 1024)} KiB RSS per agent`],
