@@ -42,7 +42,10 @@ describe("memory attacks on a serve process stay within its bounds", () => {
       const tunnel = await tunnelBodies(url, token, 60, MiB);
       const grown = rssOf(child.pid!) - baseline;
       const sent = 50 * MiB + 60 * MiB;
-      assert.ok(grown < 48 * MiB, `RSS grew by ${(grown / MiB).toFixed(1)} MiB for ${sent / MiB} MiB sent`);
+      // Held: the agent's 16 MiB budget plus the allocator's and the collector's slack, 39–47 MiB
+      // in runs here (48.5 once in CI, beside other tests). Without either bound the server would
+      // hold the 50 or the 60 MiB sent on top of that, past 60.
+      assert.ok(grown < 60 * MiB, `RSS grew by ${(grown / MiB).toFixed(1)} MiB for ${sent / MiB} MiB sent`);
       await eventually(async () => (plain.refused === 50 ? true : undefined), 10_000, "every unauthenticated call answered and closed");
       // 16 MiB holds four near-limit declarations: every stream past them is refused.
       await eventually(async () => (tunnel.refused >= 56 ? true : undefined), 10_000, `streams past the budget refused (${tunnel.refused})`);
