@@ -17,10 +17,11 @@ describe("ServerStatsSampler", () => {
   test("keeps only the history's worth of samples, dropping the oldest first", async () => {
     const sampler = new ServerStatsSampler({ source: metricsStatsSource(new ServerMetrics()), replicaId: "r", logger: silentLogger(), intervalMs: 10, historyMs: 30 });
     try {
-      const startedAt = sampler.startedAt.getTime();
+      // The first sample's own time, not startedAt: a millisecond can pass between the two.
+      const firstAt = timestampDate((await sampler.snapshot()).samples[0]!.at!).getTime();
       const snap = await eventually(async () => {
         const s = await sampler.snapshot();
-        return timestampDate(s.samples[0]!.at!).getTime() > startedAt ? s : undefined;
+        return timestampDate(s.samples[0]!.at!).getTime() > firstAt ? s : undefined;
       }, 10_000, "the first sample dropped");
       assert.equal(snap.samples.length, 3);
     } finally {
